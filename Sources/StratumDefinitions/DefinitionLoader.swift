@@ -1,0 +1,146 @@
+import Foundation
+import StratumJSON
+
+/// Loads a definitions directory: every `*.yaml`/`*.yml` file at any depth,
+/// through YAML, schema and semantic validation, reporting every problem.
+public enum DefinitionLoader {
+    /// The result of loading: the definitions that passed YAML and schema
+    /// validation, and every diagnostic (semantic ones included).
+    public struct Result: Sendable {
+        public var definitions: DefinitionSet
+        public var diagnostics: [Diagnostic]
+        public var fileCount: Int
+
+        public var isValid: Bool { diagnostics.errorCount == 0 }
+    }
+
+    /// Why a directory could not be read at all (not a definition problem).
+    public struct ReadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Loads and validates every definition file under `directory`.
+    ///
+    /// `environment` answers `${env:NAME}` checks (unset ones are warnings).
+    public static func load(directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ReadError) -> Result {
+        let files = try definitionFiles(in: directory)
+        var inputs: [(path: String, bytes: [UInt8])] = []
+        var diagnostics: [Diagnostic] = []
+        for path in files {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                diagnostics.append(Diagnostic(file: path, location: .start, message: "cannot read the file"))
+                continue
+            }
+            inputs.append((path, Array(data)))
+        }
+        var result = load(files: inputs, environment: environment)
+        result.diagnostics = (diagnostics + result.diagnostics).sortedForDisplay()
+        result.fileCount = files.count
+        return result
+    }
+
+    /// Loads and validates definitions given as file contents.
+    public static func load(files: [(path: String, bytes: [UInt8])], environment: [String: String] = [:]) -> Result {
+        var set = DefinitionSet()
+        var diagnostics: [Diagnostic] = []
+        for file in files {
+            diagnostics += loadFile(file.path, file.bytes, into: &set)
+        }
+        diagnostics += SemanticChecker(definitions: set, environment: environment).check()
+        return Result(definitions: set, diagnostics: diagnostics.sortedForDisplay(), fileCount: files.count)
+    }
+
+    /// Every definition file under `directory`, sorted; hidden entries are skipped.
+    public static func definitionFiles(in directory: String) throws(ReadError) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ReadError(description: "\(directory): no such directory")
+        }
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
+            throw ReadError(description: "\(directory): cannot list the directory")
+        }
+        var files: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            if name.hasPrefix(".") {
+                enumerator.skipDescendants()
+                continue
+            }
+            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
+                let path = directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files.append(path) }
+            }
+        }
+        return files.sorted()
+    }
+
+    static func loadFile(_ path: String, _ bytes: [UInt8], into set: inout DefinitionSet) -> [Diagnostic] {
+        let (parsed, yamlDiagnostics) = YAMLLoader.load(bytes, file: path)
+        guard let document = parsed else { return yamlDiagnostics }
+        guard case .object(let object) = document.root else {
+            return [Diagnostic(file: path, location: document.location(of: .root), message: "a definition is a mapping, found \(document.root.briefDescription)", hint: "start the file with kind: and name:")]
+        }
+        guard let kindValue = object["kind"] else {
+            return [Diagnostic(file: path, location: document.location(of: .root), message: "missing required key \"kind\"", hint: "add kind: " + DefinitionKind.allCases.map(\.rawValue).joined(separator: " | "))]
+        }
+        let kindPointer = JSONPointer(["kind"])
+        guard let kindText = kindValue.stringValue, let kind = DefinitionKind(rawValue: kindText) else {
+            let kinds = DefinitionKind.allCases.map(\.rawValue)
+            let hint = kindValue.stringValue.flatMap { Suggestion.closest(to: $0, in: kinds) }.map { "did you mean \"\($0)\"?" }
+                ?? "expected one of: " + kinds.joined(separator: ", ")
+            return [Diagnostic(file: path, location: document.location(of: kindPointer), message: "unknown kind \(kindValue.briefDescription)", pointer: kindPointer, hint: hint)]
+        }
+        let violations = DefinitionSchemas.violations(of: document.root, kind: kind)
+        if !violations.isEmpty {
+            return violations.map { diagnostic(for: $0, in: document, file: path) }
+        }
+        do {
+            switch kind {
+            case .settings: set.settings.append(try decode(document, path))
+            case .source: set.sources.append(try decode(document, path))
+            case .identity: set.identities.append(try decode(document, path))
+            case .trait: set.traits.append(try decode(document, path))
+            case .rfm: set.rfmModels.append(try decode(document, path))
+            case .segment: set.segments.append(try decode(document, path))
+            case .funnel: set.funnels.append(try decode(document, path))
+            case .webhook: set.webhooks.append(try decode(document, path))
+            }
+        } catch let error as DecodingError {
+            return [decodingDiagnostic(error, document: document, file: path)]
+        } catch {
+            return [Diagnostic(file: path, location: .start, message: "\(error)")]
+        }
+        return []
+    }
+
+    static func decode<D: Definition>(_ document: YAMLDocument, _ path: String) throws -> Loaded<D> {
+        Loaded(definition: try JSONValueDecoder().decode(D.self, from: document.root), file: path, document: document)
+    }
+
+    /// A schema violation as a diagnostic at the offending key or value.
+    static func diagnostic(for violation: SchemaViolation, in document: YAMLDocument, file: String) -> Diagnostic {
+        var hint = violation.hint
+        if hint == nil, violation.keyword == "pattern", let value = document.root.value(at: violation.instancePath)?.stringValue {
+            hint = FieldPath.suggestion(forPointer: violation.instancePath, value: value)
+        }
+        return Diagnostic(
+            file: file,
+            location: document.location(of: violation.instancePath, preferKey: violation.isAboutKey),
+            message: violation.message,
+            pointer: violation.instancePath,
+            hint: hint
+        )
+    }
+
+    /// A value the schema allowed but the model could not take (a schema gap).
+    static func decodingDiagnostic(_ error: DecodingError, document: YAMLDocument, file: String) -> Diagnostic {
+        let context: DecodingError.Context
+        switch error {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c): context = c
+        @unknown default: return Diagnostic(file: file, location: .start, message: "\(error)")
+        }
+        let pointer = JSONPointer(context.codingPath.map { $0.intValue.map(String.init) ?? JSONValueDecoder.snakeCase($0.stringValue) })
+        return Diagnostic(file: file, location: document.location(of: pointer), message: context.debugDescription, pointer: pointer)
+    }
+}

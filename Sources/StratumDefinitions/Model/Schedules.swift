@@ -1,0 +1,116 @@
+import Foundation
+
+/// A parsed duration such as `15m`, `6h`, `500ms`.
+public struct TimeSpan: Sendable, Hashable {
+    public var milliseconds: Int
+
+    /// Parses `<positive integer><ms|s|m|h|d>`; nil when malformed or overflowing.
+    public init?(parsing text: String) {
+        let units: [(String, Int)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, factor) in units.sorted(by: { $0.0.count > $1.0.count }) where text.hasSuffix(suffix) {
+            guard let count = Int(text.dropLast(suffix.count)), count > 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            milliseconds = product
+            return
+        }
+        return nil
+    }
+
+    public var seconds: Double { Double(milliseconds) / 1000 }
+}
+
+/// A 5-field cron expression (minute hour day-of-month month day-of-week, UTC),
+/// with lists, ranges, steps, month/day names and the @hourly-style macros.
+public struct CronExpression: Sendable, Hashable {
+    public var minutes: Set<Int>
+    public var hours: Set<Int>
+    public var daysOfMonth: Set<Int>
+    public var months: Set<Int>
+    /// 0 = Sunday ... 6 = Saturday (7 is accepted and means Sunday).
+    public var daysOfWeek: Set<Int>
+    /// Whether day-of-month and day-of-week were both restricted (cron then ORs them).
+    public var daysOfMonthRestricted: Bool
+    public var daysOfWeekRestricted: Bool
+
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    static let macros = [
+        "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+        "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+    ]
+    static let fieldNames = ["minute", "hour", "day of month", "month", "day of week"]
+    static let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+    static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    static let dayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+    public init(parsing text: String) throws(ParseError) {
+        let expanded = Self.macros[text.trimmingCharacters(in: .whitespaces).lowercased()] ?? text
+        let fields = expanded.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard fields.count == 5 else {
+            throw ParseError(message: "a cron expression has 5 fields (minute hour day-of-month month day-of-week), found \(fields.count)")
+        }
+        var sets: [Set<Int>] = []
+        for (index, field) in fields.enumerated() {
+            sets.append(try Self.parseField(field, index: index))
+        }
+        minutes = sets[0]
+        hours = sets[1]
+        daysOfMonth = sets[2]
+        months = sets[3]
+        daysOfWeek = Set(sets[4].map { $0 == 7 ? 0 : $0 })
+        daysOfMonthRestricted = fields[2] != "*"
+        daysOfWeekRestricted = fields[4] != "*"
+    }
+
+    static func parseField(_ field: String, index: Int) throws(ParseError) -> Set<Int> {
+        let (low, high) = bounds[index]
+        let name = fieldNames[index]
+        var values: Set<Int> = []
+        for part in field.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !part.isEmpty else { throw ParseError(message: "empty list item in the \(name) field \"\(field)\"") }
+            let pieces = part.split(separator: "/", omittingEmptySubsequences: false)
+            guard pieces.count <= 2 else { throw ParseError(message: "more than one / in the \(name) field \"\(part)\"") }
+            var step = 1
+            if pieces.count == 2 {
+                guard let parsed = Int(pieces[1]), parsed > 0 else {
+                    throw ParseError(message: "the step in the \(name) field \"\(part)\" must be a positive number")
+                }
+                step = parsed
+            }
+            let range = pieces[0]
+            var start: Int
+            var end: Int
+            if range == "*" {
+                start = low
+                end = high
+            } else {
+                let ends = range.split(separator: "-", omittingEmptySubsequences: false)
+                guard ends.count <= 2 else { throw ParseError(message: "invalid range \"\(range)\" in the \(name) field") }
+                start = try value(String(ends[0]), index: index)
+                end = ends.count == 2 ? try value(String(ends[1]), index: index) : (pieces.count == 2 ? high : start)
+                guard start <= end else {
+                    throw ParseError(message: "the range \(range) in the \(name) field is reversed; write \(ends.count == 2 ? "\(ends[1])-\(ends[0])" : range)")
+                }
+            }
+            values.formUnion(stride(from: start, through: end, by: step))
+        }
+        return values
+    }
+
+    static func value(_ text: String, index: Int) throws(ParseError) -> Int {
+        let (low, high) = bounds[index]
+        let name = fieldNames[index]
+        let lowered = text.lowercased()
+        if index == 3, let month = monthNames.firstIndex(of: lowered) { return month + 1 }
+        if index == 4, let day = dayNames.firstIndex(of: lowered) { return day }
+        guard let number = Int(text) else { throw ParseError(message: "\"\(text)\" is not a valid \(name)") }
+        guard number >= low && number <= high else {
+            throw ParseError(message: "\(number) is out of range for the \(name) field (\(low)-\(high))")
+        }
+        return number
+    }
+}

@@ -1,0 +1,303 @@
+import CYAML
+import StratumJSON
+
+/// A YAML file read into JSON values, remembering where every value and key was.
+public struct YAMLDocument: Sendable {
+    public var root: JSONValue
+    /// Position of each value, by its JSON pointer.
+    public var valueLocations: [JSONPointer: SourceLocation]
+    /// Position of each mapping key, by the pointer of the value it names.
+    public var keyLocations: [JSONPointer: SourceLocation]
+
+    /// Where to point a person for a problem at `pointer`: the key when asked
+    /// (or when the value is missing), else the value, else the nearest ancestor.
+    public func location(of pointer: JSONPointer, preferKey: Bool = false) -> SourceLocation {
+        if preferKey, let key = keyLocations[pointer] { return key }
+        var current: JSONPointer? = pointer
+        while let candidate = current {
+            if let value = valueLocations[candidate] { return value }
+            current = candidate.parent
+        }
+        return .start
+    }
+}
+
+/// Reads definition files with libyaml, strictly.
+///
+/// YAML 1.2 core schema: only `true`/`false` are booleans (so `country: NO`
+/// stays a string), `~`/`null`/empty are null. Refused with an error: duplicate
+/// keys, anchors and aliases (a hostile file cannot expand), custom tags,
+/// complex keys, more than one document, nesting deeper than
+/// `maximumDepth` and files larger than `maximumFileSize`.
+public enum YAMLLoader {
+    public static let maximumFileSize = 1 << 20
+    public static let maximumDepth = 64
+
+    /// Parses `bytes`; on any problem returns nil and the problems.
+    public static func load(_ bytes: [UInt8], file: String) -> (YAMLDocument?, [Diagnostic]) {
+        guard bytes.count <= maximumFileSize else {
+            let size = Double(bytes.count) / 1_048_576
+            let message = "file is \(String(format1: size)) MiB; definition files are limited to 1 MiB (split it into several definitions)"
+            return (nil, [Diagnostic(file: file, location: .start, message: message)])
+        }
+        var builder = TreeBuilder(file: file)
+        bytes.withUnsafeBufferPointer { buffer in builder.run(buffer) }
+        if builder.diagnostics.isEmpty, let root = builder.root {
+            return (YAMLDocument(root: root, valueLocations: builder.valueLocations, keyLocations: builder.keyLocations), [])
+        }
+        return (nil, builder.diagnostics)
+    }
+}
+
+extension String {
+    init(format1 value: Double) {
+        let tenths = (value * 10).rounded() / 10
+        self = tenths == tenths.rounded() ? String(Int(tenths)) + ".0" : String(tenths)
+    }
+}
+
+private struct TreeBuilder {
+    enum Frame {
+        case mapping(object: JSONObject, pointer: JSONPointer, pendingKey: (String, SourceLocation)?, firstSeen: [String: SourceLocation])
+        case sequence(elements: [JSONValue], pointer: JSONPointer)
+    }
+
+    let file: String
+    var stack: [Frame] = []
+    var root: JSONValue?
+    var documents = 0
+    var valueLocations: [JSONPointer: SourceLocation] = [:]
+    var keyLocations: [JSONPointer: SourceLocation] = [:]
+    var diagnostics: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    mutating func error(_ location: SourceLocation, _ message: String, hint: String? = nil) {
+        diagnostics.append(Diagnostic(file: file, location: location, message: message, hint: hint))
+    }
+
+    mutating func run(_ buffer: UnsafeBufferPointer<UInt8>) {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            error(.start, "could not initialise the YAML parser")
+            return
+        }
+        defer { yaml_parser_delete(&parser) }
+        yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+        var event = yaml_event_t()
+        while true {
+            guard yaml_parser_parse(&parser, &event) == 1 else {
+                reportSyntaxError(parser)
+                return
+            }
+            defer { yaml_event_delete(&event) }
+            let location = SourceLocation(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
+            switch event.type {
+            case YAML_STREAM_END_EVENT:
+                if root == nil && diagnostics.isEmpty {
+                    error(.start, "file is empty", hint: "a definition starts with kind: and name:")
+                }
+                return
+            case YAML_DOCUMENT_START_EVENT:
+                documents += 1
+                if documents > 1 {
+                    error(location, "a second YAML document; a file holds one definition", hint: "move it to its own file")
+                    return
+                }
+            case YAML_SCALAR_EVENT:
+                let scalar = event.data.scalar
+                if let anchor = scalar.anchor { refuseAnchor(anchor, at: location) }
+                let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: Int(scalar.length)), as: UTF8.self)
+                let tag = scalar.tag.map { String(cString: $0) }
+                let plain = scalar.style == YAML_PLAIN_SCALAR_STYLE
+                let value = resolveScalar(text, tag: tag, plain: plain, at: location)
+                addNode(value, text: text, at: location)
+            case YAML_SEQUENCE_START_EVENT:
+                if let anchor = event.data.sequence_start.anchor { refuseAnchor(anchor, at: location) }
+                checkCollectionTag(event.data.sequence_start.tag, expected: "tag:yaml.org,2002:seq", at: location)
+                guard let pointer = beginNode(at: location) else { return }
+                stack.append(.sequence(elements: [], pointer: pointer))
+            case YAML_MAPPING_START_EVENT:
+                if let anchor = event.data.mapping_start.anchor { refuseAnchor(anchor, at: location) }
+                checkCollectionTag(event.data.mapping_start.tag, expected: "tag:yaml.org,2002:map", at: location)
+                guard let pointer = beginNode(at: location) else { return }
+                stack.append(.mapping(object: JSONObject(), pointer: pointer, pendingKey: nil, firstSeen: [:]))
+            case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+                guard let frame = stack.popLast() else { return }
+                switch frame {
+                case .mapping(let object, _, _, _): finishNode(.object(object))
+                case .sequence(let elements, _): finishNode(.array(elements))
+                }
+            case YAML_ALIAS_EVENT:
+                error(location, "aliases (*name) are not supported in definitions", hint: "repeat the value instead")
+                addNode(.null, text: nil, at: location)
+            default:
+                break
+            }
+        }
+    }
+
+    mutating func reportSyntaxError(_ parser: yaml_parser_t) {
+        let mark = parser.problem_mark
+        var message = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
+        if let context = parser.context.map({ String(cString: $0) }) {
+            message += " " + context
+            let contextMark = parser.context_mark
+            message += " (started at \(contextMark.line + 1):\(contextMark.column + 1))"
+        }
+        error(SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1), "YAML syntax: " + message)
+    }
+
+    mutating func refuseAnchor(_ anchor: UnsafeMutablePointer<yaml_char_t>, at location: SourceLocation) {
+        let name = String(cString: anchor)
+        error(location, "anchors (&\(name)) are not supported in definitions", hint: "repeat the value instead")
+    }
+
+    mutating func checkCollectionTag(_ tag: UnsafeMutablePointer<yaml_char_t>?, expected: String, at location: SourceLocation) {
+        guard let tag else { return }
+        let text = String(cString: tag)
+        if text != expected && text != "!" {
+            error(location, "the YAML tag \(text) is not supported", hint: "remove the tag")
+        }
+    }
+
+    /// Records the location of a node about to start; returns its pointer, or
+    /// nil (with an error) when a key is not a scalar or nesting is too deep.
+    mutating func beginNode(at location: SourceLocation) -> JSONPointer? {
+        guard stack.count < YAMLLoader.maximumDepth else {
+            error(location, "nesting deeper than \(YAMLLoader.maximumDepth) levels")
+            return nil
+        }
+        guard let last = stack.last else {
+            valueLocations[.root] = location
+            return .root
+        }
+        switch last {
+        case .mapping(_, let pointer, let pendingKey, _):
+            guard let (key, _) = pendingKey else {
+                error(location, "a mapping key must be a plain value, not a list or mapping")
+                return nil
+            }
+            let child = pointer.appending(key)
+            valueLocations[child] = location
+            return child
+        case .sequence(let elements, let pointer):
+            let child = pointer.appending(elements.count)
+            valueLocations[child] = location
+            return child
+        }
+    }
+
+    /// A scalar: either a mapping key, or a complete value.
+    mutating func addNode(_ value: JSONValue, text: String?, at location: SourceLocation) {
+        if case .mapping(let object, let pointer, let pendingKey, var firstSeen) = stack.last, pendingKey == nil {
+            let key: String
+            if let text {
+                key = text
+            } else {
+                key = ""
+            }
+            if let first = firstSeen[key] {
+                error(location, "duplicate key \"\(key)\" (first at \(first.line):\(first.column))", hint: "keep one of them")
+            } else {
+                firstSeen[key] = location
+            }
+            keyLocations[pointer.appending(key)] = location
+            stack[stack.count - 1] = .mapping(object: object, pointer: pointer, pendingKey: (key, location), firstSeen: firstSeen)
+            return
+        }
+        guard beginNode(at: location) != nil else { return }
+        finishNode(value)
+    }
+
+    mutating func finishNode(_ value: JSONValue) {
+        guard let last = stack.popLast() else {
+            root = value
+            return
+        }
+        switch last {
+        case .mapping(var object, let pointer, let pendingKey, let firstSeen):
+            if let (key, _) = pendingKey, object[key] == nil { object[key] = value }
+            stack.append(.mapping(object: object, pointer: pointer, pendingKey: nil, firstSeen: firstSeen))
+        case .sequence(var elements, let pointer):
+            elements.append(value)
+            stack.append(.sequence(elements: elements, pointer: pointer))
+        }
+    }
+
+    mutating func resolveScalar(_ text: String, tag: String?, plain: Bool, at location: SourceLocation) -> JSONValue {
+        switch tag {
+        case nil:
+            return plain ? Self.coreSchemaValue(text) : .string(text)
+        case "!", "tag:yaml.org,2002:str":
+            return .string(text)
+        case "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null":
+            let value = Self.coreSchemaValue(text)
+            let expected = [
+                "tag:yaml.org,2002:int": "integer", "tag:yaml.org,2002:float": "number",
+                "tag:yaml.org,2002:bool": "boolean", "tag:yaml.org,2002:null": "null",
+            ][tag!]!
+            let actual = value.typeName
+            if actual == expected || (expected == "number" && actual == "integer") { return value }
+            error(location, "\"\(text)\" is not a valid \(tag!.replacingPrefix("tag:yaml.org,2002:", with: "!!"))")
+            return .string(text)
+        default:
+            error(location, "the YAML tag \(tag!) is not supported", hint: "remove the tag")
+            return .string(text)
+        }
+    }
+
+    /// The YAML 1.2 core schema's resolution of a plain scalar.
+    static func coreSchemaValue(_ text: String) -> JSONValue {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE": return .bool(true)
+        case "false", "False", "FALSE": return .bool(false)
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .number(.infinity)
+        case "-.inf", "-.Inf", "-.INF": return .number(-.infinity)
+        case ".nan", ".NaN", ".NAN": return .number(.nan)
+        default: break
+        }
+        guard let first = text.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+        else { return .string(text) }
+        if text.hasPrefix("0x"), let value = Int64(text.dropFirst(2), radix: 16) { return .number(Double(value)) }
+        if text.hasPrefix("0o"), let value = Int64(text.dropFirst(2), radix: 8) { return .number(Double(value)) }
+        if isCoreNumber(text), let value = Double(text) { return .number(value) }
+        return .string(text)
+    }
+
+    /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
+    static func isCoreNumber(_ text: String) -> Bool {
+        var bytes = Substring(text).utf8[...]
+        func digits() -> Int {
+            var count = 0
+            while let byte = bytes.first, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                bytes = bytes.dropFirst()
+                count += 1
+            }
+            return count
+        }
+        if let sign = bytes.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        let integerDigits = digits()
+        if bytes.first == UInt8(ascii: ".") {
+            bytes = bytes.dropFirst()
+            let fraction = digits()
+            if integerDigits == 0 && fraction == 0 { return false }
+        } else if integerDigits == 0 {
+            return false
+        }
+        if let e = bytes.first, e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            if let sign = bytes.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+            if digits() == 0 { return false }
+        }
+        return bytes.isEmpty
+    }
+}
+
+extension String {
+    func replacingPrefix(_ prefix: String, with replacement: String) -> String {
+        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
+    }
+}
