@@ -91,7 +91,7 @@ public enum DefinitionLoader {
                 ?? "expected one of: " + kinds.joined(separator: ", ")
             return [Diagnostic(file: path, location: document.location(of: kindPointer), message: "unknown kind \(kindValue.briefDescription)", pointer: kindPointer, hint: hint)]
         }
-        let violations = DefinitionSchemas.violations(of: document.root, kind: kind)
+        let violations = withoutEchoes(DefinitionSchemas.violations(of: document.root, kind: kind))
         if !violations.isEmpty {
             return violations.map { diagnostic(for: $0, in: document, file: path) }
         }
@@ -118,11 +118,35 @@ public enum DefinitionLoader {
         Loaded(definition: try JSONValueDecoder().decode(D.self, from: document.root), file: path, document: document)
     }
 
+    /// Drops "missing required key K" when the same mapping has an unknown
+    /// key that is a likely typo of K: one mistake, reported once.
+    static func withoutEchoes(_ violations: [SchemaViolation]) -> [SchemaViolation] {
+        let typos = violations.filter { $0.keyword == "additionalProperties" }
+        guard !typos.isEmpty else { return violations }
+        return violations.filter { violation in
+            guard violation.keyword == "required", let key = violation.message.split(separator: "\"").dropFirst().first else { return true }
+            return !typos.contains { typo in
+                typo.instancePath.parent == violation.instancePath && typo.hint == "did you mean \"\(key)\"?"
+            }
+        }
+    }
+
     /// A schema violation as a diagnostic at the offending key or value.
     static func diagnostic(for violation: SchemaViolation, in document: YAMLDocument, file: String) -> Diagnostic {
         var hint = violation.hint
         if hint == nil, violation.keyword == "pattern", let value = document.root.value(at: violation.instancePath)?.stringValue {
             hint = FieldPath.suggestion(forPointer: violation.instancePath, value: value)
+        }
+        if violation.keyword == "type", violation.message.hasPrefix("expected true or false"),
+            let text = document.root.value(at: violation.instancePath)?.stringValue,
+            ["yes", "no", "on", "off", "y", "n"].contains(text.lowercased())
+        {
+            hint = "write true or false; YAML 1.2 reads \(text) as text"
+        }
+        if violation.keyword == "type", violation.message.hasPrefix("expected a string"),
+            let value = document.root.value(at: violation.instancePath), value.stringValue == nil, value.arrayValue == nil, value.objectValue == nil
+        {
+            hint = "quote the value to keep it as text"
         }
         return Diagnostic(
             file: file,

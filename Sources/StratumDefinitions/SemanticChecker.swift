@@ -98,33 +98,34 @@ struct SemanticChecker {
         checkUniqueNames(definitions.funnels)
         checkUniqueNames(definitions.webhooks)
 
-        var keyOwners: [String: Loaded<SourceDefinition>] = [:]
+        var keyOwners: [String: [(Loaded<SourceDefinition>, String)]] = [:]
         for loaded in definitions.sources {
             let source = loaded.definition
             for (key, pointer) in [(source.writeKey, "write_key"), (source.writeKeySha256, "write_key_sha256")] {
-                guard let key else { continue }
-                if let owner = keyOwners[key] {
-                    report(Place(loaded), JSONPointer([pointer]), "this write key is also the key of Source \"\(owner.definition.name)\" (\(owner.file)); a write key selects exactly one source", hint: "give each source its own key")
-                } else {
-                    keyOwners[key] = loaded
-                }
+                if let key { keyOwners[key, default: []].append((loaded, pointer)) }
+            }
+        }
+        for owners in keyOwners.values where owners.count > 1 {
+            for (loaded, pointer) in owners {
+                let others = owners.filter { $0.0.file != loaded.file }.map { "\"\($0.0.definition.name)\" (\($0.0.file))" }
+                report(Place(loaded), JSONPointer([pointer]), "this write key is also the key of Source \(others.joined(separator: ", ")); a write key selects exactly one source", hint: "give each source its own key")
             }
         }
     }
 
     /// Names are unique per kind and tenant; Settings and Identity exist once per tenant.
     private mutating func checkUniqueNames<D: Definition>(_ all: [Loaded<D>], oneOnly: Bool = false) {
-        var seen: [String: Loaded<D>] = [:]
-        for loaded in all {
-            let key = oneOnly ? loaded.definition.tenantID : loaded.definition.tenantID + "/" + loaded.definition.name
-            if let first = seen[key] {
-                let location = first.location(JSONPointer(["name"]))
+        let groups = Dictionary(grouping: all) { loaded in
+            oneOnly ? loaded.definition.tenantID : loaded.definition.tenantID + "/" + loaded.definition.name
+        }
+        for group in groups.values where group.count > 1 {
+            for loaded in group {
+                let others = group.filter { $0.file != loaded.file }
+                    .map { "\($0.file):\($0.location(JSONPointer(["name"])).line)" }.joined(separator: ", ")
                 let message = oneOnly
-                    ? "a second \(D.kind.rawValue) for tenant \"\(loaded.definition.tenantID)\" (the first is \(first.file):\(location.line)); each tenant has at most one"
-                    : "duplicate \(D.kind.rawValue) name \"\(loaded.definition.name)\" in tenant \"\(loaded.definition.tenantID)\" (first defined at \(first.file):\(location.line))"
-                report(Place(loaded), JSONPointer(["name"]), message, hint: oneOnly ? "merge the two files" : "rename one of them")
-            } else {
-                seen[key] = loaded
+                    ? "tenant \"\(loaded.definition.tenantID)\" has more than one \(D.kind.rawValue) (also \(others)); each tenant has at most one"
+                    : "duplicate \(D.kind.rawValue) name \"\(loaded.definition.name)\" in tenant \"\(loaded.definition.tenantID)\" (also \(others))"
+                report(Place(loaded), JSONPointer(["name"]), message, hint: oneOnly ? "merge them into one file" : "rename one of them")
             }
         }
     }

@@ -87,7 +87,7 @@ private struct TreeBuilder {
         var event = yaml_event_t()
         while true {
             guard yaml_parser_parse(&parser, &event) == 1 else {
-                reportSyntaxError(parser)
+                reportSyntaxError(parser, buffer)
                 return
             }
             defer { yaml_event_delete(&event) }
@@ -129,7 +129,8 @@ private struct TreeBuilder {
                 case .sequence(let elements, _): finishNode(.array(elements))
                 }
             case YAML_ALIAS_EVENT:
-                error(location, "aliases (*name) are not supported in definitions", hint: "repeat the value instead")
+                let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
+                error(location, "aliases (*\(name)) are not supported in definitions", hint: "repeat the value instead")
                 addNode(.null, text: nil, at: location)
             default:
                 break
@@ -137,7 +138,7 @@ private struct TreeBuilder {
         }
     }
 
-    mutating func reportSyntaxError(_ parser: yaml_parser_t) {
+    mutating func reportSyntaxError(_ parser: yaml_parser_t, _ buffer: UnsafeBufferPointer<UInt8>) {
         let mark = parser.problem_mark
         var message = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
         if let context = parser.context.map({ String(cString: $0) }) {
@@ -145,7 +146,9 @@ private struct TreeBuilder {
             let contextMark = parser.context_mark
             message += " (started at \(contextMark.line + 1):\(contextMark.column + 1))"
         }
-        error(SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1), "YAML syntax: " + message)
+        let offset = Int(mark.index)
+        let hint = offset < buffer.count && buffer[offset] == UInt8(ascii: "\t") ? "indent with spaces; YAML does not allow tabs for indentation" : nil
+        error(SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1), "YAML syntax: " + message, hint: hint)
     }
 
     mutating func refuseAnchor(_ anchor: UnsafeMutablePointer<yaml_char_t>, at location: SourceLocation) {
@@ -157,7 +160,7 @@ private struct TreeBuilder {
         guard let tag else { return }
         let text = String(cString: tag)
         if text != expected && text != "!" {
-            error(location, "the YAML tag \(text) is not supported", hint: "remove the tag")
+            error(location, "the YAML tag \(text.replacingPrefix("tag:yaml.org,2002:", with: "!!")) is not supported", hint: "remove the tag")
         }
     }
 
@@ -242,7 +245,7 @@ private struct TreeBuilder {
             error(location, "\"\(text)\" is not a valid \(tag!.replacingPrefix("tag:yaml.org,2002:", with: "!!"))")
             return .string(text)
         default:
-            error(location, "the YAML tag \(tag!) is not supported", hint: "remove the tag")
+            error(location, "the YAML tag \(tag!.replacingPrefix("tag:yaml.org,2002:", with: "!!")) is not supported", hint: "remove the tag")
             return .string(text)
         }
     }

@@ -197,7 +197,7 @@ private struct Run {
             }
         }
         if let options = schema["enum"]?.arrayValue, !options.contains(instance) {
-            let listed = options.prefix(12).map(\.briefDescription).joined(separator: ", ") + (options.count > 12 ? ", ..." : "")
+            let listed = options.prefix(20).map(\.briefDescription).joined(separator: ", ") + (options.count > 20 ? ", ..." : "")
             var hint: String?
             if let word = instance.stringValue,
                 let guess = Suggestion.closest(to: word, in: options.compactMap(\.stringValue))
@@ -300,8 +300,11 @@ private struct Run {
             return
         }
         let forms = alternatives.compactMap { $0["description"]?.stringValue }
-        let listed = forms.count == alternatives.count && !forms.isEmpty ? ": " + forms.joined(separator: "; or ") : ""
-        fail(path, keyword, "\(instance.briefDescription) does not match any of the allowed forms\(listed)")
+        if forms.count == alternatives.count && !forms.isEmpty {
+            fail(path, keyword, "does not match any allowed form; expected " + forms.joined(separator: ", or "))
+        } else {
+            fail(path, keyword, "\(instance.briefDescription) does not match any of the allowed forms")
+        }
     }
 
     private mutating func applyNumeric(_ schema: JSONObject, _ value: Double, at path: JSONPointer) {
@@ -349,10 +352,10 @@ private struct Run {
 
     private mutating func applyArray(_ schema: JSONObject, _ elements: [JSONValue], at path: JSONPointer, base: String, depth: Int, evaluated: inout Evaluated) {
         if let limit = schema["minItems"]?.numberValue, Double(elements.count) < limit {
-            fail(path, "minItems", "needs at least \(Int(limit)) item\(limit == 1 ? "" : "s"), found \(elements.count)")
+            fail(path, "minItems", "needs at least \(Int(limit)) item\(limit == 1 ? "" : "s"), found \(elements.count)", hint: schema["description"]?.stringValue)
         }
         if let limit = schema["maxItems"]?.numberValue, Double(elements.count) > limit {
-            fail(path, "maxItems", "allows at most \(Int(limit)) item\(limit == 1 ? "" : "s"), found \(elements.count)")
+            fail(path, "maxItems", "allows at most \(Int(limit)) item\(limit == 1 ? "" : "s"), found \(elements.count)", hint: schema["description"]?.stringValue)
         }
         if schema["uniqueItems"]?.boolValue == true {
             var seen: [JSONValue: Int] = [:]
@@ -400,7 +403,9 @@ private struct Run {
     private mutating func applyObject(_ schema: JSONObject, _ object: JSONObject, at path: JSONPointer, base: String, depth: Int, evaluated: inout Evaluated) {
         if let required = schema["required"]?.arrayValue {
             for case .string(let key) in required where object[key] == nil {
-                fail(path, "required", "missing required key \"\(key)\"")
+                // A conditional fragment (no properties of its own) explains itself in its description.
+                let reason = schema["properties"] == nil ? schema["description"]?.stringValue : nil
+                fail(path, "required", "missing required key \"\(key)\"", hint: reason)
             }
         }
         if let dependencies = schema["dependentRequired"]?.objectValue {
@@ -411,10 +416,10 @@ private struct Run {
             }
         }
         if let limit = schema["minProperties"]?.numberValue, Double(object.count) < limit {
-            fail(path, "minProperties", "needs at least \(Int(limit)) key\(limit == 1 ? "" : "s"), found \(object.count)")
+            fail(path, "minProperties", "needs at least \(Int(limit)) key\(limit == 1 ? "" : "s"), found \(object.count)", hint: schema["description"]?.stringValue)
         }
         if let limit = schema["maxProperties"]?.numberValue, Double(object.count) > limit {
-            fail(path, "maxProperties", "allows at most \(Int(limit)) key\(limit == 1 ? "" : "s"), found \(object.count)")
+            fail(path, "maxProperties", "allows at most \(Int(limit)) key\(limit == 1 ? "" : "s"), found \(object.count)", hint: schema["description"]?.stringValue)
         }
         let properties = schema["properties"]?.objectValue
         let patterns = schema["patternProperties"]?.objectValue

@@ -27,7 +27,11 @@ public enum Suggestion {
     public static func closest<S: Sequence>(to word: String, in candidates: S) -> String? where S.Element == String {
         let limit = max(2, word.count / 3)
         var best: (candidate: String, distance: Int)?
+        let lowered = word.lowercased()
         for candidate in candidates where candidate != word {
+            if lowered.count >= 3, candidate.lowercased().hasPrefix(lowered) || lowered.hasPrefix(candidate.lowercased()) {
+                return candidate
+            }
             let distance = editDistance(word.lowercased(), candidate.lowercased())
             if distance <= limit, distance < (best?.distance ?? .max) {
                 best = (candidate, distance)
@@ -57,7 +61,8 @@ public enum Suggestion {
 }
 
 extension JSONValue {
-    /// A short rendering for messages: strings quoted and clipped, containers named.
+    /// A short rendering for messages: strings quoted and clipped, short
+    /// containers as JSON, long ones named.
     public var briefDescription: String {
         switch self {
         case .null: return "null"
@@ -66,8 +71,11 @@ extension JSONValue {
         case .string(let value):
             let clipped = value.count > 40 ? String(value.prefix(37)) + "..." : value
             return "\"" + clipped + "\""
-        case .array: return "an array"
-        case .object: return "a mapping"
+        case .array, .object:
+            let text = jsonText()
+            if text.count <= 40 { return text }
+            if case .array = self { return "a list" }
+            return "a mapping"
         }
     }
 }

@@ -27,6 +27,13 @@ public struct PropertyCondition: Sendable, Codable, Hashable {
     public var `operator`: RuleOperator
     public var value: JSONValue?
     public var unit: TimeUnit?
+
+    public init(property: String, operator: RuleOperator, value: JSONValue? = nil, unit: TimeUnit? = nil) {
+        self.property = property
+        self.operator = `operator`
+        self.value = value
+        self.unit = unit
+    }
 }
 
 /// `and` or `or`.
@@ -73,6 +80,13 @@ public struct FieldCondition: Sendable, Codable, Hashable {
     public var `operator`: RuleOperator
     public var value: JSONValue?
     public var unit: TimeUnit?
+
+    public init(field: String, operator: RuleOperator, value: JSONValue? = nil, unit: TimeUnit? = nil) {
+        self.field = field
+        self.operator = `operator`
+        self.value = value
+        self.unit = unit
+    }
 }
 
 /// "performed EVENT [where ...] [count ...] within the last N units".
@@ -84,10 +98,25 @@ public struct EventCondition: Sendable, Codable, Hashable {
     public var `where`: [PropertyCondition]?
     public var count: CountCondition?
     public var source: String?
+
+    public init(eventName: String, operator: RuleOperator, value: Int, unit: TimeUnit, where: [PropertyCondition]? = nil, count: CountCondition? = nil, source: String? = nil) {
+        self.eventName = eventName
+        self.operator = `operator`
+        self.value = value
+        self.unit = unit
+        self.where = `where`
+        self.count = count
+        self.source = source
+    }
 }
 
 /// How many matching events an event condition needs.
 public struct CountCondition: Sendable, Codable, Hashable {
     public var `operator`: RuleOperator
     public var value: JSONValue
+
+    public init(operator: RuleOperator, value: JSONValue) {
+        self.operator = `operator`
+        self.value = value
+    }
 }
