@@ -146,9 +146,30 @@ private struct TreeBuilder {
             let contextMark = parser.context_mark
             message += " (started at \(contextMark.line + 1):\(contextMark.column + 1))"
         }
+        var location = SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1)
+        if parser.error == YAML_READER_ERROR {
+            // Reader errors (bad encoding) carry a byte offset, not a mark.
+            location = Self.location(ofByte: Int(parser.problem_offset), in: buffer)
+            message += " at byte \(parser.problem_offset)"
+        }
         let offset = Int(mark.index)
-        let hint = offset < buffer.count && buffer[offset] == UInt8(ascii: "\t") ? "indent with spaces; YAML does not allow tabs for indentation" : nil
-        error(SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1), "YAML syntax: " + message, hint: hint)
+        let hint = parser.error != YAML_READER_ERROR && offset < buffer.count && buffer[offset] == UInt8(ascii: "\t")
+            ? "indent with spaces; YAML does not allow tabs for indentation" : nil
+        error(location, "YAML syntax: " + message, hint: hint)
+    }
+
+    static func location(ofByte offset: Int, in buffer: UnsafeBufferPointer<UInt8>) -> SourceLocation {
+        var line = 1
+        var column = 1
+        for byte in buffer.prefix(offset) {
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if byte & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return SourceLocation(line: line, column: column)
     }
 
     mutating func refuseAnchor(_ anchor: UnsafeMutablePointer<yaml_char_t>, at location: SourceLocation) {

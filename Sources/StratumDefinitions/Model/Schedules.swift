@@ -36,6 +36,8 @@ public struct CronExpression: Sendable, Hashable {
     public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         public var message: String
         public var description: String { message }
+
+        public init(message: String) { self.message = message }
     }
 
     static let macros = [

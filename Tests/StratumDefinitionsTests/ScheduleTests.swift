@@ -1,0 +1,52 @@
+import StratumDefinitions
+import Testing
+
+struct ScheduleTests {
+    @Test func durationsParseEveryUnit() {
+        #expect(TimeSpan(parsing: "500ms")?.milliseconds == 500)
+        #expect(TimeSpan(parsing: "15m")?.milliseconds == 900_000)
+        #expect(TimeSpan(parsing: "6h")?.milliseconds == 21_600_000)
+        #expect(TimeSpan(parsing: "1d")?.milliseconds == 86_400_000)
+        #expect(TimeSpan(parsing: "0m") == nil)
+        #expect(TimeSpan(parsing: "15 m") == nil)
+        #expect(TimeSpan(parsing: "99999999999999999999d") == nil)
+    }
+
+    @Test func cronFieldsExpandListsRangesStepsAndNames() throws {
+        let cron = try CronExpression(parsing: "*/15 9-17 1,15 JAN-mar mon-fri")
+        #expect(cron.minutes == [0, 15, 30, 45])
+        #expect(cron.hours == Set(9...17))
+        #expect(cron.daysOfMonth == [1, 15])
+        #expect(cron.months == [1, 2, 3])
+        #expect(cron.daysOfWeek == Set(1...5))
+        #expect(try CronExpression(parsing: "0 0 * * 7").daysOfWeek == [0])
+        #expect(try CronExpression(parsing: "@hourly").minutes == [0])
+        #expect(try CronExpression(parsing: "5/20 * * * *").minutes == [5, 25, 45])
+    }
+
+    @Test(arguments: [
+        ("* * * *", "a cron expression has 5 fields (minute hour day-of-month month day-of-week), found 4"),
+        ("60 * * * *", "60 is out of range for the minute field (0-59)"),
+        ("* * 0 * *", "0 is out of range for the day of month field (1-31)"),
+        ("* * * 13 *", "13 is out of range for the month field (1-12)"),
+        ("* 5-2 * * *", "the range 5-2 in the hour field is reversed; write 2-5"),
+        ("*/0 * * * *", "the step in the minute field \"*/0\" must be a positive number"),
+        ("* * * * funday", "\"funday\" is not a valid day of week"),
+        ("1,,2 * * * *", "empty list item in the minute field \"1,,2\""),
+    ])
+    func badCronExpressionsSayWhatIsWrong(_ text: String, _ message: String) {
+        #expect(throws: CronExpression.ParseError(message: message)) { try CronExpression(parsing: text) }
+    }
+
+    @Test func instantsParseDatesAndDateTimesAsUTC() {
+        #expect(Instant.parse("1970-01-01") == 0)
+        #expect(Instant.parse("2024-01-15T14:32:18Z") == 1_705_329_138)
+        #expect(Instant.parse("2024-01-15T16:32:18+02:00") == 1_705_329_138)
+        #expect(Instant.parse("2024-01-15T14:32:18.5Z") == 1_705_329_138.5)
+        #expect(Instant.parse("2024-02-29") != nil)
+        #expect(Instant.parse("2023-02-29") == nil)
+        #expect(Instant.parse("2024-13-01") == nil)
+        #expect(Instant.parse("2024-01-15T25:00Z") == nil)
+        #expect(Instant.parse("yesterday") == nil)
+    }
+}

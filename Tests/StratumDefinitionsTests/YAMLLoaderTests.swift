@@ -1,0 +1,82 @@
+import StratumDefinitions
+import StratumJSON
+import Testing
+
+struct YAMLLoaderTests {
+    func load(_ text: String) -> (YAMLDocument?, [Diagnostic]) {
+        YAMLLoader.load(Array(text.utf8), file: "t.yaml")
+    }
+
+    @Test func scalarsFollowTheYAML12CoreSchema() throws {
+        let (document, problems) = load("""
+            a: yes
+            b: NO
+            c: true
+            d: ~
+            e:
+            f: 0x1F
+            g: 0o17
+            h: -2.5e3
+            i: "42"
+            j: 1_000
+            k: .inf
+            l: 007
+            """)
+        #expect(problems.isEmpty)
+        let root = try #require(document?.root)
+        #expect(root["a"] == "yes")
+        #expect(root["b"] == "NO")
+        #expect(root["c"] == true)
+        #expect(root["d"] == .null)
+        #expect(root["e"] == .null)
+        #expect(root["f"] == 31)
+        #expect(root["g"] == 15)
+        #expect(root["h"] == -2500)
+        #expect(root["i"] == "42")
+        #expect(root["j"] == "1_000")
+        #expect(root["k"] == .number(.infinity))
+        #expect(root["l"] == 7)
+    }
+
+    @Test func everyValueAndKeyHasItsLineAndColumn() throws {
+        let (document, _) = load("kind: Segment\nrules:\n  conditions:\n    - {field: x, value: [1, 2]}\n")
+        let doc = try #require(document)
+        #expect(doc.valueLocations[JSONPointer(["rules", "conditions", "0", "value", "1"])] == SourceLocation(line: 4, column: 29))
+        #expect(doc.keyLocations[JSONPointer(["rules", "conditions"])] == SourceLocation(line: 3, column: 3))
+        #expect(doc.location(of: JSONPointer(["rules", "conditions", "0", "missing"])) == SourceLocation(line: 4, column: 7))
+    }
+
+    @Test func filesOverTheSizeLimitAreRefusedBeforeParsing() {
+        let text = "a: " + String(repeating: "x", count: YAMLLoader.maximumFileSize)
+        let (document, problems) = load(text)
+        #expect(document == nil)
+        #expect(problems.map(\.message) == ["file is 1.0 MiB; definition files are limited to 1 MiB (split it into several definitions)"])
+    }
+
+    @Test func deepNestingIsRefusedNotRecursedInto() {
+        let text = String(repeating: "[", count: 10_000)
+        let (document, problems) = load(text)
+        #expect(document == nil)
+        #expect(problems.first?.message.hasPrefix("nesting deeper than 64 levels") == true || problems.first?.message.hasPrefix("YAML syntax") == true)
+    }
+
+    @Test func aBillionLaughsCannotExpand() {
+        let text = """
+            a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+            b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+            c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+            d: [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+            """
+        let (document, problems) = load(text)
+        #expect(document == nil)
+        #expect(problems.count == 3 + 27)
+        #expect(problems.first?.message == "anchors (&a) are not supported in definitions")
+    }
+
+    @Test func invalidUTF8IsASyntaxErrorWithAPosition() {
+        let (document, problems) = YAMLLoader.load(Array("name: ok\nbad: ".utf8) + [0xFF, 0xFE], file: "t.yaml")
+        #expect(document == nil)
+        #expect(problems.first?.message.hasPrefix("YAML syntax: invalid") == true)
+        #expect(problems.first?.location.line == 2)
+    }
+}
