@@ -3,8 +3,15 @@ import Testing
 
 /// check-jsonschema (PyPI) must agree with `stratum validate` on structure:
 /// it accepts every bundled set and rejects every schema-level bad fixture.
-/// `.ci/run` installs it; without it on PATH these tests are skipped.
+/// `scripts/test` installs it and sets STRATUM_REQUIRE_CHECK_JSONSCHEMA, so
+/// in CI its absence fails; elsewhere these tests are skipped without it.
 struct ThirdPartyValidatorTests {
+    @Test func checkJSONSchemaIsPresentWhereRequired() {
+        if ProcessInfo.processInfo.environment["STRATUM_REQUIRE_CHECK_JSONSCHEMA"] == "1" {
+            #expect(Self.checkJSONSchema != nil, "check-jsonschema is required but not on PATH")
+        }
+    }
+
     static let checkJSONSchema: URL? = {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appending(path: "check-jsonschema") }
