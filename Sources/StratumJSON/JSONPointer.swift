@@ -54,17 +54,22 @@ extension JSONValue {
     public func value(at pointer: JSONPointer) -> JSONValue? {
         var current = self
         for token in pointer.tokens {
-            switch current {
-            case .object(let object):
-                guard let next = object[token] else { return nil }
-                current = next
-            case .array(let elements):
-                guard let index = Int(token), token == String(index), elements.indices.contains(index) else { return nil }
-                current = elements[index]
-            default:
-                return nil
-            }
+            guard let next = current.child(token) else { return nil }
+            current = next
         }
         return current
+    }
+
+    /// The member or element one pointer token designates.
+    public func child(_ token: String) -> JSONValue? {
+        switch self {
+        case .object(let object):
+            return object[token]
+        case .array(let elements):
+            guard let index = Int(token), token == String(index), elements.indices.contains(index) else { return nil }
+            return elements[index]
+        default:
+            return nil
+        }
     }
 }

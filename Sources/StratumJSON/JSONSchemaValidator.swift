@@ -96,16 +96,8 @@ public struct JSONSchemaValidator: Sendable {
             var current = resource.schema
             var currentBase = resource.base
             for token in pointer.tokens {
-                switch current {
-                case .object(let object):
-                    guard let next = object[token] else { return nil }
-                    current = next
-                case .array(let elements):
-                    guard let position = Int(token), elements.indices.contains(position) else { return nil }
-                    current = elements[position]
-                default:
-                    return nil
-                }
+                guard let next = current.child(token) else { return nil }
+                current = next
                 if let id = current["$id"]?.stringValue {
                     currentBase = URIReference.stripFragment(URIReference.resolve(id, against: currentBase))
                 }
