@@ -10,26 +10,61 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        // No default traits: they make SwiftPM reorder compiler flags and rebuild Hummingbird on every run.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "StratumJSON"),
+        .target(name: "StratumCrypto", dependencies: ["CCrypto"]),
         .target(
             name: "StratumDefinitions",
             dependencies: ["CYAML", "StratumJSON"],
             plugins: ["EmbedSchemasPlugin"]
         ),
+        .target(
+            name: "StratumStore",
+            dependencies: [
+                "StratumJSON", "StratumDefinitions",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "StratumEngine",
+            dependencies: [
+                "StratumJSON", "StratumDefinitions", "StratumStore", "StratumCrypto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "StratumServer",
+            dependencies: [
+                "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine", "StratumCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "stratum",
             dependencies: [
-                "StratumDefinitions",
+                "StratumDefinitions", "StratumStore", "StratumEngine", "StratumServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(name: "EmbedSchemas"),
         .plugin(name: "EmbedSchemasPlugin", capability: .buildTool(), dependencies: ["EmbedSchemas"]),
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
         .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "stratum"]),
+        .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto"]),
+        .testTarget(name: "StratumServerTests", dependencies: ["StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "stratum"]),
     ],
     swiftLanguageModes: [.v6]
 )

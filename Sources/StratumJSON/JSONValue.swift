@@ -82,7 +82,7 @@ public enum JSONValue: Sendable, Hashable {
 /// A JSON object: a dictionary that remembers insertion order.
 ///
 /// Equality ignores order, as JSON's does.
-public struct JSONObject: Sendable, Hashable, Sequence {
+public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var keys: [String] = []
     private var storage: [String: JSONValue] = [:]
 
@@ -90,6 +90,10 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 
     public init(_ pairs: [(String, JSONValue)]) {
         for (key, value) in pairs { self[key] = value }
+    }
+
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self.init(elements)
     }
 
     public var count: Int { keys.count }

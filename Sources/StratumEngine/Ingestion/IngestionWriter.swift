@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import StratumStore
+import Synchronization
+
+/// Commits accepted messages with group commit: requests that arrive while a
+/// transaction runs wait and share the next one. `submit` returns only after
+/// the transaction holding its messages has committed, so an acknowledged
+/// message survives a crash.
+public final class IngestionWriter: Service, Sendable {
+    /// Messages of one request, and who waits for them.
+    struct Job {
+        var messages: [IncomingMessage]
+        var source: SourceRuntime
+        var continuation: CheckedContinuation<[MessageOutcome], any Error>
+    }
+
+    struct State {
+        var queue: [Job] = []
+        var accepting = true
+        var wake: AsyncStream<Void>.Continuation?
+    }
+
+    /// Why a submission was not committed.
+    public enum WriterError: Error, CustomStringConvertible {
+        case shuttingDown
+        case failed(String)
+
+        public var description: String {
+            switch self {
+            case .shuttingDown: "the daemon is shutting down"
+            case .failed(let reason): "the store could not commit: \(reason)"
+            }
+        }
+    }
+
+    let store: any Store
+    let pipeline: Mutex<IngestionPipeline>
+    let logger: Logger
+    /// At most this many messages per transaction.
+    let maximumGroupSize: Int
+    private let state = Mutex(State())
+    private let wakeups: AsyncStream<Void>
+
+    public init(store: any Store, pipeline: IngestionPipeline, logger: Logger, maximumGroupSize: Int = 5_000) {
+        self.store = store
+        self.pipeline = Mutex(pipeline)
+        self.logger = logger
+        self.maximumGroupSize = maximumGroupSize
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        wakeups = stream
+        state.withLock { $0.wake = continuation }
+    }
+
+    /// Replaces the runtime (definitions reloaded); jobs already queued use the new one.
+    public func update(runtime: Runtime) {
+        pipeline.withLock { $0.runtime = runtime }
+    }
+
+    /// Commits `messages` from `source`; returns once they are durable.
+    public func submit(_ messages: [IncomingMessage], source: SourceRuntime) async throws -> [MessageOutcome] {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = state.withLock { state -> Bool in
+                guard state.accepting else { return false }
+                state.queue.append(Job(messages: messages, source: source, continuation: continuation))
+                state.wake?.yield()
+                return true
+            }
+            if !accepted { continuation.resume(throwing: WriterError.shuttingDown) }
+        }
+    }
+
+    /// Drains the queue until graceful shutdown, then commits what is left.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            for await _ in wakeups {
+                await drain()
+            }
+        } onGracefulShutdown: {
+            self.state.withLock { state in
+                state.accepting = false
+                state.wake?.finish()
+            }
+        }
+        await drain()
+    }
+
+    private func drain() async {
+        while true {
+            let jobs = state.withLock { state -> [Job] in
+                var taken: [Job] = []
+                var count = 0
+                while let job = state.queue.first, taken.isEmpty || count + job.messages.count <= maximumGroupSize {
+                    taken.append(state.queue.removeFirst())
+                    count += job.messages.count
+                }
+                return taken
+            }
+            guard !jobs.isEmpty else { return }
+            await commit(jobs)
+        }
+    }
+
+    private func commit(_ jobs: [Job]) async {
+        let pipeline = self.pipeline.withLock { $0 }
+        let work = jobs.map { ($0.messages, $0.source) }
+        do {
+            let results = try await store.write { transaction -> [Result<[MessageOutcome], StoreError>] in
+                work.map { messages, source in
+                    do {
+                        return .success(try transaction.savepoint { try pipeline.process(messages, source: source, in: transaction) })
+                    } catch {
+                        return .failure(StoreError("\(error)"))
+                    }
+                }
+            }
+            for (job, result) in zip(jobs, results) {
+                switch result {
+                case .success(let outcomes): job.continuation.resume(returning: outcomes)
+                case .failure(let error):
+                    logger.error("A request's messages could not be stored.", metadata: ["error": "\(error)", "source": "\(job.source.name)"])
+                    job.continuation.resume(throwing: WriterError.failed(error.description))
+                }
+            }
+        } catch {
+            logger.error("A group commit failed; its requests are answered with errors.", metadata: ["error": "\(error)", "requests": "\(jobs.count)"])
+            for job in jobs { job.continuation.resume(throwing: WriterError.failed("\(error)")) }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import StratumDefinitions
+import StratumJSON
+import StratumStore
+
+/// One Segment-spec message, validated and normalised, ready for the pipeline.
+public struct IncomingMessage: Sendable {
+    public var type: MessageType
+    public var messageID: String
+    public var userID: String?
+    public var anonymousID: String?
+    public var previousID: String?
+    public var groupID: String?
+    /// The event name: `event` for track, `name` for page/screen, else the type.
+    public var eventName: String
+    public var properties: JSONObject
+    public var traits: JSONObject
+    public var context: JSONObject
+    /// When it happened, corrected for client clock skew.
+    public var eventTime: Milliseconds
+    public var receivedAt: Milliseconds
+    /// Whether the client sent any timestamp at all (for EMQ).
+    public var clientTimestamped: Bool
+}
+
+/// A message that cannot be accepted, with the field path that is wrong.
+public struct MessageError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// `userId`, `batch[3].event`, ...
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}
+
+/// Parses Segment HTTP Tracking API messages.
+public enum MessageParser {
+    /// A single message may be at most 32 KB (Segment's limit).
+    public static let maximumMessageBytes = 32 * 1024
+    /// A batch request may be at most 500 KB.
+    public static let maximumBatchBytes = 500 * 1024
+    /// At most this many messages in one batch.
+    public static let maximumBatchMessages = 2_500
+
+    /// Parses one message of `type` (nil: taken from the message's `type`).
+    ///
+    /// - Parameters:
+    ///   - batchContext: the batch's `context`, merged under the message's own.
+    ///   - batchSentAt: the batch's `sentAt`, used when the message has none.
+    ///   - newMessageID: supplies a `messageId` when the message has none.
+    public static func parse(
+        _ value: JSONValue, type fixedType: MessageType?, path: String, receivedAt: Milliseconds,
+        batchContext: JSONObject? = nil, batchSentAt: Milliseconds? = nil, newMessageID: () -> String
+    ) throws(MessageError) -> IncomingMessage {
+        func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+        guard case .object(let object) = value else {
+            throw MessageError(path: path, message: "expected a JSON object, found \(value.briefDescription)")
+        }
+        let type: MessageType
+        if let fixedType {
+            type = fixedType
+        } else {
+            guard let text = object["type"]?.stringValue else {
+                throw MessageError(path: field("type"), message: "missing; expected one of track, identify, page, screen, group, alias")
+            }
+            guard let parsed = MessageType(rawValue: text) else {
+                let hint = Suggestion.closest(to: text, in: MessageType.allCases.map(\.rawValue)).map { " (did you mean \"\($0)\"?)" } ?? ""
+                throw MessageError(path: field("type"), message: "\"\(text)\" is not a message type; expected track, identify, page, screen, group or alias\(hint)")
+            }
+            type = parsed
+        }
+        let userID = try identifierField(object, "userId", field("userId"))
+        let anonymousID = try identifierField(object, "anonymousId", field("anonymousId"))
+        if userID == nil && anonymousID == nil {
+            throw MessageError(path: field("userId"), message: "userId or anonymousId is required")
+        }
+        let properties = try objectField(object, "properties", field("properties"))
+        let traits = try objectField(object, "traits", field("traits"))
+        var context = batchContext ?? JSONObject()
+        for (key, member) in try objectField(object, "context", field("context")) { context[key] = member }
+
+        var eventName = type.rawValue
+        var previousID: String?
+        var groupID: String?
+        switch type {
+        case .track:
+            guard let event = object["event"] else { throw MessageError(path: field("event"), message: "required for track") }
+            guard let name = event.stringValue, !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw MessageError(path: field("event"), message: "expected a non-empty string, found \(event.briefDescription)")
+            }
+            guard name.count <= 200 else { throw MessageError(path: field("event"), message: "longer than 200 characters") }
+            eventName = name
+        case .page, .screen:
+            if let name = object["name"]?.stringValue, !name.isEmpty { eventName = name }
+        case .alias:
+            guard let previous = try identifierField(object, "previousId", field("previousId")) else {
+                throw MessageError(path: field("previousId"), message: "required for alias")
+            }
+            guard userID != nil else { throw MessageError(path: field("userId"), message: "required for alias") }
+            previousID = previous
+        case .group:
+            guard let group = try identifierField(object, "groupId", field("groupId")) else {
+                throw MessageError(path: field("groupId"), message: "required for group")
+            }
+            groupID = group
+        case .identify:
+            break
+        }
+
+        var messageID: String
+        if let given = object["messageId"] {
+            guard let text = given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }), !text.isEmpty else {
+                throw MessageError(path: field("messageId"), message: "expected a non-empty string, found \(given.briefDescription)")
+            }
+            guard text.utf8.count <= 200 else { throw MessageError(path: field("messageId"), message: "longer than 200 bytes") }
+            messageID = text
+        } else {
+            messageID = newMessageID()
+        }
+        messageID = messageID.trimmingCharacters(in: .whitespaces)
+
+        let timestamp = try instantField(object, "timestamp", field("timestamp"))
+        let originalTimestamp = try instantField(object, "originalTimestamp", field("originalTimestamp"))
+        let sentAt = try instantField(object, "sentAt", field("sentAt")) ?? batchSentAt
+        let clientTime = originalTimestamp ?? timestamp
+        let eventTime: Milliseconds
+        if let sentAt, let clientTime {
+            // Segment's clock-skew correction: the client's clock is off by (sentAt - receivedAt).
+            eventTime = receivedAt - (sentAt - clientTime)
+        } else {
+            eventTime = clientTime ?? receivedAt
+        }
+
+        return IncomingMessage(
+            type: type, messageID: messageID, userID: userID, anonymousID: anonymousID, previousID: previousID,
+            groupID: groupID, eventName: eventName, properties: properties, traits: traits, context: context,
+            eventTime: eventTime, receivedAt: receivedAt, clientTimestamped: clientTime != nil)
+    }
+
+    /// A string identifier; numbers are accepted and written as text.
+    static func identifierField(_ object: JSONObject, _ key: String, _ path: String) throws(MessageError) -> String? {
+        guard let value = object[key], value != .null else { return nil }
+        let text: String
+        switch value {
+        case .string(let string): text = string
+        case .number(let number): text = JSONValue.number(number).jsonText()
+        default: throw MessageError(path: path, message: "expected a string, found \(value.briefDescription)")
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return nil }
+        guard trimmed.utf8.count <= 500 else { throw MessageError(path: path, message: "longer than 500 bytes") }
+        return trimmed
+    }
+
+    static func objectField(_ object: JSONObject, _ key: String, _ path: String) throws(MessageError) -> JSONObject {
+        guard let value = object[key], value != .null else { return JSONObject() }
+        guard case .object(let member) = value else {
+            throw MessageError(path: path, message: "expected an object, found \(value.briefDescription)")
+        }
+        return member
+    }
+
+    static func instantField(_ object: JSONObject, _ key: String, _ path: String) throws(MessageError) -> Milliseconds? {
+        guard let value = object[key], value != .null else { return nil }
+        guard let text = value.stringValue, let seconds = Instant.parse(text) else {
+            throw MessageError(path: path, message: "expected an ISO-8601 date-time like 2024-01-15T14:32:18.000Z, found \(value.briefDescription)")
+        }
+        return Milliseconds((seconds * 1000).rounded())
+    }
+
+    /// Parses a `/v1/batch` body: `{batch: [...], context?, sentAt?}`.
+    public static func parseBatch(_ value: JSONValue, receivedAt: Milliseconds, newMessageID: () -> String) throws(MessageError) -> [IncomingMessage] {
+        guard case .object(let object) = value else { throw MessageError(path: "", message: "expected a JSON object with a batch array") }
+        guard let batch = object["batch"] else { throw MessageError(path: "batch", message: "required") }
+        guard case .array(let items) = batch else { throw MessageError(path: "batch", message: "expected an array, found \(batch.briefDescription)") }
+        guard !items.isEmpty else { throw MessageError(path: "batch", message: "is empty") }
+        guard items.count <= maximumBatchMessages else {
+            throw MessageError(path: "batch", message: "has \(items.count) messages; at most \(maximumBatchMessages) per batch")
+        }
+        let context = try objectField(object, "context", "context")
+        let sentAt = try instantField(object, "sentAt", "sentAt")
+        var messages: [IncomingMessage] = []
+        messages.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            let size = item.jsonText().utf8.count
+            if size > maximumMessageBytes {
+                throw MessageError(path: "batch[\(index)]", message: "is \(size / 1024) KB; a message may be at most 32 KB")
+            }
+            messages.append(try parse(item, type: nil, path: "batch[\(index)]", receivedAt: receivedAt, batchContext: context.isEmpty ? nil : context, batchSentAt: sentAt, newMessageID: newMessageID))
+        }
+        return messages
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import StratumJSON
+import StratumStore
+
+/// Applies one message to its profile's counters, seen times, sessions,
+/// purchases, profile data and lifecycle stage.
+struct ProfileUpdater {
+    let tenant: TenantRuntime
+    let now: Milliseconds
+
+    func apply(_ message: IncomingMessage, to profile: inout ProfileRecord) {
+        profile.totalEvents += 1
+        profile.firstSeenAt = min(profile.firstSeenAt, message.eventTime)
+        profile.lastSeenAt = max(profile.lastSeenAt, message.eventTime)
+        countSession(message, &profile)
+        if message.type == .track, tenant.purchaseEvents.contains(message.eventName) {
+            profile.totalPurchases += 1
+            if let revenue = Self.decimal(message.properties[tenant.revenueProperty]) { profile.totalRevenue += revenue }
+        }
+        if message.type == .identify {
+            for (key, value) in message.traits { profile.profileData[key] = value }
+        }
+        if let userID = message.userID, profile.externalID == nil { profile.externalID = userID }
+        if profile.totalPurchases > 0 {
+            profile.storedStage = .customer
+        }
+        profile.updatedAt = now
+    }
+
+    /// A new session starts on a new `context.sessionId`, or, without one,
+    /// after `session_timeout_minutes` of inactivity.
+    func countSession(_ message: IncomingMessage, _ profile: inout ProfileRecord) {
+        let sessionID: String? = switch message.context["sessionId"] {
+        case .string(let text): text
+        case .number(let number): JSONValue.number(number).jsonText()
+        default: nil
+        }
+        if let sessionID {
+            if sessionID != profile.lastSessionID {
+                profile.totalSessions += 1
+                profile.lastSessionID = sessionID
+            }
+        } else if let last = profile.lastEventAt {
+            if message.eventTime - last > tenant.sessionTimeoutMilliseconds { profile.totalSessions += 1 }
+        } else {
+            profile.totalSessions += 1
+        }
+        profile.lastEventAt = max(profile.lastEventAt ?? message.eventTime, message.eventTime)
+    }
+
+    /// An exact decimal from a JSON number or numeric string. A number is read
+    /// through its shortest round-trip text, so 19.99 stays 19.99.
+    static func decimal(_ value: JSONValue?) -> Decimal? {
+        let locale = Locale(identifier: "en_US_POSIX")
+        switch value {
+        case .number(let number) where number.isFinite: return Decimal(string: "\(number)", locale: locale)
+        case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: locale)
+        default: return nil
+        }
+    }
+}

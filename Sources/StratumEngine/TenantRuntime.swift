@@ -1,0 +1,118 @@
+import Foundation
+import StratumCrypto
+import StratumDefinitions
+
+/// What the running daemon needs of one tenant's definitions.
+public struct TenantRuntime: Sendable {
+    public var tenant: String
+    public var identity: IdentityRules
+    public var purchaseEvents: Set<String>
+    public var revenueProperty: String
+    public var sessionTimeoutMilliseconds: Int64
+    public var churnPeriodDays: Int
+    public var consentTypes: Set<String>
+    /// Tracking plans by event name (for EMQ completeness).
+    public var plannedRequiredProperties: [String: [String]]
+
+    public init(tenant: String, definitions: DefinitionSet) {
+        self.tenant = tenant
+        let settings = definitions.settings(for: tenant)
+        identity = IdentityRules(definitions.identity(for: tenant))
+        purchaseEvents = Set(settings?.purchaseEvents ?? SettingsDefinition.defaultPurchaseEvents)
+        revenueProperty = settings?.revenueProperty ?? SettingsDefinition.defaultRevenueProperty
+        sessionTimeoutMilliseconds = Int64(settings?.sessionTimeoutMinutes ?? SettingsDefinition.defaultSessionTimeoutMinutes) * 60_000
+        churnPeriodDays = settings?.churnPeriodDays ?? SettingsDefinition.defaultChurnPeriodDays
+        consentTypes = Set(ConsentTypes.builtIn + (settings?.consentTypes ?? []))
+        var required: [String: [String]] = [:]
+        for source in definitions.sources where source.definition.tenantID == tenant {
+            for (event, schema) in source.definition.trackingPlan?.events ?? [:] {
+                required[event] = schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            }
+        }
+        plannedRequiredProperties = required
+    }
+}
+
+/// A source as ingestion sees it: who it is and how to authenticate it.
+public struct SourceRuntime: Sendable {
+    public var name: String
+    public var tenant: String
+    public var type: SourceDefinition.SourceType
+    /// SHA-256 of the write key (from `write_key_sha256`, or of the resolved `${env:...}` key).
+    public var writeKeyHash: [UInt8]?
+    public var requestsPerMinute: Int
+    public var csvMapping: SourceDefinition.CSVMapping?
+    public var enabled: Bool
+}
+
+/// The daemon's view of a definition set: tenants and sources, with secrets resolved.
+public struct Runtime: Sendable {
+    public var tenants: [String: TenantRuntime]
+    public var sources: [String: SourceRuntime]
+
+    /// Why a definition set cannot run (for example, an unset secret).
+    public struct ConfigurationError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Resolves secrets from `environment`; an unset `${env:NAME}` is an error.
+    public init(definitions: DefinitionSet, environment: [String: String]) throws {
+        var tenants: [String: TenantRuntime] = [:]
+        for tenant in definitions.tenants.union([Tenant.defaultID]) {
+            tenants[tenant] = TenantRuntime(tenant: tenant, definitions: definitions)
+        }
+        var sources: [String: SourceRuntime] = [:]
+        var problems: [String] = []
+        for loaded in definitions.sources {
+            let source = loaded.definition
+            var hash: [UInt8]?
+            if let digest = source.writeKeySha256 {
+                hash = Self.bytes(hex: digest)
+            } else if let reference = source.writeKey {
+                if let value = Self.resolve(reference, environment) {
+                    hash = Digest.sha256(Array(value.utf8))
+                } else {
+                    problems.append("\(loaded.file): Source \"\(source.name)\" write_key \(reference) is not set")
+                }
+            }
+            sources[source.tenantID + "/" + source.name] = SourceRuntime(
+                name: source.name, tenant: source.tenantID, type: source.type, writeKeyHash: hash,
+                requestsPerMinute: source.rateLimit?.requestsPerMinute ?? SourceDefinition.defaultRequestsPerMinute,
+                csvMapping: source.csv, enabled: source.enabled ?? true)
+        }
+        guard problems.isEmpty else { throw ConfigurationError(description: problems.joined(separator: "\n")) }
+        self.tenants = tenants
+        self.sources = sources
+    }
+
+    /// The value of `${env:NAME}` in `environment`, or nil when unset.
+    public static func resolve(_ reference: String, _ environment: [String: String]) -> String? {
+        guard reference.hasPrefix("${env:"), reference.hasSuffix("}") else { return nil }
+        return environment[String(reference.dropFirst(6).dropLast())]
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
+            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        return bytes
+    }
+
+    /// The enabled source whose write key is `key`, compared in constant time.
+    public func source(writeKey key: String) -> SourceRuntime? {
+        let digest = Digest.sha256(Array(key.utf8))
+        var found: SourceRuntime?
+        for source in sources.values.sorted(by: { $0.name < $1.name }) {
+            if let hash = source.writeKeyHash, Digest.constantTimeEquals(hash, digest), source.enabled { found = source }
+        }
+        return found
+    }
+
+    /// The source named `name` in `tenant`.
+    public func source(named name: String, tenant: String = Tenant.defaultID) -> SourceRuntime? {
+        sources[tenant + "/" + name]
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import GRDB
+import StratumJSON
+
+/// The embedded store: one SQLite file in WAL mode.
+///
+/// Commits are durable against process crashes and, with the default
+/// `synchronous = FULL`, against power loss: a write that returned is on disk.
+public final class SQLiteStore: Store {
+    let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path` and runs pending migrations.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.journalMode = .wal
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Migrations.migrator.migrate(pool)
+        } catch {
+            throw StoreError("cannot open the store at \(path): \(error)")
+        }
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) throws -> T) async throws -> T {
+        try await pool.write { db in try body(SQLiteTransaction(db: db)) }
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        try await pool.read { db in try body(SQLiteTransaction(db: db)) }
+    }
+}
+
+/// Reads and writes on one GRDB connection, with cached statements for the hot paths.
+struct SQLiteTransaction: StoreTransaction {
+    let db: Database
+
+    // MARK: Reads
+
+    func profile(tenant: String, id: String) throws -> ProfileRecord? {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM profiles WHERE tenant_id = ? AND id = ?")
+        return try Row.fetchOne(statement, arguments: [tenant, id]).map(Self.profile(from:))
+    }
+
+    func survivor(tenant: String, absorbedID: String) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT survivor_id FROM profile_aliases WHERE tenant_id = ? AND absorbed_id = ?"), arguments: [tenant, absorbedID])
+    }
+
+    func matches(tenant: String, identifiers: [(type: String, hash: String)]) throws -> [IdentifierMatch] {
+        let statement = try db.cachedStatement(sql: "SELECT profile_id FROM profile_identifiers WHERE tenant_id = ? AND identifier_type = ? AND identifier_hash = ?")
+        var result: [IdentifierMatch] = []
+        for identifier in identifiers {
+            if let profileID = try String.fetchOne(statement, arguments: [tenant, identifier.type, identifier.hash]) {
+                result.append(IdentifierMatch(type: identifier.type, hash: identifier.hash, profileID: profileID))
+            }
+        }
+        return result
+    }
+
+    func identifiers(tenant: String, profileID: String) throws -> [IdentifierRecord] {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM profile_identifiers WHERE tenant_id = ? AND profile_id = ? ORDER BY created_at, id")
+        return try Row.fetchAll(statement, arguments: [tenant, profileID]).map { row in
+            IdentifierRecord(
+                tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], type: row["identifier_type"],
+                value: row["identifier_value"], hash: row["identifier_hash"], isPrimary: row["is_primary"],
+                confidence: row["confidence_score"], verifiedAt: row["verified_at"], createdAt: row["created_at"])
+        }
+    }
+
+    func events(tenant: String, profileID: String, after cursor: EventCursor?, limit: Int) throws -> [EventRecord] {
+        let rows: [Row]
+        if let cursor {
+            rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM events WHERE tenant_id = ? AND profile_id = ?
+                  AND (event_time < ? OR (event_time = ? AND seq < ?))
+                ORDER BY event_time DESC, seq DESC LIMIT ?
+                """, arguments: [tenant, profileID, cursor.eventTime, cursor.eventTime, cursor.sequence, limit])
+        } else {
+            rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM events WHERE tenant_id = ? AND profile_id = ?
+                ORDER BY event_time DESC, seq DESC LIMIT ?
+                """, arguments: [tenant, profileID, limit])
+        }
+        return try rows.map(Self.event(from:))
+    }
+
+    func eventExists(tenant: String, idempotencyKey: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = ? AND idempotency_key = ?)"), arguments: [tenant, idempotencyKey]) ?? false
+    }
+
+    func consents(tenant: String, profileID: String) throws -> [ConsentRecord] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM consents WHERE tenant_id = ? AND profile_id = ? ORDER BY recorded_at, seq"), arguments: [tenant, profileID]).map { row in
+            ConsentRecord(
+                tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], consentType: row["consent_type"],
+                granted: row["granted"], grantedAt: row["granted_at"], revokedAt: row["revoked_at"], source: row["source"],
+                ipAddress: row["ip_address"], consentText: row["consent_text"], consentVersion: row["consent_version"],
+                recordedAt: row["recorded_at"])
+        }
+    }
+
+    func merges(tenant: String, survivorID: String) throws -> [MergeRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM profile_merges WHERE tenant_id = ? AND survivor_id = ? ORDER BY merged_at, id", arguments: [tenant, survivorID]).map { row in
+            MergeRecord(
+                tenantID: row["tenant_id"], id: row["id"], survivorID: row["survivor_id"], absorbedID: row["absorbed_id"],
+                mergedAt: row["merged_at"], reason: row["reason"], identifiersMoved: row["identifiers_moved"], eventsMoved: row["events_moved"])
+        }
+    }
+
+    func conflicts(tenant: String, profileID: String) throws -> [ConflictRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM identity_conflicts WHERE tenant_id = ? AND profile_id = ? ORDER BY occurred_at, id", arguments: [tenant, profileID]).map { row in
+            ConflictRecord(
+                tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], otherProfileID: row["other_profile_id"],
+                identifierType: row["identifier_type"], identifierHash: row["identifier_hash"], reason: row["reason"],
+                eventID: row["event_id"], occurredAt: row["occurred_at"])
+        }
+    }
+
+    func countEvents(tenant: String, idempotencyKeys: [String]) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT COUNT(*) FROM events WHERE tenant_id = ? AND idempotency_key = ?")
+        for key in idempotencyKeys {
+            counts[key] = try Int.fetchOne(statement, arguments: [tenant, key]) ?? 0
+        }
+        return counts
+    }
+
+    func countProfiles(tenant: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM profiles WHERE tenant_id = ?", arguments: [tenant]) ?? 0
+    }
+
+    // MARK: Writes
+
+    func insertProfile(_ profile: ProfileRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO profiles (tenant_id, id, external_id, first_seen_at, last_seen_at, profile_data, computed_traits,
+              lifecycle_stage, total_events, total_sessions, total_purchases, total_revenue, canonical_type, canonical_hash,
+              last_session_id, last_event_at, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: StatementArguments(Self.profileValues(profile)))
+    }
+
+    func updateProfile(_ profile: ProfileRecord) throws {
+        // The key columns go last, for the WHERE clause.
+        let arguments = StatementArguments(Array(Self.profileValues(profile).dropFirst(2))) + [profile.tenantID, profile.id]
+        try db.cachedStatement(sql: """
+            UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?, computed_traits = ?,
+              lifecycle_stage = ?, total_events = ?, total_sessions = ?, total_purchases = ?, total_revenue = ?,
+              canonical_type = ?, canonical_hash = ?, last_session_id = ?, last_event_at = ?, created_at = ?, updated_at = ?
+            WHERE tenant_id = ? AND id = ?
+            """).execute(arguments: arguments)
+        if db.changesCount != 1 { throw StoreError("profile \(profile.id) does not exist in tenant \(profile.tenantID)") }
+    }
+
+    func deleteProfile(tenant: String, id: String) throws {
+        try db.execute(sql: "DELETE FROM profiles WHERE tenant_id = ? AND id = ?", arguments: [tenant, id])
+    }
+
+    func insertIdentifier(_ identifier: IdentifierRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO profile_identifiers (tenant_id, identifier_type, identifier_hash, id, profile_id, identifier_value,
+              is_primary, confidence_score, verified_at, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                identifier.tenantID, identifier.type, identifier.hash, identifier.id, identifier.profileID, identifier.value,
+                identifier.isPrimary, identifier.confidence, identifier.verifiedAt, identifier.createdAt,
+            ])
+    }
+
+    func moveIdentifiers(tenant: String, from: String, to: String) throws -> Int {
+        try db.execute(sql: "UPDATE profile_identifiers SET profile_id = ?, is_primary = 0 WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
+        return db.changesCount
+    }
+
+    func moveEvents(tenant: String, from: String, to: String) throws -> Int {
+        try db.execute(sql: "UPDATE events SET profile_id = ? WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
+        return db.changesCount
+    }
+
+    func moveConsents(tenant: String, from: String, to: String) throws {
+        try db.execute(sql: "UPDATE consents SET profile_id = ? WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
+    }
+
+    func insertMerge(_ merge: MergeRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO profile_merges (tenant_id, id, survivor_id, absorbed_id, merged_at, reason, identifiers_moved, events_moved)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [merge.tenantID, merge.id, merge.survivorID, merge.absorbedID, merge.mergedAt, merge.reason, merge.identifiersMoved, merge.eventsMoved])
+    }
+
+    func insertAlias(tenant: String, absorbedID: String, survivorID: String, at instant: Milliseconds) throws {
+        try db.execute(sql: "UPDATE profile_aliases SET survivor_id = ? WHERE tenant_id = ? AND survivor_id = ?", arguments: [survivorID, tenant, absorbedID])
+        try db.execute(sql: "INSERT INTO profile_aliases (tenant_id, absorbed_id, survivor_id, merged_at) VALUES (?, ?, ?, ?)", arguments: [tenant, absorbedID, survivorID, instant])
+    }
+
+    func insertConflict(_ conflict: ConflictRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO identity_conflicts (tenant_id, id, profile_id, other_profile_id, identifier_type, identifier_hash, reason, event_id, occurred_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [conflict.tenantID, conflict.id, conflict.profileID, conflict.otherProfileID, conflict.identifierType, conflict.identifierHash, conflict.reason, conflict.eventID, conflict.occurredAt])
+    }
+
+    func insertEvent(_ event: EventRecord) throws -> Bool {
+        try db.cachedStatement(sql: """
+            INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
+              properties, context, identifiers, processed, emq_score)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+            """).execute(arguments: [
+                event.tenantID, event.id, event.profileID, event.sourceID, event.type.rawValue, event.eventName, event.eventTime,
+                event.receivedAt, event.idempotencyKey, JSONValue.object(event.properties).jsonText(),
+                JSONValue.object(event.context).jsonText(), JSONValue.array(event.identifiers).jsonText(), event.processed, event.emqScore,
+            ])
+        return db.changesCount == 1
+    }
+
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
+    }
+
+    func setPrimaryIdentifier(tenant: String, profileID: String, type: String, hash: String) throws {
+        try db.cachedStatement(sql: """
+            UPDATE profile_identifiers SET is_primary = (identifier_type = ? AND identifier_hash = ?)
+            WHERE tenant_id = ? AND profile_id = ?
+            """).execute(arguments: [type, hash, tenant, profileID])
+    }
+
+    func insertConsent(_ consent: ConsentRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO consents (tenant_id, id, profile_id, consent_type, granted, granted_at, revoked_at, source, ip_address,
+              consent_text, consent_version, recorded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                consent.tenantID, consent.id, consent.profileID, consent.consentType, consent.granted, consent.grantedAt,
+                consent.revokedAt, consent.source, consent.ipAddress, consent.consentText, consent.consentVersion, consent.recordedAt,
+            ])
+    }
+
+    // MARK: Mapping
+
+    static func profileValues(_ profile: ProfileRecord) -> [(any DatabaseValueConvertible)?] {
+        [
+            profile.tenantID, profile.id, profile.externalID, profile.firstSeenAt, profile.lastSeenAt,
+            JSONValue.object(profile.profileData).jsonText(), JSONValue.object(profile.computedTraits).jsonText(),
+            profile.storedStage.rawValue, profile.totalEvents, profile.totalSessions, profile.totalPurchases,
+            "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash, profile.lastSessionID, profile.lastEventAt,
+            profile.createdAt, profile.updatedAt,
+        ]
+    }
+
+    static func profile(from row: Row) throws -> ProfileRecord {
+        var profile = ProfileRecord(tenantID: row["tenant_id"], id: row["id"], now: row["created_at"], seenAt: row["first_seen_at"])
+        profile.externalID = row["external_id"]
+        profile.lastSeenAt = row["last_seen_at"]
+        profile.profileData = try jsonObject(row["profile_data"])
+        profile.computedTraits = try jsonObject(row["computed_traits"])
+        profile.storedStage = LifecycleStage(rawValue: row["lifecycle_stage"]) ?? .anonymous
+        profile.totalEvents = row["total_events"]
+        profile.totalSessions = row["total_sessions"]
+        profile.totalPurchases = row["total_purchases"]
+        profile.totalRevenue = Decimal(string: row["total_revenue"] as String, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+        profile.canonicalType = row["canonical_type"]
+        profile.canonicalHash = row["canonical_hash"]
+        profile.lastSessionID = row["last_session_id"]
+        profile.lastEventAt = row["last_event_at"]
+        profile.updatedAt = row["updated_at"]
+        return profile
+    }
+
+    static func event(from row: Row) throws -> EventRecord {
+        EventRecord(
+            tenantID: row["tenant_id"], id: row["id"], sequence: row["seq"], profileID: row["profile_id"], sourceID: row["source_id"],
+            type: MessageType(rawValue: row["type"]) ?? .track, eventName: row["event_name"], eventTime: row["event_time"],
+            receivedAt: row["received_at"], idempotencyKey: row["idempotency_key"], properties: try jsonObject(row["properties"]),
+            context: try jsonObject(row["context"]), identifiers: try JSONParser.parse(row["identifiers"] as String).arrayValue ?? [],
+            processed: row["processed"], emqScore: row["emq_score"])
+    }
+
+    static func jsonObject(_ text: String) throws -> JSONObject {
+        guard case .object(let object) = try JSONParser.parse(text) else { throw StoreError("stored JSON is not an object") }
+        return object
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import StratumJSON
+
+/// The store behind every part of Stratum: profiles, identifiers, events,
+/// merges, conflicts and consents, every row scoped to a tenant.
+///
+/// SQLite is the embedded implementation; a PostgreSQL one follows the same
+/// protocol. Writes run in one serialised transaction at a time, which the
+/// ingestion pipeline uses for group commit.
+public protocol Store: Sendable {
+    /// Runs `body` in one write transaction: all of it commits, or none.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) throws -> T) async throws -> T
+    /// Runs `body` against a consistent snapshot.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T
+}
+
+/// A position in a profile's event list, for cursor pagination.
+public struct EventCursor: Sendable, Hashable {
+    public var eventTime: Milliseconds
+    public var sequence: Int64
+
+    public init(eventTime: Milliseconds, sequence: Int64) {
+        self.eventTime = eventTime
+        self.sequence = sequence
+    }
+}
+
+/// Reads, within one tenant.
+public protocol StoreReader {
+    /// The profile with `id`, or nil. Does not follow merges.
+    func profile(tenant: String, id: String) throws -> ProfileRecord?
+    /// The survivor an absorbed profile id was merged into (transitively), or nil.
+    func survivor(tenant: String, absorbedID: String) throws -> String?
+    /// Which profiles hold these identifiers.
+    func matches(tenant: String, identifiers: [(type: String, hash: String)]) throws -> [IdentifierMatch]
+    func identifiers(tenant: String, profileID: String) throws -> [IdentifierRecord]
+    /// A profile's events, newest first, starting after `cursor`.
+    func events(tenant: String, profileID: String, after cursor: EventCursor?, limit: Int) throws -> [EventRecord]
+    /// Whether an event with this idempotency key was already accepted.
+    func eventExists(tenant: String, idempotencyKey: String) throws -> Bool
+    /// Every consent record of a profile, oldest first.
+    func consents(tenant: String, profileID: String) throws -> [ConsentRecord]
+    func merges(tenant: String, survivorID: String) throws -> [MergeRecord]
+    func conflicts(tenant: String, profileID: String) throws -> [ConflictRecord]
+    /// How many events the tenant has with these idempotency keys (for audits and tests).
+    func countEvents(tenant: String, idempotencyKeys: [String]) throws -> [String: Int]
+    func countProfiles(tenant: String) throws -> Int
+}
+
+/// Writes, within the transaction that `Store.write` opened.
+public protocol StoreTransaction: StoreReader {
+    func insertProfile(_ profile: ProfileRecord) throws
+    func updateProfile(_ profile: ProfileRecord) throws
+    func deleteProfile(tenant: String, id: String) throws
+    func insertIdentifier(_ identifier: IdentifierRecord) throws
+    /// Moves every identifier of `from` to `to`; returns how many moved.
+    func moveIdentifiers(tenant: String, from: String, to: String) throws -> Int
+    /// Reassigns every event of `from` to `to`; returns how many moved.
+    func moveEvents(tenant: String, from: String, to: String) throws -> Int
+    func moveConsents(tenant: String, from: String, to: String) throws
+    func insertMerge(_ merge: MergeRecord) throws
+    /// Makes `absorbedID` (and ids formerly merged into it) resolve to `survivorID`.
+    func insertAlias(tenant: String, absorbedID: String, survivorID: String, at: Milliseconds) throws
+    func insertConflict(_ conflict: ConflictRecord) throws
+    /// Inserts an event; returns false (and changes nothing) when its idempotency key exists.
+    func insertEvent(_ event: EventRecord) throws -> Bool
+    func insertConsent(_ consent: ConsentRecord) throws
+    /// Marks one identifier as the profile's primary (canonical) one.
+    func setPrimaryIdentifier(tenant: String, profileID: String, type: String, hash: String) throws
+    /// Runs `body` in a savepoint: if it throws, its writes are undone and the
+    /// rest of the transaction goes on.
+    func savepoint<T>(_ body: () throws -> T) throws -> T
+}
+
+/// Why the store failed, said for an operator.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+struct IdentityResolutionTests {
+    @Test func anonymousBrowsingThenIdentifyAttachesToTheSameProfile() async throws {
+        let harness = try EngineHarness()
+        let browsing = try await harness.ingest([
+            ["type": "page", "anonymousId": "anon-1", "name": "Home", "messageId": "m1"],
+            ["type": "track", "anonymousId": "anon-1", "event": "ProductView", "messageId": "m2"],
+        ])
+        let identified = try await harness.ingest([
+            ["type": "identify", "anonymousId": "anon-1", "userId": "user-1", "traits": ["email": "Foo@Example.COM ", "name": "Foo"], "messageId": "m3"],
+        ])
+        let id = try #require(profileID(of: browsing[0]))
+        #expect(profileID(of: browsing[1]) == id)
+        #expect(profileID(of: identified[0]) == id)
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.totalEvents == 3)
+        #expect(profile.externalID == "user-1")
+        #expect(profile.storedStage == .known)
+        #expect(profile.profileData["name"] == "Foo")
+        // The canonical identity is the strongest identifier: external_id.
+        #expect(profile.canonicalType == "external_id")
+        #expect(profile.canonicalHash == "c6c289e49e9c05b2145860387b73bcb18df43fb09a1e4a4a9713c76c88bb541b")
+        // Emails are trimmed, lowercased and SHA-256 hashed (as ad platforms expect).
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: id) }
+        #expect(identifiers.contains { $0.type == "email" && $0.hash == "321ba197033e81286fedb719d60d4ed5cecaed170733cb4a92013811afc0e3b6" })
+        #expect(identifiers.allSatisfy { $0.value == nil }, "raw values are not stored by default")
+        #expect(identifiers.filter(\.isPrimary).map(\.type) == ["external_id"])
+    }
+
+    @Test func identifyingOnASecondDeviceMergesIntoTheOlderProfileWithItsHistory() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T10:00:00Z")
+        try await harness.ingest([["type": "identify", "userId": "user-1", "anonymousId": "laptop", "messageId": "m1"]])
+        harness.setNow("2026-01-02T10:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "phone", "event": "ProductView", "messageId": "m2"]])
+        let older = try #require(try await harness.profileID(type: "external_id", value: "user-1"))
+        let newer = try #require(try await harness.profileID(type: "anonymous_id", value: "phone"))
+        #expect(older != newer)
+
+        harness.setNow("2026-01-03T10:00:00Z")
+        let outcome = try await harness.ingest([["type": "identify", "userId": "user-1", "anonymousId": "phone", "messageId": "m3"]])
+
+        guard case .stored(_, let survivor, false, let merged) = outcome[0] else { Issue.record("not stored: \(outcome)"); return }
+        #expect(survivor == older)
+        #expect(merged == [newer])
+        let profile = try #require(try await harness.profile(older))
+        #expect(profile.totalEvents == 3)
+        #expect(profile.firstSeenAt == EngineHarness.instant("2026-01-01T10:00:00Z"))
+        #expect(profile.lastSeenAt == EngineHarness.instant("2026-01-03T10:00:00Z"))
+        let events = try await harness.read { try $0.events(tenant: "default", profileID: older, after: nil, limit: 10) }
+        #expect(Set(events.map(\.idempotencyKey)) == ["m1", "m2", "m3"])
+        #expect(try await harness.profile(newer) == nil)
+        // The absorbed id still resolves, and the merge is on record.
+        #expect(try await harness.read { try $0.survivor(tenant: "default", absorbedID: newer) } == older)
+        let merges = try await harness.read { try $0.merges(tenant: "default", survivorID: older) }
+        #expect(merges.map(\.absorbedID) == [newer])
+        #expect(merges.first?.eventsMoved == 1)
+    }
+
+    @Test func twoKnownProfilesJoinedByASharedDeviceMergeIntoTheOlder() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([["type": "identify", "anonymousId": "a1", "traits": ["email": "one@example.com"], "context": ["device": ["id": "ipad-7"]], "messageId": "m1"]])
+        harness.setNow("2026-02-01T00:00:00Z")
+        try await harness.ingest([["type": "identify", "anonymousId": "a2", "traits": ["email": "two@example.com", "plan": "pro"], "messageId": "m2"]])
+        let first = try #require(try await harness.profileID(type: "email", value: "one@example.com"))
+        let second = try #require(try await harness.profileID(type: "email", value: "two@example.com"))
+        #expect(first != second)
+
+        try await harness.ingest([["type": "track", "anonymousId": "a2", "event": "Opened App", "context": ["device": ["id": "ipad-7"]], "messageId": "m3"]])
+
+        #expect(try await harness.profileID(type: "email", value: "two@example.com") == first)
+        let profile = try #require(try await harness.profile(first))
+        #expect(profile.totalEvents == 3)
+        #expect(profile.profileData["plan"] == "pro")
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: first) }
+        #expect(Set(identifiers.map(\.type)) == ["anonymous_id", "email", "device_id"])
+        #expect(identifiers.count == 5)
+    }
+
+    @Test func twoDifferentUserIDsNeverMerge() async throws {
+        let harness = try EngineHarness()
+        try await harness.ingest([["type": "identify", "userId": "alice", "anonymousId": "shared-kiosk", "messageId": "m1"]])
+        let outcome = try await harness.ingest([["type": "identify", "userId": "bob", "anonymousId": "shared-kiosk", "messageId": "m2"]])
+        let alice = try #require(try await harness.profileID(type: "external_id", value: "alice"))
+        let bob = try #require(try await harness.profileID(type: "external_id", value: "bob"))
+        #expect(alice != bob)
+        // The event belongs to the profile of its strongest identifier.
+        #expect(profileID(of: outcome[0]) == bob)
+        let conflicts = try await harness.read { try $0.conflicts(tenant: "default", profileID: bob) }
+        #expect(conflicts.count == 1)
+        #expect(conflicts.first?.otherProfileID == alice)
+        #expect(conflicts.first?.identifierType == "external_id")
+        #expect(conflicts.first?.reason.contains("more than 1 external_id") == true)
+    }
+
+    @Test func aSecondUserIDOnAKnownDeviceIsADifferentPerson() async throws {
+        let harness = try EngineHarness()
+        try await harness.ingest([["type": "identify", "userId": "alice", "anonymousId": "a", "messageId": "m1"]])
+        // Same anonymous id, a new user id that no profile holds yet.
+        let outcome = try await harness.ingest([["type": "identify", "userId": "mallory", "anonymousId": "a", "traits": ["email": "m@example.com"], "messageId": "m2"]])
+        let alice = try #require(try await harness.profileID(type: "external_id", value: "alice"))
+        let mallory = try #require(try await harness.profileID(type: "external_id", value: "mallory"))
+        #expect(alice != mallory)
+        #expect(profileID(of: outcome[0]) == mallory)
+        #expect(try await harness.profileID(type: "anonymous_id", value: "a") == alice)
+        #expect(try await harness.profileID(type: "email", value: "m@example.com") == mallory)
+        let conflicts = try await harness.read { try $0.conflicts(tenant: "default", profileID: mallory) }
+        #expect(conflicts.map(\.otherProfileID) == [alice])
+    }
+
+    @Test func anIdentifierOverItsTypesLimitIsNotAttached() async throws {
+        let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: identity\nidentifier_types:\n  - {type: external_id, priority: 100, limit: 1}\n  - {type: email, priority: 80, limit: 2}\n  - {type: anonymous_id, priority: 10}\n"])
+        var messages: [JSONValue] = []
+        for index in 1...3 {
+            messages.append(["type": "identify", "userId": "u", "traits": ["email": .string("e\(index)@example.com")], "messageId": .string("m\(index)")])
+        }
+        let outcomes = try await harness.ingest(messages)
+        let id = try #require(profileID(of: outcomes[0]))
+        #expect(outcomes.map(profileID(of:)) == [id, id, id])
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: id) }
+        #expect(identifiers.filter { $0.type == "email" }.count == 2)
+        let conflicts = try await harness.read { try $0.conflicts(tenant: "default", profileID: id) }
+        #expect(conflicts.map(\.reason) == ["not attached: the profile already has 2 email identifiers (limit 2)"])
+    }
+
+    @Test(arguments: ["undefined", "null", "anonymous", "0", "-1", "000-000", "  "])
+    func blockedValuesAreNeverIdentifiers(_ value: String) async throws {
+        let harness = try EngineHarness()
+        let first = try await harness.ingest([["type": "track", "userId": .string(value), "anonymousId": "real-1", "event": "A", "messageId": "m1"]])
+        let second = try await harness.ingest([["type": "track", "userId": .string(value), "anonymousId": "real-2", "event": "B", "messageId": "m2"]])
+        // Had the blocked value been an identifier, both would share a profile.
+        #expect(profileID(of: first[0]) != profileID(of: second[0]))
+        #expect(try await harness.read { try $0.countProfiles(tenant: "default") } == 2)
+    }
+
+    @Test func aMessageWithOnlyBlockedIdentifiersIsStoredWithoutAProfile() async throws {
+        let harness = try EngineHarness()
+        let outcome = try await harness.ingest([["type": "track", "anonymousId": "undefined", "event": "A", "messageId": "m1"]])
+        guard case .stored(_, nil, false, []) = outcome[0] else { Issue.record("\(outcome)"); return }
+        #expect(try await harness.read { try $0.countEvents(tenant: "default", idempotencyKeys: ["m1"]) } == ["m1": 1])
+    }
+
+    @Test func mergedAwayIDsResolveThroughChainsOfMerges() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "x", "event": "A", "messageId": "m1"]])
+        harness.setNow("2026-01-02T00:00:00Z")
+        try await harness.ingest([["type": "identify", "anonymousId": "y", "traits": ["email": "y@example.com"], "messageId": "m2"]])
+        harness.setNow("2026-01-03T00:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "z", "event": "A", "messageId": "m3"]])
+        let x = try #require(try await harness.profileID(type: "anonymous_id", value: "x"))
+        let y = try #require(try await harness.profileID(type: "anonymous_id", value: "y"))
+        let z = try #require(try await harness.profileID(type: "anonymous_id", value: "z"))
+        // z joins y (the older), then y joins x (the oldest).
+        try await harness.ingest([["type": "identify", "anonymousId": "z", "traits": ["email": "y@example.com"], "messageId": "m4"]])
+        #expect(try await harness.read { try $0.survivor(tenant: "default", absorbedID: z) } == y)
+        try await harness.ingest([["type": "identify", "anonymousId": "x", "traits": ["email": "y@example.com"], "messageId": "m5"]])
+        for absorbed in [y, z] {
+            #expect(try await harness.read { try $0.survivor(tenant: "default", absorbedID: absorbed) } == x)
+        }
+        for value in ["x", "y", "z"] {
+            #expect(try await harness.profileID(type: "anonymous_id", value: value) == x)
+        }
+        #expect(try await harness.profile(x)?.totalEvents == 5)
+    }
+
+    @Test func aliasJoinsThePreviousIDToTheUserID() async throws {
+        let harness = try EngineHarness()
+        try await harness.ingest([["type": "track", "anonymousId": "visitor-9", "event": "ProductView", "messageId": "m1"]])
+        try await harness.ingest([["type": "alias", "userId": "user-9", "previousId": "visitor-9", "messageId": "m2"]])
+        let profile = try #require(try await harness.profileID(type: "external_id", value: "user-9"))
+        #expect(try await harness.profileID(type: "anonymous_id", value: "visitor-9") == profile)
+    }
+
+    @Test func aDuplicateMessageIDChangesNothing() async throws {
+        let harness = try EngineHarness()
+        let message: JSONValue = ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 10], "messageId": "same"]
+        let outcomes = try await harness.ingest([message, message])
+        let again = try await harness.ingest([message])
+        #expect(outcomes[1] == .duplicate)
+        #expect(again == [.duplicate])
+        let id = try #require(profileID(of: outcomes[0]))
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.totalEvents == 1)
+        #expect(profile.totalRevenue == 10)
+    }
+}

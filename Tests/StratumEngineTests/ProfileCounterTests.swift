@@ -1,0 +1,116 @@
+import Foundation
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+struct ProfileCounterTests {
+    @Test func revenueIsSummedExactly() async throws {
+        let harness = try EngineHarness()
+        var messages: [JSONValue] = []
+        for index in 0..<10 {
+            messages.append(["type": "track", "userId": "buyer", "event": "Purchase", "properties": ["total": 0.1], "messageId": .string("p\(index)")])
+        }
+        messages.append(["type": "track", "userId": "buyer", "event": "Purchase", "properties": ["total": "19.99"], "messageId": "p10"])
+        messages.append(["type": "track", "userId": "buyer", "event": "ProductView", "properties": ["total": 1000], "messageId": "v1"])
+        let outcomes = try await harness.ingest(messages)
+        let id = try #require(profileID(of: outcomes[0]))
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.totalPurchases == 11)
+        #expect(profile.totalRevenue == Decimal(string: "20.99"))
+        #expect(profile.storedStage == .customer)
+    }
+
+    @Test func sessionsFollowSessionIDsOrThirtyMinutesOfInactivity() async throws {
+        let harness = try EngineHarness()
+        func track(_ time: String, _ id: String, session: String? = nil) -> JSONValue {
+            var message: JSONObject = ["type": "track", "userId": "u", "event": "A", "timestamp": .string(time), "messageId": .string(id)]
+            if let session { message["context"] = ["sessionId": .string(session)] }
+            return .object(message)
+        }
+        let outcomes = try await harness.ingest([
+            track("2025-12-31T10:00:00Z", "1"),
+            track("2025-12-31T10:29:00Z", "2"),
+            track("2025-12-31T11:00:00Z", "3"),
+            track("2025-12-31T11:01:00Z", "4", session: "s-1"),
+            track("2025-12-31T11:02:00Z", "5", session: "s-1"),
+            track("2025-12-31T11:03:00Z", "6", session: "s-2"),
+        ])
+        let id = try #require(profileID(of: outcomes[0]))
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.totalSessions == 4)
+        #expect(profile.firstSeenAt == EngineHarness.instant("2025-12-31T10:00:00Z"))
+    }
+
+    @Test func lifecycleStagesFollowTheSeedsTable() async throws {
+        let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: identity\nphone_default_country_code: \"+1\"\n"])
+        let anonymous = try await harness.ingest([["type": "page", "anonymousId": "a", "messageId": "1", "timestamp": "2025-12-01T00:00:00Z"]])
+        let id = try #require(profileID(of: anonymous[0]))
+        #expect(try await harness.profile(id)?.storedStage == .anonymous)
+        try await harness.ingest([["type": "identify", "anonymousId": "a", "traits": ["phone": "(415) 555-0123"], "messageId": "2", "timestamp": "2025-12-01T00:01:00Z"]])
+        #expect(try await harness.profile(id)?.storedStage == .known)
+        #expect(try await harness.profileID(type: "phone", value: "+1 415 555 0123") == id)
+        try await harness.ingest([["type": "track", "anonymousId": "a", "event": "Purchase", "properties": ["total": 5], "messageId": "3", "timestamp": "2025-12-01T00:02:00Z"]])
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.storedStage == .customer)
+        #expect(profile.lifecycleStage(at: EngineHarness.instant("2026-02-01T00:00:00Z"), churnPeriodDays: 90) == .customer)
+        #expect(profile.lifecycleStage(at: EngineHarness.instant("2026-03-02T00:03:00Z"), churnPeriodDays: 90) == .churned)
+    }
+
+    @Test func phoneNumbersNormaliseWithTheDefaultCountryCode() async throws {
+        let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: identity\nphone_default_country_code: \"+1\"\n"])
+        let rules = harness.runtime.tenants["default"]!.identity
+        #expect(rules.normalize("(415) 555-0123", type: "phone") == "+14155550123")
+        #expect(rules.normalize("+44 20 7946 0958", type: "phone") == "+442079460958")
+        #expect(rules.normalize("0044 20 7946 0958", type: "phone") == "+442079460958")
+        #expect(rules.normalize("12345", type: "phone") == nil)
+        #expect(rules.identifier(type: "phone", raw: "415.555.0123")?.hash == "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4")
+    }
+
+    @Test func consentIsRecordedAsHistoryOnlyWhenItChanges() async throws {
+        let harness = try EngineHarness(definitions: ["settings.yaml": "kind: Settings\nname: stratum\nconsent_types: [push]\n"])
+        func message(_ id: String, _ consent: JSONValue, at time: String) -> JSONValue {
+            ["type": "track", "userId": "u", "event": "A", "messageId": .string(id), "timestamp": .string(time),
+             "context": ["consent": consent, "ip": "203.0.113.9"]]
+        }
+        let outcomes = try await harness.ingest([
+            message("1", ["ads": true, "email": false, "push": true, "made_up": true], at: "2025-12-01T00:00:00Z"),
+            message("2", ["ads": true], at: "2025-12-02T00:00:00Z"),
+            message("3", ["categoryPreferences": ["ads": false]], at: "2025-12-03T00:00:00Z"),
+        ])
+        let id = try #require(profileID(of: outcomes[0]))
+        let history = try await harness.read { try $0.consents(tenant: "default", profileID: id) }
+        #expect(history.map { "\($0.consentType)=\($0.granted)" } == ["ads=true", "email=false", "push=true", "ads=false"])
+        #expect(history.allSatisfy { $0.source == "web" && $0.ipAddress == "203.0.113.9" })
+        #expect(history.last?.revokedAt == EngineHarness.instant("2025-12-03T00:00:00Z"))
+        #expect(history.first?.grantedAt == EngineHarness.instant("2025-12-01T00:00:00Z"))
+    }
+
+    @Test func clockSkewIsCorrectedWithSentAt() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T12:00:00Z")
+        // The device clock runs one hour fast: it says sentAt 13:00 when it is 12:00.
+        let outcomes = try await harness.ingest([["type": "track", "userId": "u", "event": "A", "messageId": "1",
+                                                   "originalTimestamp": "2026-01-01T12:59:00Z", "sentAt": "2026-01-01T13:00:00Z"]])
+        let id = try #require(profileID(of: outcomes[0]))
+        let events = try await harness.read { try $0.events(tenant: "default", profileID: id, after: nil, limit: 1) }
+        #expect(events.first?.eventTime == EngineHarness.instant("2026-01-01T11:59:00Z"))
+        #expect(events.first?.receivedAt == EngineHarness.instant("2026-01-01T12:00:00Z"))
+    }
+
+    @Test func emqScoresFollowTheDocumentedFormula() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T12:00:00Z")
+        let outcomes = try await harness.ingest([
+            ["type": "track", "userId": "u", "anonymousId": "a", "event": "A", "messageId": "rich", "timestamp": "2026-01-01T12:00:00Z",
+             "properties": ["x": 1], "context": ["ip": "1.2.3.4", "userAgent": "ua", "locale": "en", "page": ["url": "https://x"]]],
+            ["type": "track", "anonymousId": "b", "event": "A", "messageId": "poor"],
+        ])
+        let rich = try await harness.read { try $0.events(tenant: "default", profileID: profileID(of: outcomes[0])!, after: nil, limit: 1) }
+        let poor = try await harness.read { try $0.events(tenant: "default", profileID: profileID(of: outcomes[1])!, after: nil, limit: 1) }
+        // identifiers 1.0 (external_id + a second type, capped), completeness 1, timeliness 1, context 4/8.
+        #expect(rich.first?.emqScore == 0.9)
+        // anonymous_id only 0.1, completeness 0/3, timeliness 1 (no timestamp: received now), context 0.
+        #expect(poor.first?.emqScore == 0.235)
+    }
+}
