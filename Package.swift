@@ -64,7 +64,13 @@ let package = Package(
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
         .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "stratum"]),
         .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto"]),
-        .testTarget(name: "StratumServerTests", dependencies: ["StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "stratum"]),
+        .testTarget(
+            name: "StratumServerTests",
+            dependencies: [
+                "StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumJSON", "stratum",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -43,6 +43,15 @@ public enum Digest {
 
     static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Bytes from hex digits (either case); invalid pairs read as 0. The
+    /// definitions' schemas guarantee 64 hex digits where this is used.
+    public static func bytes(hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).map { index in
+            UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) ?? 0
+        }
+    }
+
     /// Lowercase hex of bytes.
     public static func hex(_ bytes: [UInt8]) -> String {
         var characters = [UInt8]()

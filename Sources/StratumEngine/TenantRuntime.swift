@@ -53,26 +53,30 @@ public struct Runtime: Sendable {
     /// Why a definition set cannot run (for example, an unset secret).
     public struct ConfigurationError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
-    /// Resolves secrets from `environment`; an unset `${env:NAME}` is an error.
-    public init(definitions: DefinitionSet, environment: [String: String]) throws {
+    /// Secrets that are referenced but unset: the daemon refuses to start with any.
+    public var missingSecrets: [String]
+
+    /// Resolves secrets from `environment`; unset ones are listed in `missingSecrets`.
+    public init(definitions: DefinitionSet, environment: [String: String]) {
         var tenants: [String: TenantRuntime] = [:]
         for tenant in definitions.tenants.union([Tenant.defaultID]) {
             tenants[tenant] = TenantRuntime(tenant: tenant, definitions: definitions)
         }
         var sources: [String: SourceRuntime] = [:]
-        var problems: [String] = []
+        var missing: [String] = []
         for loaded in definitions.sources {
             let source = loaded.definition
             var hash: [UInt8]?
             if let digest = source.writeKeySha256 {
-                hash = Self.bytes(hex: digest)
+                hash = Digest.bytes(hex: digest)
             } else if let reference = source.writeKey {
                 if let value = Self.resolve(reference, environment) {
                     hash = Digest.sha256(Array(value.utf8))
                 } else {
-                    problems.append("\(loaded.file): Source \"\(source.name)\" write_key \(reference) is not set")
+                    missing.append("\(loaded.file): Source \"\(source.name)\" write_key \(reference) is not set")
                 }
             }
             sources[source.tenantID + "/" + source.name] = SourceRuntime(
@@ -80,25 +84,15 @@ public struct Runtime: Sendable {
                 requestsPerMinute: source.rateLimit?.requestsPerMinute ?? SourceDefinition.defaultRequestsPerMinute,
                 csvMapping: source.csv, enabled: source.enabled ?? true)
         }
-        guard problems.isEmpty else { throw ConfigurationError(description: problems.joined(separator: "\n")) }
         self.tenants = tenants
         self.sources = sources
+        self.missingSecrets = missing
     }
 
     /// The value of `${env:NAME}` in `environment`, or nil when unset.
     public static func resolve(_ reference: String, _ environment: [String: String]) -> String? {
         guard reference.hasPrefix("${env:"), reference.hasSuffix("}") else { return nil }
         return environment[String(reference.dropFirst(6).dropLast())]
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
-            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        return bytes
     }
 
     /// The enabled source whose write key is `key`, compared in constant time.

@@ -27,7 +27,7 @@ final class EngineHarness: Sendable {
         let files = Self.baseDefinitions.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
         let loaded = DefinitionLoader.load(files: files, environment: ["WEB_KEY": "k"])
         precondition(loaded.isValid, "\(loaded.diagnostics.map(\.formatted))")
-        runtime = try Runtime(definitions: loaded.definitions, environment: ["WEB_KEY": "k"])
+        runtime = Runtime(definitions: loaded.definitions, environment: ["WEB_KEY": "k"])
         source = runtime.source(named: "web")!
         let counter = Locked(0)
         let now = Locked<Milliseconds>(Self.instant("2026-01-01T00:00:00Z"))

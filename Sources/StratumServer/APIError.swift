@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import StratumJSON
+
+/// An error a client sees: a status and a JSON body saying what is wrong and where.
+///
+/// Body: `{"error": {"status": 400, "code": "invalid_message", "message": "...", "path": "batch[3].userId"}}`.
+struct APIError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var path: String?
+    var headers: HTTPFields = [:]
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var error: JSONObject = ["status": .number(Double(status.code)), "code": .string(code), "message": .string(message)]
+        if let path { error["path"] = .string(path) }
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object(["error": .object(error)]).jsonText() + "\n")))
+    }
+
+    static func badRequest(_ code: String, _ message: String, path: String? = nil) -> APIError {
+        APIError(status: .badRequest, code: code, message: message, path: path)
+    }
+
+    static func unauthorized(_ message: String) -> APIError {
+        APIError(status: .unauthorized, code: "unauthorized", message: message, headers: [.wwwAuthenticate: "Basic realm=\"stratum\""])
+    }
+
+    static func tooLarge(_ limit: Int) -> APIError {
+        APIError(status: .contentTooLarge, code: "body_too_large", message: "the request body is larger than \(limit / 1024) KB")
+    }
+
+    static func rateLimited(retryAfter seconds: Int, _ what: String) -> APIError {
+        APIError(status: .tooManyRequests, code: "rate_limited", message: "\(what); retry after \(seconds) s", headers: [.retryAfter: String(seconds)])
+    }
+
+    static func notFound(_ message: String) -> APIError {
+        APIError(status: .notFound, code: "not_found", message: message)
+    }
+}
+
+/// A JSON response.
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText() + "\n")))
+}

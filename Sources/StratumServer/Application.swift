@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import StratumDefinitions
+import StratumEngine
+import StratumStore
+import Synchronization
+
+/// The request context: Hummingbird's core plus the peer address.
+public struct StratumRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The largest body any endpoint accepts (a batch); endpoints enforce their own.
+    public var maxUploadSize: Int { MessageParser.maximumBatchBytes }
+}
+
+/// What every controller shares: the store, the writer, the definitions in force.
+public final class ServerState: Sendable {
+    let store: any Store
+    let writer: IngestionWriter
+    let limiter: RateLimiter
+    let clock: @Sendable () -> Milliseconds
+    let newMessageID: @Sendable () -> String
+    private let current: Mutex<(Runtime, AdminTokens)>
+
+    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
+        self.store = store
+        self.writer = writer
+        self.limiter = RateLimiter()
+        self.clock = clock
+        self.newMessageID = { UUID().uuidString.lowercased() }
+        let runtime = Runtime(definitions: definitions, environment: environment)
+        guard runtime.missingSecrets.isEmpty else { throw Runtime.ConfigurationError(description: runtime.missingSecrets.joined(separator: "\n")) }
+        current = Mutex((runtime, try AdminTokens(definitions: definitions, environment: environment)))
+    }
+
+    func runtime() -> Runtime { current.withLock { $0.0 } }
+    func adminTokens() -> AdminTokens { current.withLock { $0.1 } }
+}
+
+/// The router: ingestion, the read API and health endpoints.
+public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
+    let router = Router(context: StratumRequestContext.self)
+    router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
+    router.get("/readyz") { _, _ in
+        _ = try await state.store.read { try $0.countProfiles(tenant: Tenant.defaultID) }
+        return jsonResponse(["status": "ready"])
+    }
+    IngestionController(state: state).register(on: router)
+    ProfileController(state: state).register(on: router)
+    return router
+}
+
+/// The HTTP application serving `state` on `host:port` (port 0: any free port).
+public func buildApplication(state: ServerState, host: String, port: Int, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(state: state),
+        configuration: .init(address: .hostname(host, port: port), serverName: "stratum"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+        logger: logger)
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Hummingbird
+import StratumCrypto
+import StratumEngine
+import StratumJSON
+import StratumStore
+
+/// The read API: profiles by id or identifier, and their events. Admin
+/// tokens (Bearer) select the tenant; every query stays inside it.
+struct ProfileController: Sendable {
+    let state: ServerState
+    /// The seed's lookup limit: 300 per minute per tenant.
+    static let lookupsPerMinute = 300
+
+    func register(on router: Router<StratumRequestContext>) {
+        router.get("/v1/profiles/lookup") { request, _ in try await self.lookup(request) }
+        router.get("/v1/profiles/:id") { request, context in try await self.profile(request, id: try context.parameters.require("id")) }
+        router.get("/v1/profiles/:id/events") { request, context in try await self.events(request, id: try context.parameters.require("id")) }
+    }
+
+    /// The tenant of a read-scoped admin token, after the lookup rate limit.
+    func tenant(_ request: Request) throws(APIError) -> String {
+        guard let value = try Credential.fromHeader(request) else {
+            throw .unauthorized("an admin token is required: Authorization: Bearer <token>")
+        }
+        guard let token = state.adminTokens().token(for: value) else { throw .unauthorized("unknown admin token") }
+        guard token.scopes.contains(.read) || token.scopes.contains(.admin) else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "admin token \(token.name) lacks the read scope")
+        }
+        if let wait = state.limiter.acquire("lookup:" + token.tenant, perMinute: Self.lookupsPerMinute) {
+            throw .rateLimited(retryAfter: wait, "profile lookups are limited to \(Self.lookupsPerMinute) per minute per tenant")
+        }
+        return token.tenant
+    }
+
+    func profile(_ request: Request, id: String) async throws -> Response {
+        let tenant = try tenant(request)
+        let found = try await state.store.read { reader -> (ProfileRecord?, String?, [IdentifierRecord], [ConsentRecord]) in
+            if let profile = try reader.profile(tenant: tenant, id: id) {
+                return (profile, nil, try reader.identifiers(tenant: tenant, profileID: id), try reader.consents(tenant: tenant, profileID: id))
+            }
+            return (nil, try reader.survivor(tenant: tenant, absorbedID: id), [], [])
+        }
+        if let survivor = found.1 {
+            // Absorbed ids redirect to the profile they were merged into.
+            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)"])
+        }
+        guard let profile = found.0 else { throw APIError.notFound("no profile \(id)") }
+        return jsonResponse(render(profile, identifiers: found.2, consents: found.3))
+    }
+
+    /// `?identifier=email:foo@example.com` (any identifier type); the value is
+    /// normalised and hashed as ingestion does, or given as `sha256:<hex>`.
+    func lookup(_ request: Request) async throws -> Response {
+        let tenant = try tenant(request)
+        guard let parameter = request.uri.queryParameters["identifier"].map(String.init), let colon = parameter.firstIndex(of: ":") else {
+            throw APIError.badRequest("invalid_query", "give identifier=<type>:<value>, e.g. identifier=email:jane@example.com", path: "identifier")
+        }
+        let type = String(parameter[..<colon])
+        let value = String(parameter[parameter.index(after: colon)...])
+        let hash: String
+        if value.hasPrefix("sha256:") {
+            hash = String(value.dropFirst(7)).lowercased()
+        } else {
+            guard let rules = state.runtime().tenants[tenant]?.identity, let identifier = rules.identifier(type: type, raw: value) else {
+                throw APIError.badRequest("invalid_identifier", "\"\(value)\" is not a usable \(type) identifier (empty, blocked or malformed)", path: "identifier")
+            }
+            hash = identifier.hash
+        }
+        let match = try await state.store.read { try $0.matches(tenant: tenant, identifiers: [(type, hash)]).first }
+        guard let match else { throw APIError.notFound("no profile holds that \(type)") }
+        let found = try await state.store.read { reader in
+            (try reader.profile(tenant: tenant, id: match.profileID), try reader.identifiers(tenant: tenant, profileID: match.profileID), try reader.consents(tenant: tenant, profileID: match.profileID))
+        }
+        guard let profile = found.0 else { throw APIError.notFound("no profile holds that \(type)") }
+        return jsonResponse(render(profile, identifiers: found.1, consents: found.2))
+    }
+
+    /// A profile's events, newest first: `?limit=50&cursor=<opaque>`.
+    func events(_ request: Request, id: String) async throws -> Response {
+        let tenant = try tenant(request)
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let text = query["limit"] {
+            guard let parsed = Int(String(text)), (1...500).contains(parsed) else {
+                throw APIError.badRequest("invalid_query", "limit must be a whole number from 1 to 500", path: "limit")
+            }
+            limit = parsed
+        }
+        var cursor: EventCursor?
+        if let text = query["cursor"] {
+            guard let decoded = Self.decodeCursor(String(text)) else { throw APIError.badRequest("invalid_query", "the cursor is not one this API returned", path: "cursor") }
+            cursor = decoded
+        }
+        let (pageSize, after) = (limit, cursor)
+        let result = try await state.store.read { reader -> (exists: Bool, survivor: String?, events: [EventRecord]) in
+            guard try reader.profile(tenant: tenant, id: id) != nil else {
+                return (false, try reader.survivor(tenant: tenant, absorbedID: id), [])
+            }
+            return (true, nil, try reader.events(tenant: tenant, profileID: id, after: after, limit: pageSize + 1))
+        }
+        if let survivor = result.survivor {
+            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)/events"])
+        }
+        guard result.exists else { throw APIError.notFound("no profile \(id)") }
+        let page = Array(result.events.prefix(limit))
+        let next: JSONValue = result.events.count > limit ? page.last.map { .string(Self.encodeCursor(EventCursor(eventTime: $0.eventTime, sequence: $0.sequence ?? 0))) } ?? .null : .null
+        return jsonResponse(["events": .array(page.map(render)), "next_cursor": next])
+    }
+
+    static func encodeCursor(_ cursor: EventCursor) -> String {
+        Data("\(cursor.eventTime).\(cursor.sequence)".utf8).base64EncodedString()
+    }
+
+    static func decodeCursor(_ text: String) -> EventCursor? {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: ".")
+        guard parts.count == 2, let time = Int64(parts[0]), let sequence = Int64(parts[1]) else { return nil }
+        return EventCursor(eventTime: time, sequence: sequence)
+    }
+
+    func render(_ profile: ProfileRecord, identifiers: [IdentifierRecord], consents: [ConsentRecord]) -> JSONValue {
+        let churn = state.runtime().tenants[profile.tenantID]?.churnPeriodDays ?? 90
+        var latest: [String: ConsentRecord] = [:]
+        for record in consents { latest[record.consentType] = record }
+        let consent = JSONObject(latest.sorted { $0.key < $1.key }.map { ($0.key, .bool($0.value.granted)) })
+        return [
+            "id": .string(profile.id),
+            "tenant": .string(profile.tenantID),
+            "external_id": profile.externalID.map(JSONValue.string) ?? .null,
+            "lifecycle_stage": .string(profile.lifecycleStage(at: state.clock(), churnPeriodDays: churn).rawValue),
+            "first_seen_at": .string(Self.iso(profile.firstSeenAt)),
+            "last_seen_at": .string(Self.iso(profile.lastSeenAt)),
+            "total_events": .number(Double(profile.totalEvents)),
+            "total_sessions": .number(Double(profile.totalSessions)),
+            "total_purchases": .number(Double(profile.totalPurchases)),
+            "total_revenue": .string("\(profile.totalRevenue)"),
+            "profile_data": .object(profile.profileData),
+            "computed_traits": .object(profile.computedTraits),
+            "canonical_identity": profile.canonicalType.map { ["type": .string($0), "hash": .string(profile.canonicalHash ?? "")] } ?? .null,
+            "identifiers": .array(identifiers.map { identifier in
+                var object: JSONObject = ["type": .string(identifier.type), "hash": .string(identifier.hash), "is_primary": .bool(identifier.isPrimary), "confidence_score": .number(identifier.confidence)]
+                if let value = identifier.value { object["value"] = .string(value) }
+                return .object(object)
+            }),
+            "consent": .object(consent),
+        ]
+    }
+
+    func render(_ event: EventRecord) -> JSONValue {
+        [
+            "id": .string(event.id),
+            "type": .string(event.type.rawValue),
+            "event_name": .string(event.eventName),
+            "event_time": .string(Self.iso(event.eventTime)),
+            "received_at": .string(Self.iso(event.receivedAt)),
+            "message_id": .string(event.idempotencyKey),
+            "source": event.sourceID.map(JSONValue.string) ?? .null,
+            "properties": .object(event.properties),
+            "context": .object(event.context),
+            "emq_score": event.emqScore.map(JSONValue.number) ?? .null,
+        ]
+    }
+
+    static func iso(_ instant: Milliseconds) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import StratumDefinitions
+import StratumEngine
+import StratumServer
+import StratumStore
+
+extension Stratum {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the daemon: HTTP ingestion and read API over the SQLite store.",
+            discussion: """
+                Loads and validates the definitions (any error, or an unset ${env:NAME} secret, stops it),
+                runs the store's migrations, then serves until SIGTERM or SIGINT, which drain in-flight work.
+                """
+        )
+
+        @OptionGroup var location: StoreOptions
+
+        @Option(help: "Serve on HOST:PORT (default: Settings listen, else 127.0.0.1:8080; port 0 picks a free one).")
+        var listen: String?
+
+        func run() async throws {
+            var logger = Logger(label: "stratum")
+            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            let loaded = try location.loadDefinitions()
+            let settings = loaded.definitions.settings(for: Tenant.defaultID)
+            let (host, port) = try Self.address(listen ?? settings?.listen ?? SettingsDefinition.defaultListen)
+            let store = try location.openStore(settings: settings)
+            let environment = ProcessInfo.processInfo.environment
+            let state: ServerState
+            let writer: IngestionWriter
+            do {
+                let runtime = Runtime(definitions: loaded.definitions, environment: environment)
+                writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger)
+                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment)
+            } catch {
+                printError("error: the definitions cannot run:\n\(error)")
+                throw ExitCode(1)
+            }
+            let app = buildApplication(state: state, host: host, port: port, logger: logger) { port in
+                // Tools and tests read this line to find the port.
+                FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
+            }
+            logger.info("Starting.", metadata: ["definitions": "\(loaded.definitions.count)", "store": "\(store.path)"])
+            let group = ServiceGroup(
+                configuration: .init(services: [.init(service: writer), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            logger.info("Stopped.")
+        }
+
+        static func address(_ text: String) throws -> (String, Int) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+                throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+            }
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, port)
+        }
+    }
+}
+
+/// Where the definitions and the store are, shared by the commands that use them.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The definitions directory.")
+    var definitions = "definitions"
+
+    @Option(help: "The SQLite store file (default: Settings store.path, else stratum.sqlite).")
+    var store: String?
+
+    /// Loads the definitions; prints every problem and exits 1 if they are invalid.
+    func loadDefinitions() throws -> DefinitionLoader.Result {
+        let result: DefinitionLoader.Result
+        do {
+            result = try DefinitionLoader.load(directory: definitions)
+        } catch {
+            printError("error: \(error.description)")
+            throw ExitCode(2)
+        }
+        for diagnostic in result.diagnostics where diagnostic.severity == .error { printError(diagnostic.formatted) }
+        guard result.isValid else {
+            printError("error: \(definitions) has \(result.diagnostics.errorCount) error(s); run `stratum validate \(definitions)`")
+            throw ExitCode(1)
+        }
+        return result
+    }
+
+    func openStore(settings: SettingsDefinition?) throws -> SQLiteStore {
+        let path = store ?? settings?.store?.path ?? SettingsDefinition.defaultStorePath
+        do {
+            return try SQLiteStore(path: path)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
