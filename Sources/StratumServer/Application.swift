@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import StratumDefinitions
 import StratumEngine
 import StratumStore
@@ -59,10 +60,14 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
 }
 
 /// The HTTP application serving `state` on `host:port` (port 0: any free port).
-public func buildApplication(state: ServerState, host: String, port: Int, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+///
+/// `services` run beside the server and stop after it, so requests in
+/// flight at shutdown still reach them (pass the ingestion writer).
+public func buildApplication(state: ServerState, host: String, port: Int, services: [any Service] = [], logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     Application(
         router: buildRouter(state: state),
         configuration: .init(address: .hostname(host, port: port), serverName: "stratum"),
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
         logger: logger)
 }

@@ -40,13 +40,13 @@ extension Stratum {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)
             }
-            let app = buildApplication(state: state, host: host, port: port, logger: logger) { port in
+            let app = buildApplication(state: state, host: host, port: port, services: [writer], logger: logger) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
             }
             logger.info("Starting.", metadata: ["definitions": "\(loaded.definitions.count)", "store": "\(store.path)"])
             let group = ServiceGroup(
-                configuration: .init(services: [.init(service: writer), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             logger.info("Stopped.")
         }

@@ -1,0 +1,203 @@
+import Foundation
+import HTTPTypes
+import StratumJSON
+import Testing
+
+struct IngestionAPITests {
+    @Test func everyEndpointAcceptsItsMessageType() async throws {
+        try await ServerHarness.run { server async throws in
+            let calls = [
+                ("/v1/identify", #"{"userId":"u1","traits":{"email":"u1@example.com"},"messageId":"identify-1"}"#),
+                ("/v1/track", #"{"userId":"u1","event":"Purchase","properties":{"total":10},"messageId":"track-1"}"#),
+                ("/v1/page", #"{"anonymousId":"a1","name":"Home","messageId":"page-1"}"#),
+                ("/v1/screen", #"{"anonymousId":"a1","name":"Settings","messageId":"screen-1"}"#),
+                ("/v1/group", #"{"userId":"u1","groupId":"acme-inc","traits":{"plan":"pro"},"messageId":"group-1"}"#),
+                ("/v1/alias", #"{"userId":"u1","previousId":"a1","messageId":"alias-1"}"#),
+                ("/v1/batch", #"{"batch":[{"type":"track","userId":"u1","event":"A","messageId":"batch-1"},{"type":"page","userId":"u1","messageId":"batch-2"}]}"#),
+            ]
+            for (path, body) in calls {
+                let response = try await server.send(path, body)
+                #expect(response.status == .ok, "\(path): \(response.text)")
+                #expect(response.json == ["success": true])
+            }
+            let keys = ["identify-1", "track-1", "page-1", "screen-1", "group-1", "alias-1", "batch-1", "batch-2"]
+            #expect(try await server.countEvents(keys) == Dictionary(uniqueKeysWithValues: keys.map { ($0, 1) }))
+            // alias joined the anonymous visitor and the user: one profile holds everything.
+            let profile = try await server.get("/v1/profiles/lookup?identifier=anonymous_id:a1").json
+            #expect(profile?["total_events"] == 8)
+            #expect(profile?["external_id"] == "u1")
+        }
+    }
+
+    @Test func theWriteKeyWorksAsBasicUserBearerTokenOrBodyField() async throws {
+        try await ServerHarness.run { server async throws in
+            let basic = try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"basic"}"#)
+            let bearer = try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"bearer"}"#, key: nil, headers: [.authorization: "Bearer web-key"])
+            let body = try await server.send("/v1/track", #"{"writeKey":"web-key","userId":"u","event":"E","messageId":"body"}"#, key: nil)
+            let basicWithPassword = try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"password"}"#, key: nil, headers: [.authorization: "Basic " + Data("web-key:ignored".utf8).base64EncodedString()])
+            #expect([basic, bearer, body, basicWithPassword].map(\.status) == [.ok, .ok, .ok, .ok])
+            #expect(try await server.countEvents(["basic", "bearer", "body", "password"]).values.allSatisfy { $0 == 1 })
+        }
+    }
+
+    @Test func aRepeatedMessageIDIsStoredOnce() async throws {
+        try await ServerHarness.run { server async throws in
+            let body = #"{"userId":"u","event":"Purchase","properties":{"total":5},"messageId":"once"}"#
+            for _ in 0..<3 { #expect(try await server.send("/v1/track", body).status == .ok) }
+            let batch = #"{"batch":[{"type":"track","userId":"u","event":"Purchase","properties":{"total":5},"messageId":"once"}]}"#
+            #expect(try await server.send("/v1/batch", batch).status == .ok)
+            #expect(try await server.countEvents(["once"]) == ["once": 1])
+            let profile = try await server.get("/v1/profiles/lookup?identifier=external_id:u").json
+            #expect(profile?["total_revenue"] == "5")
+            #expect(profile?["total_purchases"] == 1)
+        }
+    }
+
+    @Test func aMissingMessageIDIsAssignedSoEveryCallIsStored() async throws {
+        try await ServerHarness.run { server async throws in
+            let body = #"{"userId":"u","event":"E"}"#
+            for _ in 0..<2 { #expect(try await server.send("/v1/track", body).status == .ok) }
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:u").json?["total_events"] == 2)
+        }
+    }
+
+    @Test func clientClockSkewIsCorrected() async throws {
+        try await ServerHarness.run { server async throws in
+            // The client's clock is ten days fast; the event happened a minute before it was sent.
+            let skewed = Date().addingTimeInterval(10 * 86_400)
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let body = #"{"batch":[{"type":"track","userId":"skew","event":"E","timestamp":"\#(formatter.string(from: skewed.addingTimeInterval(-60)))"}],"sentAt":"\#(formatter.string(from: skewed))"}"#
+            #expect(try await server.send("/v1/batch", body).status == .ok)
+            let profile = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:skew").json)
+            let id = try #require(profile["id"]?.stringValue)
+            let event = try #require(try await server.get("/v1/profiles/\(id)/events").json?["events"]?.arrayValue?.first)
+            let eventTime = try #require(formatter.date(from: event["event_time"]?.stringValue ?? ""))
+            let receivedAt = try #require(formatter.date(from: event["received_at"]?.stringValue ?? ""))
+            #expect(abs(receivedAt.timeIntervalSince(eventTime) - 60) < 0.01)
+        }
+    }
+
+    @Test func aSourceOverItsRateLimitGets429WithRetryAfter() async throws {
+        try await ServerHarness.run { server async throws in
+            let batch = #"{"batch":[{"type":"track","anonymousId":"a","event":"E"},{"type":"track","anonymousId":"a","event":"E"},{"type":"track","anonymousId":"a","event":"E"}]}"#
+            // A batch counts once, however many messages it holds.
+            #expect(try await server.send("/v1/batch", batch, key: "limited-key").status == .ok)
+            #expect(try await server.send("/v1/track", #"{"anonymousId":"a","event":"E"}"#, key: "limited-key").status == .ok)
+            let limited = try await server.send("/v1/track", #"{"anonymousId":"a","event":"E","messageId":"limited"}"#, key: "limited-key")
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.headers[.retryAfter].flatMap(Int.init).map { (1...30).contains($0) } == true)
+            #expect(limited.json?["error"]?["code"] == "rate_limited")
+            #expect(try await server.countEvents(["limited"]) == ["limited": 0])
+            // Other sources are not affected.
+            #expect(try await server.send("/v1/track", #"{"anonymousId":"a","event":"E"}"#).status == .ok)
+        }
+    }
+
+    @Test func writeKeysWriteOnlyTheirTenantAndTokensReadOnlyTheirs() async throws {
+        try await ServerHarness.run { server async throws in
+            #expect(try await server.send("/v1/track", #"{"userId":"shared-id","event":"E","messageId":"acme-1"}"#, key: "acme-key").status == .ok)
+            #expect(try await server.countEvents(["acme-1"], tenant: "acme") == ["acme-1": 1])
+            #expect(try await server.countEvents(["acme-1"], tenant: "default") == ["acme-1": 0])
+            // The default tenant's token cannot see acme's profile, by identifier or by id.
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:shared-id").status == .notFound)
+            let acmeProfile = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:shared-id", token: "acme-admin").json)
+            let id = try #require(acmeProfile["id"]?.stringValue)
+            #expect(acmeProfile["tenant"] == "acme")
+            #expect(try await server.get("/v1/profiles/\(id)").status == .notFound)
+            #expect(try await server.get("/v1/profiles/\(id)/events").status == .notFound)
+            // The same messageId in another tenant is a different event.
+            #expect(try await server.send("/v1/track", #"{"userId":"shared-id","event":"E","messageId":"acme-1"}"#).status == .ok)
+            #expect(try await server.countEvents(["acme-1"], tenant: "default") == ["acme-1": 1])
+        }
+    }
+}
+
+struct ProfileAPITests {
+    @Test func lookupHashesTheIdentifierAndReturnsTheProfile() async throws {
+        try await ServerHarness.run { server async throws in
+            _ = try await server.send("/v1/identify", #"{"userId":"jane","traits":{"email":"Jane.Doe@Example.com"},"context":{"consent":{"email":true,"ads":false}}}"#)
+            let profile = try #require(try await server.get("/v1/profiles/lookup?identifier=email:%20jane.doe@EXAMPLE.com").json)
+            #expect(profile["external_id"] == "jane")
+            #expect(profile["lifecycle_stage"] == "known")
+            #expect(profile["consent"] == ["ads": false, "email": true])
+            let identifiers = profile["identifiers"]?.arrayValue ?? []
+            #expect(identifiers.contains { $0["type"] == "email" && $0["value"] == nil })
+            let hash = try #require(identifiers.first { $0["type"] == "email" }?["hash"]?.stringValue)
+            #expect(try await server.get("/v1/profiles/lookup?identifier=email:sha256:\(hash)").json?["id"] == profile["id"])
+            #expect(try await server.get("/v1/profiles/lookup?identifier=email:nobody@example.com").status == .notFound)
+            #expect(try await server.get("/v1/profiles/lookup?identifier=email").status == .badRequest)
+            #expect(try await server.get("/v1/profiles/lookup?identifier=email:not-an-email").json?["error"]?["code"] == "invalid_identifier")
+        }
+    }
+
+    @Test func anAbsorbedProfileIDRedirectsToItsSurvivor() async throws {
+        try await ServerHarness.run { server async throws in
+            _ = try await server.send("/v1/track", #"{"anonymousId":"first","event":"E"}"#)
+            try await Task.sleep(for: .milliseconds(5))
+            _ = try await server.send("/v1/track", #"{"anonymousId":"second","event":"E"}"#)
+            let first = try #require(try await server.get("/v1/profiles/lookup?identifier=anonymous_id:first").json?["id"]?.stringValue)
+            let second = try #require(try await server.get("/v1/profiles/lookup?identifier=anonymous_id:second").json?["id"]?.stringValue)
+            _ = try await server.send("/v1/identify", #"{"anonymousId":"second","traits":{"email":"both@example.com"}}"#)
+            _ = try await server.send("/v1/identify", #"{"anonymousId":"first","traits":{"email":"both@example.com"}}"#)
+            let redirect = try await server.get("/v1/profiles/\(second)")
+            #expect(redirect.status == .permanentRedirect)
+            #expect(redirect.headers[.location] == "/v1/profiles/\(first)")
+            #expect(try await server.get("/v1/profiles/\(first)").json?["total_events"] == 4)
+        }
+    }
+
+    @Test func eventsArePagedWithACursor() async throws {
+        try await ServerHarness.run { server async throws in
+            var batch: [String] = []
+            for index in 0..<5 {
+                batch.append(#"{"type":"track","userId":"pager","event":"E\#(index)","timestamp":"2026-01-0\#(index + 1)T00:00:00Z","messageId":"p\#(index)"}"#)
+            }
+            #expect(try await server.send("/v1/batch", #"{"batch":[\#(batch.joined(separator: ","))]}"#).status == .ok)
+            let id = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:pager").json?["id"]?.stringValue)
+            var names: [String] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try #require(try await server.get("/v1/profiles/\(id)/events?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")).json)
+                names += (page["events"]?.arrayValue ?? []).compactMap { $0["event_name"]?.stringValue }
+                cursor = page["next_cursor"]?.stringValue
+                pages += 1
+            } while cursor != nil && pages < 10
+            #expect(names == ["E4", "E3", "E2", "E1", "E0"])
+            #expect(pages == 3)
+            #expect(try await server.get("/v1/profiles/\(id)/events?limit=0").status == .badRequest)
+            #expect(try await server.get("/v1/profiles/\(id)/events?cursor=garbage!").status == .badRequest)
+        }
+    }
+
+    @Test func theReadAPINeedsAReadScopedAdminToken() async throws {
+        try await ServerHarness.run { server async throws in
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:u", token: nil).status == .unauthorized)
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:u", token: "web-key").status == .unauthorized)
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:u", token: "writer-token").status == .forbidden)
+        }
+    }
+
+    @Test func lookupsAreLimitedTo300PerMinutePerTenant() async throws {
+        try await ServerHarness.run { server async throws in
+            var statuses: [HTTPResponse.Status] = []
+            let started = Date()
+            for _ in 0..<320 { statuses.append(try await server.get("/v1/profiles/lookup?identifier=external_id:nobody").status) }
+            // The bucket refills continuously (5 per second), so a slow run earns a few more.
+            let refill = Int(Date().timeIntervalSince(started) * 5) + 1
+            #expect(statuses.prefix(300).allSatisfy { $0 == .notFound })
+            #expect((300...300 + refill).contains(statuses.count { $0 == .notFound }))
+            #expect(statuses.last == .tooManyRequests)
+            // Another tenant has its own budget.
+            #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:nobody", token: "acme-admin").status == .notFound)
+        }
+    }
+
+    @Test func healthAndReadinessAnswer() async throws {
+        try await ServerHarness.run { server async throws in
+            #expect(try await server.get("/healthz", token: nil).json == ["status": "ok"])
+            #expect(try await server.get("/readyz", token: nil).json == ["status": "ready"])
+        }
+    }
+}
