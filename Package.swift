@@ -61,13 +61,14 @@ let package = Package(
         ),
         .executableTarget(name: "EmbedSchemas"),
         .plugin(name: "EmbedSchemasPlugin", capability: .buildTool(), dependencies: ["EmbedSchemas"]),
+        .target(name: "StratumTestSupport", path: "Tests/StratumTestSupport"),
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
-        .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "stratum"]),
-        .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto"]),
+        .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"]),
+        .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport"]),
         .testTarget(
             name: "StratumServerTests",
             dependencies: [
-                "StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumJSON", "stratum",
+                "StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumJSON", "StratumTestSupport", "stratum",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

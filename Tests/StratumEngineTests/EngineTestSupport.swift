@@ -3,7 +3,7 @@ import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
-import Synchronization
+import StratumTestSupport
 
 /// A real SQLite store in a fresh temporary file, and a pipeline over the
 /// given definitions with deterministic ids and a settable clock.
@@ -72,13 +72,6 @@ final class EngineHarness: Sendable {
     func profile(_ id: String) async throws -> ProfileRecord? {
         try await read { try $0.profile(tenant: "default", id: id) }
     }
-}
-
-/// A value shared between closures, behind a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
 }
 
 func profileID(of outcome: MessageOutcome) -> String? {
