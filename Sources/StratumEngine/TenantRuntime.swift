@@ -84,6 +84,12 @@ public struct Runtime: Sendable {
                 requestsPerMinute: source.rateLimit?.requestsPerMinute ?? SourceDefinition.defaultRequestsPerMinute,
                 csvMapping: source.csv, enabled: source.enabled ?? true)
         }
+        for loaded in definitions.webhooks {
+            let references = [("secret", loaded.definition.secret)] + (loaded.definition.headers ?? [:]).sorted { $0.key < $1.key }.map { ("header \($0.key)", $0.value) }
+            for (what, reference) in references where reference.hasPrefix("${env:") && Self.resolve(reference, environment) == nil {
+                missing.append("\(loaded.file): Webhook \"\(loaded.definition.name)\" \(what) \(reference) is not set")
+            }
+        }
         self.tenants = tenants
         self.sources = sources
         self.missingSecrets = missing

@@ -18,6 +18,11 @@ public final class SQLiteStore: Store {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Identity lookups hit random pages of several indexes: a small page
+            // cache turns each into a read() system call.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -227,11 +232,9 @@ struct SQLiteTransaction: StoreTransaction {
         return result!
     }
 
-    func setPrimaryIdentifier(tenant: String, profileID: String, type: String, hash: String) throws {
-        try db.cachedStatement(sql: """
-            UPDATE profile_identifiers SET is_primary = (identifier_type = ? AND identifier_hash = ?)
-            WHERE tenant_id = ? AND profile_id = ?
-            """).execute(arguments: [type, hash, tenant, profileID])
+    func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws {
+        try db.cachedStatement(sql: "UPDATE profile_identifiers SET is_primary = ? WHERE tenant_id = ? AND identifier_type = ? AND identifier_hash = ?")
+            .execute(arguments: [isPrimary, tenant, type, hash])
     }
 
     func insertConsent(_ consent: ConsentRecord) throws {

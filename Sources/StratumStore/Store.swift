@@ -65,8 +65,8 @@ public protocol StoreTransaction: StoreReader {
     /// Inserts an event; returns false (and changes nothing) when its idempotency key exists.
     func insertEvent(_ event: EventRecord) throws -> Bool
     func insertConsent(_ consent: ConsentRecord) throws
-    /// Marks one identifier as the profile's primary (canonical) one.
-    func setPrimaryIdentifier(tenant: String, profileID: String, type: String, hash: String) throws
+    /// Marks an identifier as its profile's primary (canonical) one, or not.
+    func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws
     /// Runs `body` in a savepoint: if it throws, its writes are undone and the
     /// rest of the transaction goes on.
     func savepoint<T>(_ body: () throws -> T) throws -> T

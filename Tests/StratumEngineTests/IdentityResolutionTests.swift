@@ -55,6 +55,9 @@ struct IdentityResolutionTests {
         let events = try await harness.read { try $0.events(tenant: "default", profileID: older, after: nil, limit: 10) }
         #expect(Set(events.map(\.idempotencyKey)) == ["m1", "m2", "m3"])
         #expect(try await harness.profile(newer) == nil)
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: older) }
+        #expect(identifiers.filter(\.isPrimary).map(\.type) == ["external_id"])
+        #expect(profile.canonicalType == "external_id")
         // The absorbed id still resolves, and the merge is on record.
         #expect(try await harness.read { try $0.survivor(tenant: "default", absorbedID: newer) } == older)
         let merges = try await harness.read { try $0.merges(tenant: "default", survivorID: older) }

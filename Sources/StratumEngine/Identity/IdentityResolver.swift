@@ -139,7 +139,7 @@ struct IdentityResolver {
                 reason: "merge refused: it would give the profile more than \(violated.limit) \(violated.type) identifier\(violated.limit == 1 ? "" : "s")",
                 eventID: eventID, occurredAt: now))
         }
-        try attach(unmatched, to: &survivor, existing: existing, eventID: eventID)
+        try attach(unmatched, to: &survivor, existing: existing, eventID: eventID, recomputeCanonical: !merged.isEmpty)
         return Outcome(profile: survivor, created: created, merged: merged)
     }
 
@@ -162,7 +162,7 @@ struct IdentityResolver {
     }
 
     /// Attaches new identifiers, refusing (and recording) those over their type's limit.
-    func attach(_ new: [ResolvedIdentifier], to profile: inout ProfileRecord, existing: [IdentifierRecord], eventID: String) throws {
+    func attach(_ new: [ResolvedIdentifier], to profile: inout ProfileRecord, existing: [IdentifierRecord], eventID: String, recomputeCanonical: Bool = false) throws {
         var all = existing
         for identifier in new.sorted(by: { $0.priority > $1.priority }) {
             let count = all.count { $0.type == identifier.type }
@@ -185,7 +185,7 @@ struct IdentityResolver {
                 profile.storedStage = .known
             }
         }
-        if all.count > existing.count || profile.canonicalHash == nil {
+        if all.count > existing.count || recomputeCanonical {
             try updateCanonical(&profile, identifiers: all)
         }
     }
@@ -198,9 +198,12 @@ struct IdentityResolver {
             return pa != pb ? pa > pb : (a.createdAt, a.id) < (b.createdAt, b.id)
         }
         guard let best, best.type != profile.canonicalType || best.hash != profile.canonicalHash else { return }
+        if let type = profile.canonicalType, let hash = profile.canonicalHash {
+            try transaction.setPrimary(tenant: tenant, type: type, hash: hash, isPrimary: false)
+        }
+        try transaction.setPrimary(tenant: tenant, type: best.type, hash: best.hash, isPrimary: true)
         profile.canonicalType = best.type
         profile.canonicalHash = best.hash
-        try transaction.setPrimaryIdentifier(tenant: tenant, profileID: profile.id, type: best.type, hash: best.hash)
     }
 
     /// Moves everything of `absorbed` into `survivor`, records the merge, keeps
@@ -216,8 +219,6 @@ struct IdentityResolver {
             tenantID: tenant, id: newID(), survivorID: survivor.id, absorbedID: absorbed.id, mergedAt: now,
             reason: "identifiers matched both profiles", identifiersMoved: identifiersMoved, eventsMoved: eventsMoved))
         try transaction.insertAlias(tenant: tenant, absorbedID: absorbed.id, survivorID: survivor.id, at: now)
-        survivor.canonicalHash = nil
-        survivor.canonicalType = nil
     }
 
     /// Counters summed, first/last seen widened, profile data merged with the

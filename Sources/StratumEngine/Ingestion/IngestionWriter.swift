@@ -105,6 +105,7 @@ public final class IngestionWriter: Service, Sendable {
     private func commit(_ jobs: [Job]) async {
         let pipeline = self.pipeline.withLock { $0 }
         let work = jobs.map { ($0.messages, $0.source) }
+        let started = ContinuousClock.now
         do {
             let results = try await store.write { transaction -> [Result<[MessageOutcome], StoreError>] in
                 work.map { messages, source in
@@ -115,6 +116,10 @@ public final class IngestionWriter: Service, Sendable {
                     }
                 }
             }
+            logger.debug("Committed a group.", metadata: [
+                "requests": "\(jobs.count)", "messages": "\(work.reduce(0) { $0 + $1.0.count })",
+                "duration": "\(ContinuousClock.now - started)",
+            ])
             for (job, result) in zip(jobs, results) {
                 switch result {
                 case .success(let outcomes): job.continuation.resume(returning: outcomes)

@@ -1,0 +1,108 @@
+import Foundation
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+struct CSVReaderTests {
+    /// Our reader agrees with Python's csv module (an independent RFC 4180 reader).
+    @Test func recordsMatchPythonsCSVModule() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "Fixtures/tricky.csv")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import csv, json, sys; print(json.dumps([r for r in csv.reader(open(sys.argv[1], newline='', encoding='utf-8')) if r]))", fixture.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let expected = try #require(try JSONParser.parse(Array(output)).arrayValue).map { $0.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+        var reader = CSVReader(Array(try Data(contentsOf: fixture)))
+        var records: [[String]] = []
+        while let record = try reader.next() { records.append(record.map(\.text)) }
+        #expect(records == expected)
+        #expect(records.count == 6)
+    }
+
+    @Test func fieldsKnowTheirLineAndColumn() throws {
+        var reader = CSVReader(Array("a,b\n\"x\ny\",z\n".utf8))
+        _ = try reader.next()
+        let record = try #require(try reader.next())
+        #expect(record.map(\.line) == [2, 3])
+        #expect(record.map(\.column) == [1, 4])
+    }
+
+    @Test(arguments: [
+        ("a,\"b\nc\n", "1:3: unterminated quoted field"),
+        ("a,\"b\"c\n", "1:6: unexpected character after a closing quote; double a quote inside a quoted field (\"\")"),
+        ("a,b\"c\n", "1:4: a quote inside an unquoted field; quote the whole field and double the quote"),
+    ])
+    func malformedCSVIsReportedWithItsPosition(_ text: String, _ message: String) {
+        var reader = CSVReader(Array(text.utf8))
+        #expect(throws: CSVReader.SyntaxError.self) { while try reader.next() != nil {} }
+        var again = CSVReader(Array(text.utf8))
+        do {
+            while try again.next() != nil {}
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+}
+
+struct ImportTests {
+    static let crmDefinitions = [
+        "crm.yaml": "kind: Source\nname: crm\ntype: crm_import\ncsv:\n  columns: {id: userId, mail: traits.email, tier: traits.tier, since: timestamp, card: context.externalIds.loyalty_card}\n",
+    ]
+
+    @Test func jsonlGoesThroughThePipelineAndReportsBadLines() async throws {
+        let harness = try EngineHarness()
+        let text = """
+            {"type":"identify","userId":"u1","traits":{"email":"u1@example.com"}}
+            {"type":"track","userId":"u1","event":"Purchase","properties":{"total":12.5}}
+
+            {"type":"track","userId":"u1","event":"Purchase","properties":{"total":1}
+            {"type":"track","event":"NoOne"}
+            {"type":"page","anonymousId":"a9","messageId":"given-id"}
+            """
+        let importer = Importer(store: harness.store, pipeline: harness.pipeline, source: harness.source, groupSize: 2)
+        let summary = try await importer.run(Array(text.utf8), format: .jsonl)
+        #expect(summary.stored == 3)
+        #expect(summary.problems.map(\.line) == [4, 5])
+        #expect(summary.problems[0].message.hasPrefix("not valid JSON"))
+        #expect(summary.problems[1].message == "userId: userId or anonymousId is required")
+        let id = try #require(try await harness.profileID(type: "email", value: "u1@example.com"))
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.totalRevenue == Decimal(string: "12.5"))
+        // The same file again stores nothing: derived messageIds are stable.
+        let again = try await importer.run(Array(text.utf8), format: .jsonl)
+        #expect(again.stored == 0)
+        #expect(again.duplicates == 3)
+    }
+
+    @Test func csvRowsBecomeIdentifyCallsThroughTheSourcesMapping() async throws {
+        let harness = try EngineHarness(definitions: Self.crmDefinitions)
+        let source = try #require(harness.runtime.source(named: "crm"))
+        let text = "id,mail,tier,since,card,ignored\nc-1,ONE@example.com,gold,2026-01-01T00:00:00Z,LC-1,x\nc-2,two@example.com,silver,,,y\nc-3,three@example.com\nc-4,four@example.com,bronze,not-a-date,,z\n"
+        let importer = Importer(store: harness.store, pipeline: harness.pipeline, source: source)
+        let summary = try await importer.run(Array(text.utf8), format: .csv)
+        #expect(summary.stored == 2)
+        #expect(summary.problems.map { "\($0.line):\($0.column)" } == ["4:1", "5:29"])
+        #expect(summary.problems[0].message == "has 2 fields; the header has 6")
+        #expect(summary.problems[1].message.hasPrefix("timestamp: expected an ISO-8601 date-time"))
+        let id = try #require(try await harness.profileID(type: "email", value: "one@example.com"))
+        let profile = try #require(try await harness.profile(id))
+        #expect(profile.externalID == "c-1")
+        #expect(profile.profileData["tier"] == "gold")
+        #expect(profile.firstSeenAt == EngineHarness.instant("2026-01-01T00:00:00Z"))
+        #expect(try await harness.profileID(type: "loyalty_card", value: "LC-1") == id)
+    }
+
+    @Test func aCSVWhoseHeaderLacksAMappedColumnIsRefused() async throws {
+        let harness = try EngineHarness(definitions: Self.crmDefinitions)
+        let importer = Importer(store: harness.store, pipeline: harness.pipeline, source: try #require(harness.runtime.source(named: "crm")))
+        let summary = try await importer.run(Array("id,email\nc-1,x@example.com\n".utf8), format: .csv)
+        #expect(summary.stored == 0)
+        #expect(summary.problems.first?.message.contains("no column \"card\"") == true)
+    }
+}
