@@ -21,7 +21,7 @@ struct IngestionController: Sendable {
     }
 
     func single(_ request: Request, context: StratumRequestContext, type: MessageType) async throws -> Response {
-        let body = try await Self.json(request, limit: MessageParser.maximumMessageBytes)
+        let (body, _) = try await Self.json(request, limit: MessageParser.maximumMessageBytes)
         let source = try authenticate(request, body: body)
         try rateLimit(source)
         let receivedAt = state.clock()
@@ -36,12 +36,12 @@ struct IngestionController: Sendable {
     }
 
     func batch(_ request: Request, context: StratumRequestContext) async throws -> Response {
-        let body = try await Self.json(request, limit: MessageParser.maximumBatchBytes)
+        let (body, size) = try await Self.json(request, limit: MessageParser.maximumBatchBytes)
         let source = try authenticate(request, body: body)
         try rateLimit(source)
         let messages: [IncomingMessage]
         do {
-            messages = try MessageParser.parseBatch(body, receivedAt: state.clock(), newMessageID: state.newMessageID)
+            messages = try MessageParser.parseBatch(body, receivedAt: state.clock(), bodySize: size, newMessageID: state.newMessageID)
         } catch {
             throw APIError.badRequest("invalid_batch", error.message, path: error.path.isEmpty ? nil : error.path)
         }
@@ -59,8 +59,8 @@ struct IngestionController: Sendable {
         }
     }
 
-    /// The request body as JSON, refusing bodies over `limit` (413) and bad JSON (400).
-    static func json(_ request: Request, limit: Int) async throws -> JSONValue {
+    /// The request body as JSON and its size, refusing bodies over `limit` (413) and bad JSON (400).
+    static func json(_ request: Request, limit: Int) async throws -> (JSONValue, Int) {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge(limit) }
         let buffer: ByteBuffer
         do {
@@ -70,7 +70,7 @@ struct IngestionController: Sendable {
         }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("invalid_json", "the request body is empty; send a JSON object") }
         do {
-            return try JSONParser.parse(Array(buffer.readableBytesView))
+            return (try JSONParser.parse(Array(buffer.readableBytesView)), buffer.readableBytes)
         } catch {
             throw APIError.badRequest("invalid_json", "the body is not valid JSON: \(error.message) at line \(error.line), column \(error.column)")
         }

@@ -11,7 +11,7 @@ public enum LifecycleStage: String, Sendable, Codable, CaseIterable {
 }
 
 /// The seed's CDPProfile as stored.
-public struct ProfileRecord: Sendable, Hashable {
+public struct ProfileRecord: Sendable {
     public var tenantID: String
     public var id: String
     public var externalID: String?
@@ -32,6 +32,9 @@ public struct ProfileRecord: Sendable, Hashable {
     public var lastEventAt: Milliseconds?
     public var createdAt: Milliseconds
     public var updatedAt: Milliseconds
+    /// Whether `profileData` or `computedTraits` changed since the profile was
+    /// read; the store rewrites those columns only then. Not stored.
+    public var dataChanged = false
 
     public init(tenantID: String, id: String, now: Milliseconds, seenAt: Milliseconds) {
         self.tenantID = tenantID
@@ -130,6 +133,40 @@ public struct EventRecord: Sendable, Hashable {
         self.context = context
         self.identifiers = identifiers
         self.processed = processed
+        self.emqScore = emqScore
+    }
+}
+
+/// An event about to be stored, its JSON columns already serialised (done
+/// outside the write transaction, which is the ingestion bottleneck).
+public struct NewEvent: Sendable, Hashable {
+    public var tenantID: String
+    public var id: String
+    public var profileID: String?
+    public var sourceID: String?
+    public var type: MessageType
+    public var eventName: String
+    public var eventTime: Milliseconds
+    public var receivedAt: Milliseconds
+    public var idempotencyKey: String
+    public var propertiesJSON: String
+    public var contextJSON: String
+    public var identifiersJSON: String
+    public var emqScore: Double?
+
+    public init(tenantID: String, id: String, profileID: String?, sourceID: String?, type: MessageType, eventName: String, eventTime: Milliseconds, receivedAt: Milliseconds, idempotencyKey: String, propertiesJSON: String, contextJSON: String, identifiersJSON: String, emqScore: Double?) {
+        self.tenantID = tenantID
+        self.id = id
+        self.profileID = profileID
+        self.sourceID = sourceID
+        self.type = type
+        self.eventName = eventName
+        self.eventTime = eventTime
+        self.receivedAt = receivedAt
+        self.idempotencyKey = idempotencyKey
+        self.propertiesJSON = propertiesJSON
+        self.contextJSON = contextJSON
+        self.identifiersJSON = identifiersJSON
         self.emqScore = emqScore
     }
 }

@@ -21,7 +21,10 @@ public final class SQLiteStore: Store {
             // Identity lookups hit random pages of several indexes: a small page
             // cache turns each into a read() system call.
             try db.execute(sql: "PRAGMA cache_size = -65536")
-            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            // Ingestion commits thousands of pages per transaction: checkpoint
+            // less often so pages written repeatedly are copied back once.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
@@ -68,7 +71,12 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func identifiers(tenant: String, profileID: String) throws -> [IdentifierRecord] {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM profile_identifiers WHERE tenant_id = ? AND profile_id = ? ORDER BY created_at, id")
+        // Without statistics the planner prefers a scan of the tenant's primary-key
+        // range (a "covering" read) over this index: a full scan per event.
+        let statement = try db.cachedStatement(sql: """
+            SELECT * FROM profile_identifiers INDEXED BY profile_identifiers_by_profile
+            WHERE tenant_id = ? AND profile_id = ? ORDER BY created_at, id
+            """)
         return try Row.fetchAll(statement, arguments: [tenant, profileID]).map { row in
             IdentifierRecord(
                 tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], type: row["identifier_type"],
@@ -150,14 +158,27 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func updateProfile(_ profile: ProfileRecord) throws {
-        // The key columns go last, for the WHERE clause.
-        let arguments = StatementArguments(Array(Self.profileValues(profile).dropFirst(2))) + [profile.tenantID, profile.id]
-        try db.cachedStatement(sql: """
-            UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?, computed_traits = ?,
-              lifecycle_stage = ?, total_events = ?, total_sessions = ?, total_purchases = ?, total_revenue = ?,
-              canonical_type = ?, canonical_hash = ?, last_session_id = ?, last_event_at = ?, created_at = ?, updated_at = ?
-            WHERE tenant_id = ? AND id = ?
-            """).execute(arguments: arguments)
+        if profile.dataChanged {
+            // The key columns go last, for the WHERE clause.
+            let arguments = StatementArguments(Array(Self.profileValues(profile).dropFirst(2))) + [profile.tenantID, profile.id]
+            try db.cachedStatement(sql: """
+                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?, computed_traits = ?,
+                  lifecycle_stage = ?, total_events = ?, total_sessions = ?, total_purchases = ?, total_revenue = ?,
+                  canonical_type = ?, canonical_hash = ?, last_session_id = ?, last_event_at = ?, created_at = ?, updated_at = ?
+                WHERE tenant_id = ? AND id = ?
+                """).execute(arguments: arguments)
+        } else {
+            try db.cachedStatement(sql: """
+                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, lifecycle_stage = ?, total_events = ?,
+                  total_sessions = ?, total_purchases = ?, total_revenue = ?, canonical_type = ?, canonical_hash = ?,
+                  last_session_id = ?, last_event_at = ?, updated_at = ?
+                WHERE tenant_id = ? AND id = ?
+                """).execute(arguments: [
+                    profile.externalID, profile.firstSeenAt, profile.lastSeenAt, profile.storedStage.rawValue, profile.totalEvents,
+                    profile.totalSessions, profile.totalPurchases, "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash,
+                    profile.lastSessionID, profile.lastEventAt, profile.updatedAt, profile.tenantID, profile.id,
+                ])
+        }
         if db.changesCount != 1 { throw StoreError("profile \(profile.id) does not exist in tenant \(profile.tenantID)") }
     }
 
@@ -209,7 +230,7 @@ struct SQLiteTransaction: StoreTransaction {
             """, arguments: [conflict.tenantID, conflict.id, conflict.profileID, conflict.otherProfileID, conflict.identifierType, conflict.identifierHash, conflict.reason, conflict.eventID, conflict.occurredAt])
     }
 
-    func insertEvent(_ event: EventRecord) throws -> Bool {
+    func insertEvent(_ event: NewEvent) throws -> Bool {
         try db.cachedStatement(sql: """
             INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
               properties, context, identifiers, processed, emq_score)
@@ -217,8 +238,7 @@ struct SQLiteTransaction: StoreTransaction {
             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
             """).execute(arguments: [
                 event.tenantID, event.id, event.profileID, event.sourceID, event.type.rawValue, event.eventName, event.eventTime,
-                event.receivedAt, event.idempotencyKey, JSONValue.object(event.properties).jsonText(),
-                JSONValue.object(event.context).jsonText(), JSONValue.array(event.identifiers).jsonText(), event.processed, event.emqScore,
+                event.receivedAt, event.idempotencyKey, event.propertiesJSON, event.contextJSON, event.identifiersJSON, true, event.emqScore,
             ])
         return db.changesCount == 1
     }

@@ -63,7 +63,7 @@ public protocol StoreTransaction: StoreReader {
     func insertAlias(tenant: String, absorbedID: String, survivorID: String, at: Milliseconds) throws
     func insertConflict(_ conflict: ConflictRecord) throws
     /// Inserts an event; returns false (and changes nothing) when its idempotency key exists.
-    func insertEvent(_ event: EventRecord) throws -> Bool
+    func insertEvent(_ event: NewEvent) throws -> Bool
     func insertConsent(_ consent: ConsentRecord) throws
     /// Marks an identifier as its profile's primary (canonical) one, or not.
     func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws

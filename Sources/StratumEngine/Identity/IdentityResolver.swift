@@ -19,44 +19,6 @@ struct IdentityResolver {
         var merged: [String]
     }
 
-    /// The identifiers a message carries (DESIGN.md: userId, anonymousId,
-    /// traits/context.traits email and phone, context.device.id,
-    /// context.externalIds[]), normalised, hashed and de-duplicated.
-    func identifiers(of message: IncomingMessage) -> [ResolvedIdentifier] {
-        var found: [ResolvedIdentifier] = []
-        func add(_ type: String, _ raw: JSONValue?) {
-            guard let raw else { return }
-            let text: String
-            switch raw {
-            case .string(let string): text = string
-            case .number(let number): text = JSONValue.number(number).jsonText()
-            default: return
-            }
-            if let identifier = rules.identifier(type: type, raw: text), !found.contains(where: { $0.type == identifier.type && $0.hash == identifier.hash }) {
-                found.append(identifier)
-            }
-        }
-        add("external_id", message.userID.map(JSONValue.string))
-        add("anonymous_id", message.anonymousID.map(JSONValue.string))
-        let contextTraits = message.context["traits"]?.objectValue ?? JSONObject()
-        add("email", message.traits["email"] ?? contextTraits["email"])
-        add("phone", message.traits["phone"] ?? contextTraits["phone"])
-        add("device_id", message.context["device"]?["id"])
-        for entry in message.context["externalIds"]?.arrayValue ?? [] {
-            guard let type = entry["type"]?.stringValue, Self.isIdentifierType(type) else { continue }
-            add(type, entry["id"])
-        }
-        return found
-    }
-
-    /// Custom identifier types are slugs, like every name in Stratum.
-    static func isIdentifierType(_ type: String) -> Bool {
-        guard let first = type.unicodeScalars.first, type.count <= 64 else { return false }
-        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_-")
-        return CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789").contains(first)
-            && type.unicodeScalars.allSatisfy(allowed.contains)
-    }
-
     /// Finds or creates the message's profile; nil when it carries no usable identifier.
     ///
     /// The anchor is whoever holds the strongest identifier: an existing
@@ -214,6 +176,7 @@ struct IdentityResolver {
         try transaction.moveConsents(tenant: tenant, from: absorbed.id, to: survivor.id)
         survivor = Self.combined(survivor, absorbed)
         survivor.updatedAt = now
+        survivor.dataChanged = true
         try transaction.deleteProfile(tenant: tenant, id: absorbed.id)
         try transaction.insertMerge(MergeRecord(
             tenantID: tenant, id: newID(), survivorID: survivor.id, absorbedID: absorbed.id, mergedAt: now,

@@ -1,6 +1,8 @@
 import Foundation
 import StratumCrypto
 import StratumDefinitions
+import StratumJSON
+import Synchronization
 
 /// A tenant's identity rules, resolved from its Identity definition (or the
 /// seed's defaults): how each identifier type is normalised, ranked and limited.
@@ -19,6 +21,10 @@ public struct IdentityRules: Sendable {
     public var blockedPatterns: [NSRegularExpression]
     public var phoneDefaultCountryCode: String?
     public var storeRawValues: Bool
+    /// Recently resolved raw values: the same anonymous id arrives on every
+    /// event of a visit, and normalising (regular expressions) and hashing it
+    /// again each time would dominate ingestion.
+    let cache = IdentifierCache()
 
     /// The priority and limits of identifier types no definition declares
     /// (custom `context.externalIds` types).
@@ -89,9 +95,53 @@ public struct IdentityRules: Sendable {
 
     /// The identifier for a raw value, normalised and hashed; nil when unusable.
     public func identifier(type: String, raw: String) -> ResolvedIdentifier? {
-        guard let normalized = normalize(raw, type: type) else { return nil }
-        let rule = rule(for: type)
-        return ResolvedIdentifier(type: type, normalized: normalized, hash: Digest.sha256Hex(normalized), priority: rule.priority, limit: rule.limit, confidence: rule.confidence)
+        let key = type + "\u{0}" + raw
+        if let cached = cache.lookup(key) { return cached }
+        var resolved: ResolvedIdentifier?
+        if let normalized = normalize(raw, type: type) {
+            let rule = rule(for: type)
+            resolved = ResolvedIdentifier(type: type, normalized: normalized, hash: Digest.sha256Hex(normalized), priority: rule.priority, limit: rule.limit, confidence: rule.confidence)
+        }
+        cache.store(key, resolved)
+        return resolved
+    }
+
+    /// The identifiers a message carries (DESIGN.md: userId, anonymousId,
+    /// traits/context.traits email and phone, context.device.id,
+    /// context.externalIds[]), normalised, hashed and de-duplicated.
+    public func identifiers(of message: IncomingMessage) -> [ResolvedIdentifier] {
+        var found: [ResolvedIdentifier] = []
+        func add(_ type: String, _ raw: JSONValue?) {
+            guard let raw else { return }
+            let text: String
+            switch raw {
+            case .string(let string): text = string
+            case .number(let number): text = JSONValue.number(number).jsonText()
+            default: return
+            }
+            if let identifier = identifier(type: type, raw: text), !found.contains(where: { $0.type == identifier.type && $0.hash == identifier.hash }) {
+                found.append(identifier)
+            }
+        }
+        add("external_id", message.userID.map(JSONValue.string))
+        add("anonymous_id", message.anonymousID.map(JSONValue.string))
+        let contextTraits = message.context["traits"]?.objectValue ?? JSONObject()
+        add("email", message.traits["email"] ?? contextTraits["email"])
+        add("phone", message.traits["phone"] ?? contextTraits["phone"])
+        add("device_id", message.context["device"]?["id"])
+        for entry in message.context["externalIds"]?.arrayValue ?? [] {
+            guard let type = entry["type"]?.stringValue, Self.isIdentifierType(type) else { continue }
+            add(type, entry["id"])
+        }
+        return found
+    }
+
+    /// Custom identifier types are slugs, like every name in Stratum.
+    static func isIdentifierType(_ type: String) -> Bool {
+        guard let first = type.unicodeScalars.first, type.count <= 64 else { return false }
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_-")
+        return CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789").contains(first)
+            && type.unicodeScalars.allSatisfy(allowed.contains)
     }
 }
 
@@ -103,4 +153,23 @@ public struct ResolvedIdentifier: Sendable, Hashable {
     public var priority: Int
     public var limit: Int?
     public var confidence: Double
+}
+
+/// A bounded map from raw identifier to its resolution (nil: unusable).
+final class IdentifierCache: Sendable {
+    static let capacity = 100_000
+    private let entries = Mutex<[String: ResolvedIdentifier?]>([:])
+
+    func lookup(_ key: String) -> ResolvedIdentifier?? {
+        entries.withLock { $0[key] }
+    }
+
+    func store(_ key: String, _ value: ResolvedIdentifier?) {
+        entries.withLock { entries in
+            // Dropping everything at capacity is simpler than LRU and costs one
+            // cold start per 100,000 distinct identifiers.
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = value
+        }
+    }
 }

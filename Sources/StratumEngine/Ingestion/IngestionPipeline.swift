@@ -10,25 +10,73 @@ public enum MessageOutcome: Sendable, Hashable {
     case duplicate
 }
 
+/// A message with everything that needs no store access already done:
+/// identifiers normalised and hashed, EMQ scored, JSON columns serialised.
+/// Preparing happens on the request's task, so the write transaction (one
+/// at a time) does only what needs the store.
+public struct PreparedMessage: Sendable {
+    public var message: IncomingMessage
+    public var identifiers: [ResolvedIdentifier]
+    /// Identifiers only matched, never attached (an alias's earlier userId).
+    public var extraLookups: [ResolvedIdentifier]
+    public var emqScore: Double
+    public var propertiesJSON: String
+    public var contextJSON: String
+    public var identifiersJSON: String
+}
+
 /// Runs accepted messages through identity resolution, profile updates,
 /// consent and the event store, inside one store transaction.
 public struct IngestionPipeline: Sendable {
     public var runtime: Runtime
-    /// Supplies ids for new rows (UUIDs; deterministic in tests and benchmarks).
+    /// Supplies ids for new rows (UUIDv7 by default; deterministic in tests).
     public var newID: @Sendable () -> String
     /// The current instant.
     public var clock: @Sendable () -> Milliseconds
 
-    public init(runtime: Runtime, newID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
+    public init(runtime: Runtime, newID: (@Sendable () -> String)? = nil, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
         self.runtime = runtime
-        self.newID = newID
+        if let newID {
+            self.newID = newID
+        } else {
+            let generator = IDGenerator(clock: clock)
+            self.newID = { generator.next() }
+        }
         self.clock = clock
     }
 
     public static let systemClock: @Sendable () -> Milliseconds = { Milliseconds((Date().timeIntervalSince1970 * 1000).rounded()) }
 
-    /// Processes `messages` of `source` in order, in `transaction`.
+    /// Does the store-free work for `messages` of `source`.
+    public func prepare(_ messages: [IncomingMessage], source: SourceRuntime) throws -> [PreparedMessage] {
+        guard let tenant = runtime.tenants[source.tenant] else { throw StoreError("tenant \(source.tenant) is not configured") }
+        return messages.map { message in
+            var identifiers = tenant.identity.identifiers(of: message)
+            var extraLookups: [ResolvedIdentifier] = []
+            if message.type == .alias, let previous = message.previousID {
+                // previousId is usually the anonymousId; it may also be an earlier userId.
+                if let anonymous = tenant.identity.identifier(type: "anonymous_id", raw: previous) { identifiers.append(anonymous) }
+                if let external = tenant.identity.identifier(type: "external_id", raw: previous) { extraLookups.append(external) }
+            }
+            var properties = message.properties
+            if message.type == .identify || message.type == .group { properties = message.traits.isEmpty ? properties : message.traits }
+            if let group = message.groupID { properties["groupId"] = .string(group) }
+            if let previous = message.previousID { properties["previousId"] = .string(previous) }
+            let score = EMQ.score(message, identifiers: identifiers, requiredProperties: tenant.plannedRequiredProperties[message.eventName])
+            return PreparedMessage(
+                message: message, identifiers: identifiers, extraLookups: extraLookups, emqScore: score.total,
+                propertiesJSON: JSONValue.object(properties).jsonText(), contextJSON: JSONValue.object(message.context).jsonText(),
+                identifiersJSON: JSONValue.array(identifiers.map { ["type": .string($0.type), "hash": .string($0.hash)] }).jsonText())
+        }
+    }
+
+    /// Prepares and processes `messages` of `source` in `transaction`.
     public func process(_ messages: [IncomingMessage], source: SourceRuntime, in transaction: any StoreTransaction) throws -> [MessageOutcome] {
+        try process(prepare(messages, source: source), source: source, in: transaction)
+    }
+
+    /// Processes prepared messages of `source` in order, in `transaction`.
+    public func process(_ messages: [PreparedMessage], source: SourceRuntime, in transaction: any StoreTransaction) throws -> [MessageOutcome] {
         guard let tenant = runtime.tenants[source.tenant] else { throw StoreError("tenant \(source.tenant) is not configured") }
         let now = clock()
         var outcomes: [MessageOutcome] = []
@@ -39,18 +87,12 @@ public struct IngestionPipeline: Sendable {
         return outcomes
     }
 
-    func process(_ message: IncomingMessage, source: SourceRuntime, tenant: TenantRuntime, now: Milliseconds, in transaction: any StoreTransaction) throws -> MessageOutcome {
+    func process(_ prepared: PreparedMessage, source: SourceRuntime, tenant: TenantRuntime, now: Milliseconds, in transaction: any StoreTransaction) throws -> MessageOutcome {
+        let message = prepared.message
         if try transaction.eventExists(tenant: tenant.tenant, idempotencyKey: message.messageID) { return .duplicate }
         let eventID = newID()
         let resolver = IdentityResolver(rules: tenant.identity, transaction: transaction, tenant: tenant.tenant, now: now, newID: newID)
-        var identifiers = resolver.identifiers(of: message)
-        var extraLookups: [ResolvedIdentifier] = []
-        if message.type == .alias, let previous = message.previousID {
-            // previousId is usually the anonymousId; it may also be an earlier userId.
-            if let anonymous = tenant.identity.identifier(type: "anonymous_id", raw: previous) { identifiers.append(anonymous) }
-            if let external = tenant.identity.identifier(type: "external_id", raw: previous) { extraLookups.append(external) }
-        }
-        let outcome = try resolver.resolve(identifiers, eventID: eventID, eventTime: message.eventTime, extraLookups: extraLookups)
+        let outcome = try resolver.resolve(prepared.identifiers, eventID: eventID, eventTime: message.eventTime, extraLookups: prepared.extraLookups)
         var profileID: String?
         if var profile = outcome?.profile {
             ProfileUpdater(tenant: tenant, now: now).apply(message, to: &profile)
@@ -59,17 +101,11 @@ public struct IngestionPipeline: Sendable {
                 .record(message, profileID: profile.id)
             profileID = profile.id
         }
-        let score = EMQ.score(message, identifiers: identifiers, requiredProperties: tenant.plannedRequiredProperties[message.eventName])
-        var properties = message.properties
-        if message.type == .identify || message.type == .group { properties = message.traits.isEmpty ? properties : message.traits }
-        if let group = message.groupID { properties["groupId"] = .string(group) }
-        if let previous = message.previousID { properties["previousId"] = .string(previous) }
-        let event = EventRecord(
+        let event = NewEvent(
             tenantID: tenant.tenant, id: eventID, profileID: profileID, sourceID: source.name, type: message.type,
             eventName: message.eventName, eventTime: message.eventTime, receivedAt: message.receivedAt,
-            idempotencyKey: message.messageID, properties: properties, context: message.context,
-            identifiers: identifiers.map { ["type": .string($0.type), "hash": .string($0.hash)] },
-            processed: true, emqScore: score.total)
+            idempotencyKey: message.messageID, propertiesJSON: prepared.propertiesJSON, contextJSON: prepared.contextJSON,
+            identifiersJSON: prepared.identifiersJSON, emqScore: prepared.emqScore)
         guard try transaction.insertEvent(event) else { return .duplicate }
         return .stored(eventID: eventID, profileID: profileID, createdProfile: outcome?.created ?? false, mergedProfiles: outcome?.merged ?? [])
     }

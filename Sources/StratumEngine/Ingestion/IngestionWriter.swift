@@ -11,7 +11,7 @@ import Synchronization
 public final class IngestionWriter: Service, Sendable {
     /// Messages of one request, and who waits for them.
     struct Job {
-        var messages: [IncomingMessage]
+        var messages: [PreparedMessage]
         var source: SourceRuntime
         var continuation: CheckedContinuation<[MessageOutcome], any Error>
     }
@@ -59,11 +59,15 @@ public final class IngestionWriter: Service, Sendable {
     }
 
     /// Commits `messages` from `source`; returns once they are durable.
+    ///
+    /// The store-free work happens here, on the caller's task, in parallel
+    /// with the transaction in progress.
     public func submit(_ messages: [IncomingMessage], source: SourceRuntime) async throws -> [MessageOutcome] {
-        try await withCheckedThrowingContinuation { continuation in
+        let prepared = try pipeline.withLock { $0 }.prepare(messages, source: source)
+        return try await withCheckedThrowingContinuation { continuation in
             let accepted = state.withLock { state -> Bool in
                 guard state.accepting else { return false }
-                state.queue.append(Job(messages: messages, source: source, continuation: continuation))
+                state.queue.append(Job(messages: prepared, source: source, continuation: continuation))
                 state.wake?.yield()
                 return true
             }

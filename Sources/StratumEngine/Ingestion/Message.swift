@@ -172,7 +172,10 @@ public enum MessageParser {
     }
 
     /// Parses a `/v1/batch` body: `{batch: [...], context?, sentAt?}`.
-    public static func parseBatch(_ value: JSONValue, receivedAt: Milliseconds, newMessageID: () -> String) throws(MessageError) -> [IncomingMessage] {
+    ///
+    /// `bodySize` is the request's size in bytes: when it is within the
+    /// per-message limit no item can exceed it, and items are not re-measured.
+    public static func parseBatch(_ value: JSONValue, receivedAt: Milliseconds, bodySize: Int = .max, newMessageID: () -> String) throws(MessageError) -> [IncomingMessage] {
         guard case .object(let object) = value else { throw MessageError(path: "", message: "expected a JSON object with a batch array") }
         guard let batch = object["batch"] else { throw MessageError(path: "batch", message: "required") }
         guard case .array(let items) = batch else { throw MessageError(path: "batch", message: "expected an array, found \(batch.briefDescription)") }
@@ -185,9 +188,11 @@ public enum MessageParser {
         var messages: [IncomingMessage] = []
         messages.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
-            let size = item.jsonText().utf8.count
-            if size > maximumMessageBytes {
-                throw MessageError(path: "batch[\(index)]", message: "is \(size / 1024) KB; a message may be at most 32 KB")
+            if bodySize > maximumMessageBytes {
+                let size = item.jsonText().utf8.count
+                if size > maximumMessageBytes {
+                    throw MessageError(path: "batch[\(index)]", message: "is \(size / 1024) KB; a message may be at most 32 KB")
+                }
             }
             messages.append(try parse(item, type: nil, path: "batch[\(index)]", receivedAt: receivedAt, batchContext: context.isEmpty ? nil : context, batchSentAt: sentAt, newMessageID: newMessageID))
         }

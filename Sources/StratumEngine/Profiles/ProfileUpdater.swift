@@ -17,8 +17,9 @@ struct ProfileUpdater {
             profile.totalPurchases += 1
             if let revenue = Self.decimal(message.properties[tenant.revenueProperty]) { profile.totalRevenue += revenue }
         }
-        if message.type == .identify {
+        if message.type == .identify, !message.traits.isEmpty {
             for (key, value) in message.traits { profile.profileData[key] = value }
+            profile.dataChanged = true
         }
         if let userID = message.userID, profile.externalID == nil { profile.externalID = userID }
         if profile.totalPurchases > 0 {
@@ -50,8 +51,10 @@ struct ProfileUpdater {
 
     /// An exact decimal from a JSON number or numeric string. A number is read
     /// through its shortest round-trip text, so 19.99 stays 19.99.
+    static let posix = Locale(identifier: "en_US_POSIX")
+
     static func decimal(_ value: JSONValue?) -> Decimal? {
-        let locale = Locale(identifier: "en_US_POSIX")
+        let locale = posix
         switch value {
         case .number(let number) where number.isFinite: return Decimal(string: "\(number)", locale: locale)
         case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: locale)
