@@ -61,6 +61,9 @@ struct IngestionController: Sendable {
 
     /// The request body as JSON and its size, refusing bodies over `limit` (413) and bad JSON (400).
     static func json(_ request: Request, limit: Int) async throws -> (JSONValue, Int) {
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw APIError(status: .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding) is not supported; send uncompressed JSON (analytics-python: gzip=False, the default)")
+        }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge(limit) }
         let buffer: ByteBuffer
         do {

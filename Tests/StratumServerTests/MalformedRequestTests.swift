@@ -29,6 +29,7 @@ struct MalformedRequestTests {
         Case(name: "unsupported auth scheme", path: "/v1/track", body: "{}", key: nil, header: ("Authorization", "Token abc"), status: 401, code: "unauthorized", message: "unsupported Authorization scheme Token"),
         Case(name: "basic auth that is not base64", path: "/v1/track", body: "{}", key: nil, header: ("Authorization", "Basic !!!"), status: 401, code: "unauthorized", message: "not valid base64"),
         Case(name: "an admin token is not a write key", path: "/v1/track", body: #"{"userId":"u","event":"E"}"#, key: "admin-token", status: 401, code: "unauthorized", message: "unknown write key"),
+        Case(name: "a gzip-encoded body", path: "/v1/track", body: #"{"userId":"u","event":"E"}"#, header: ("Content-Encoding", "gzip"), status: 415, code: "unsupported_encoding", message: "Content-Encoding gzip is not supported"),
         Case(name: "empty body", path: "/v1/track", body: "", status: 400, code: "invalid_json", message: "the request body is empty"),
         Case(name: "broken JSON", path: "/v1/identify", body: "{\"userId\": \"u\",\n \"traits\": {]}", status: 400, code: "invalid_json", message: "expected a string key at line 2, column 13"),
         Case(name: "a JSON array", path: "/v1/track", body: "[1,2]", status: 400, code: "invalid_message", message: "expected a JSON object"),
