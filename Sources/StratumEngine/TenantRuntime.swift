@@ -43,6 +43,7 @@ public struct SourceRuntime: Sendable {
     public var requestsPerMinute: Int
     public var csvMapping: SourceDefinition.CSVMapping?
     public var enabled: Bool
+    public var trackingPlan: TrackingPlan?
 }
 
 /// The daemon's view of a definition set: tenants and sources, with secrets resolved.
@@ -82,7 +83,7 @@ public struct Runtime: Sendable {
             sources[source.tenantID + "/" + source.name] = SourceRuntime(
                 name: source.name, tenant: source.tenantID, type: source.type, writeKeyHash: hash,
                 requestsPerMinute: source.rateLimit?.requestsPerMinute ?? SourceDefinition.defaultRequestsPerMinute,
-                csvMapping: source.csv, enabled: source.enabled ?? true)
+                csvMapping: source.csv, enabled: source.enabled ?? true, trackingPlan: TrackingPlan(source: source))
         }
         for loaded in definitions.webhooks {
             let references = [("secret", loaded.definition.secret)] + (loaded.definition.headers ?? [:]).sorted { $0.key < $1.key }.map { ("header \($0.key)", $0.value) }

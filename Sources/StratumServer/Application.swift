@@ -29,9 +29,11 @@ public final class ServerState: Sendable {
     let limiter: RateLimiter
     let clock: @Sendable () -> Milliseconds
     let newMessageID: @Sendable () -> String
+    let logger: Logger
     private let current: Mutex<(Runtime, AdminTokens)>
 
-    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
+    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
+        self.logger = logger
         self.store = store
         self.writer = writer
         self.limiter = RateLimiter()

@@ -18,6 +18,54 @@ struct IngestionController: Sendable {
         router.post("/v1/batch") { request, context in
             try await self.batch(request, context: context)
         }
+        router.get("/v1/pixel/:type") { request, context in
+            try await self.pixel(request, type: try context.parameters.require("type"))
+        }
+    }
+
+    /// A transparent 1×1 GIF, the pixel endpoint's answer.
+    static let pixelGIF: [UInt8] = [
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF,
+        0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+        0x02, 0x44, 0x01, 0x00, 0x3B,
+    ]
+
+    /// `GET /v1/pixel/{track|page|identify}?data=<base64 JSON>`, Segment's pixel
+    /// API, for `website_pixel` sources only (their key is public in the page).
+    func pixel(_ request: Request, type name: String) async throws -> Response {
+        guard let type = MessageType(rawValue: name), [.track, .page, .identify, .screen].contains(type) else {
+            throw APIError.notFound("no pixel endpoint /v1/pixel/\(name); use track, page, screen or identify")
+        }
+        guard let encoded = request.uri.queryParameters["data"].map(String.init) else {
+            throw APIError.badRequest("invalid_message", "the data query parameter is required: base64 of the message JSON", path: "data")
+        }
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard base64.utf8.count <= MessageParser.maximumMessageBytes * 4 / 3 + 4, let data = Data(base64Encoded: base64) else {
+            throw APIError.badRequest("invalid_message", "data is not base64 of a message under 32 KB", path: "data")
+        }
+        let body: JSONValue
+        do {
+            body = try JSONParser.parse(Array(data))
+        } catch {
+            throw APIError.badRequest("invalid_json", "data does not decode to JSON: \(error.message) at column \(error.column)", path: "data")
+        }
+        let source = try authenticate(request, body: body)
+        guard source.type == .websitePixel else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "source \(source.name) is not a website_pixel source; its key must not appear in URLs")
+        }
+        try rateLimit(source)
+        let message: IncomingMessage
+        do {
+            message = try MessageParser.parse(body, type: type, path: "", receivedAt: state.clock(), newMessageID: state.newMessageID)
+        } catch {
+            throw APIError.badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)
+        }
+        try enforcePlan([message], source: source, path: { _ in "" })
+        try await commit([message], source: source)
+        return Response(
+            status: .ok, headers: [.contentType: "image/gif", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: Self.pixelGIF)))
     }
 
     func single(_ request: Request, context: StratumRequestContext, type: MessageType) async throws -> Response {
@@ -31,6 +79,7 @@ struct IngestionController: Sendable {
         } catch {
             throw APIError.badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)
         }
+        try enforcePlan([message], source: source, path: { _ in "" })
         try await commit([message], source: source)
         return jsonResponse(["success": true])
     }
@@ -45,8 +94,23 @@ struct IngestionController: Sendable {
         } catch {
             throw APIError.badRequest("invalid_batch", error.message, path: error.path.isEmpty ? nil : error.path)
         }
+        try enforcePlan(messages, source: source, path: { "batch[\($0)]." })
         try await commit(messages, source: source)
         return jsonResponse(["success": true])
+    }
+
+    /// Rejects messages that break the source's tracking plan (all or nothing,
+    /// like the rest of a batch) and logs unplanned events under `warn`.
+    func enforcePlan(_ messages: [IncomingMessage], source: SourceRuntime, path: (Int) -> String) throws {
+        guard let plan = source.trackingPlan else { return }
+        for (index, message) in messages.enumerated() {
+            switch plan.check(message) {
+            case .conforms: continue
+            case .warning(let text): state.logger.warning("Accepted an unplanned event.", metadata: ["detail": "\(text)"])
+            case .violation(let field, let text):
+                throw APIError.badRequest("tracking_plan_violation", text, path: path(index) + field)
+            }
+        }
     }
 
     func commit(_ messages: [IncomingMessage], source: SourceRuntime) async throws {

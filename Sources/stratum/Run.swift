@@ -35,7 +35,7 @@ extension Stratum {
             do {
                 let runtime = Runtime(definitions: loaded.definitions, environment: environment)
                 writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger)
-                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment)
+                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, logger: logger)
             } catch {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)

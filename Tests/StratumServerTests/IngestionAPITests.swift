@@ -201,3 +201,56 @@ struct ProfileAPITests {
         }
     }
 }
+
+struct TrackingPlanAndPixelTests {
+    @Test func aTrackingPlanRejectsBadPropertiesAndUnplannedEvents() async throws {
+        try await ServerHarness.run(extra: [
+            "planned.yaml": """
+                kind: Source
+                name: planned
+                type: server_api
+                write_key: ${env:PLANNED_KEY}
+                tracking_plan:
+                  unplanned_events: reject
+                  events:
+                    Purchase:
+                      type: object
+                      required: [total]
+                      properties:
+                        total: {type: number, minimum: 0}
+                """,
+        ], environment: ["PLANNED_KEY": "planned-key"]) { server async throws in
+            let good = try await server.send("/v1/track", #"{"userId":"u","event":"Purchase","properties":{"total":5}}"#, key: "planned-key")
+            #expect(good.status == .ok)
+            let negative = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"Purchase","properties":{"total":5}},{"type":"track","userId":"u","event":"Purchase","properties":{"total":-1}}]}"#, key: "planned-key")
+            #expect(negative.status == .badRequest)
+            #expect(negative.json?["error"]?["code"] == "tracking_plan_violation")
+            #expect(negative.json?["error"]?["path"] == "batch[1].properties.total")
+            #expect(negative.json?["error"]?["message"]?.stringValue?.contains("less than the minimum 0") == true)
+            let missing = try await server.send("/v1/track", #"{"userId":"u","event":"Purchase"}"#, key: "planned-key")
+            #expect(missing.json?["error"]?["message"] == "missing required key \"total\"")
+            let unplanned = try await server.send("/v1/track", #"{"userId":"u","event":"Purchace"}"#, key: "planned-key")
+            #expect(unplanned.status == .badRequest)
+            #expect(unplanned.json?["error"]?["message"]?.stringValue?.hasSuffix("(did you mean \"Purchase\"?)") == true)
+            // Sources without a plan accept anything.
+            #expect(try await server.send("/v1/track", #"{"userId":"u","event":"Purchace"}"#).status == .ok)
+        }
+    }
+
+    @Test func thePixelEndpointAcceptsBase64MessagesFromPixelSourcesOnly() async throws {
+        try await ServerHarness.run { server async throws in
+            let message = Data(#"{"writeKey":"limited-key","anonymousId":"px-1","event":"Viewed","messageId":"pixel-1"}"#.utf8).base64EncodedString()
+            let urlSafe = message.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            let response = try await server.get("/v1/pixel/track?data=\(urlSafe)", token: nil)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "image/gif")
+            #expect(Array(response.body.readableBytesView.prefix(6)) == Array("GIF89a".utf8))
+            #expect(try await server.countEvents(["pixel-1"]) == ["pixel-1": 1])
+            // A server-side key must not travel in URLs.
+            let serverKey = Data(#"{"writeKey":"web-key","anonymousId":"px-1","event":"Viewed"}"#.utf8).base64EncodedString()
+            #expect(try await server.get("/v1/pixel/track?data=\(serverKey)", token: nil).status == .forbidden)
+            #expect(try await server.get("/v1/pixel/track?data=!!!", token: nil).status == .badRequest)
+            #expect(try await server.get("/v1/pixel/alias?data=\(urlSafe)", token: nil).status == .notFound)
+        }
+    }
+}

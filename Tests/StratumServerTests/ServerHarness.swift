@@ -50,7 +50,9 @@ enum ServerHarness {
         }
     }
 
-    static func run(_ test: @escaping @Sendable (Context) async throws -> Void) async throws {
+    static func run(extra: [String: String] = [:], environment extraEnvironment: [String: String] = [:], _ test: @escaping @Sendable (Context) async throws -> Void) async throws {
+        let definitions = Self.definitions.merging(extra) { $1 }
+        let environment = Self.environment.merging(extraEnvironment) { $1 }
         let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

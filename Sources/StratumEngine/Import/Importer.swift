@@ -65,10 +65,14 @@ public struct Importer: Sendable {
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 do {
                     let value = try JSONParser.parse(Array(line))
-                    pending.append(try MessageParser.parse(value, type: nil, path: "", receivedAt: receivedAt, newMessageID: {
+                    let message = try MessageParser.parse(value, type: nil, path: "", receivedAt: receivedAt, newMessageID: {
                         // Deterministic, so importing the same file twice stores nothing new.
                         "import:" + Digest.sha256Hex(source.name + "\n" + String(decoding: line, as: UTF8.self))
-                    }))
+                    })
+                    if case .violation(let path, let text) = source.trackingPlan?.check(message) {
+                        throw MessageError(path: path, message: text)
+                    }
+                    pending.append(message)
                 } catch let error as JSONParser.SyntaxError {
                     summary.problems.append(Problem(line: lineNumber, column: error.column, message: "not valid JSON: \(error.message)"))
                 } catch let error as MessageError {
