@@ -1,0 +1,30 @@
+import Foundation
+import StratumDefinitions
+import StratumStore
+
+/// Evaluates segment rules against the store as of an instant.
+public struct SegmentEvaluator: Sendable {
+    public let definitions: DefinitionSet
+    public let runtime: Runtime
+
+    public init(definitions: DefinitionSet, runtime: Runtime) {
+        self.definitions = definitions
+        self.runtime = runtime
+    }
+
+    /// The context rules of `tenant` are compiled with at `asOf`.
+    public func context(tenant: String, asOf: Milliseconds) -> RuleContext {
+        let identity = runtime.tenants[tenant]?.identity ?? IdentityRules(nil)
+        let segments = definitions.segments.filter { $0.definition.tenantID == tenant }.map(\.definition)
+        return RuleContext(
+            tenant: tenant, asOf: asOf, churnPeriodDays: runtime.tenants[tenant]?.churnPeriodDays ?? SettingsDefinition.defaultChurnPeriodDays,
+            identifierHash: { type, value in identity.identifier(type: type, raw: value)?.hash },
+            segmentRules: { name in segments.first { $0.name == name }?.rules })
+    }
+
+    /// How many profiles `segment` holds at `asOf`, and the first `sample` of them by id.
+    public func preview(_ segment: SegmentDefinition, store: SQLiteStore, asOf: Milliseconds, sample: Int) async throws -> (count: Int, sample: [String]) {
+        guard let rules = segment.rules else { return (0, []) }
+        return try await store.evaluate(rules, context: context(tenant: segment.tenantID, asOf: asOf), limit: sample)
+    }
+}

@@ -1,0 +1,298 @@
+import Foundation
+import GRDB
+import StratumDefinitions
+import StratumJSON
+
+/// What a segment's rules need beyond themselves to become a query.
+public struct RuleContext: Sendable {
+    public var tenant: String
+    /// The evaluation instant: relative time windows end here (`--as-of`).
+    public var asOf: Milliseconds
+    public var churnPeriodDays: Int
+    /// The hash of an identifier value, normalised as ingestion does (nil: unusable).
+    public var identifierHash: @Sendable (_ type: String, _ value: String) -> String?
+    /// The rules of another segment of the tenant, for `field: segment`.
+    public var segmentRules: @Sendable (_ name: String) -> RuleGroup?
+
+    public init(tenant: String, asOf: Milliseconds, churnPeriodDays: Int, identifierHash: @escaping @Sendable (String, String) -> String?, segmentRules: @escaping @Sendable (String) -> RuleGroup?) {
+        self.tenant = tenant
+        self.asOf = asOf
+        self.churnPeriodDays = churnPeriodDays
+        self.identifierHash = identifierHash
+        self.segmentRules = segmentRules
+    }
+}
+
+/// Compiles the rule language (DESIGN.md, Rule semantics) into one SQLite
+/// query over all of a tenant's profiles: set-at-a-time, every value bound,
+/// field paths validated by the definitions' schema and turned into JSON
+/// paths here, never spliced as text.
+///
+/// Semantics: a missing value matches only `not_equals`, `not_in` and
+/// `not_exists`; numbers compare numerically and strings exactly (a JSON
+/// string "5" never equals 5); dates compare as instants; time windows are
+/// relative to `RuleContext.asOf`.
+struct SegmentQuery {
+    let context: RuleContext
+    private(set) var arguments: [DatabaseValueConvertible?] = []
+    /// Segments being expanded, to stop a reference cycle the validator missed.
+    private var expanding: [String] = []
+
+    init(context: RuleContext) {
+        self.context = context
+    }
+
+    /// `SELECT p.id FROM profiles p WHERE <tenant> AND <seen by asOf> AND <rules>`:
+    /// a profile first seen after the evaluation instant did not exist then.
+    mutating func select(_ rules: RuleGroup) throws -> String {
+        let tenant = bind(context.tenant)
+        let seen = bind(context.asOf)
+        return "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND p.first_seen_at <= \(seen) AND (\(try group(rules)))"
+    }
+
+    /// A numbered parameter (`?3`), so an expression can appear twice in the
+    /// SQL (`x IS NULL OR NOT (x = ?)`) with its values bound once.
+    private mutating func bind(_ value: DatabaseValueConvertible?) -> String {
+        arguments.append(value)
+        return "?\(arguments.count)"
+    }
+
+    mutating func group(_ rules: RuleGroup) throws -> String {
+        var parts: [String] = []
+        for condition in rules.conditions ?? [] {
+            switch condition {
+            case .field(let field): parts.append(try self.field(field))
+            case .event(let event): parts.append(try self.event(event))
+            }
+        }
+        for nested in rules.groups ?? [] { parts.append(try group(nested)) }
+        guard !parts.isEmpty else { return "0" }
+        return parts.map { "(\($0))" }.joined(separator: rules.effectiveLogic == .and ? " AND " : " OR ")
+    }
+
+    /// How a field's values are stored, which decides how they compare.
+    enum Storage {
+        /// An integer column of milliseconds since the epoch.
+        case instantMilliseconds
+        /// A number, string or boolean (JSON values extracted by SQLite, or plain columns).
+        case value
+        /// A decimal kept as text: compared as a number.
+        case decimalText
+    }
+
+    mutating func field(_ condition: FieldCondition) throws -> String {
+        guard let path = FieldPath(parsing: condition.field) else { throw StoreError("unknown field \(condition.field)") }
+        switch path {
+        case .segment:
+            return try segmentMembership(condition)
+        case .identifier(let type):
+            return identifier(type, condition)
+        case .consent(let type):
+            let expression = "(SELECT c.granted FROM consents c WHERE c.tenant_id = p.tenant_id AND c.profile_id = p.id AND c.consent_type IN (\(bind(type)), 'all') ORDER BY c.recorded_at DESC, c.seq DESC LIMIT 1)"
+            return compare(expression, .value, condition.operator, condition.value, condition.unit)
+        default:
+            let (expression, storage) = column(path)
+            return compare(expression, storage, condition.operator, condition.value, condition.unit)
+        }
+    }
+
+    private mutating func column(_ path: FieldPath) -> (String, Storage) {
+        switch path {
+        case .lifecycleStage:
+            let churn = Int64(context.churnPeriodDays) * 86_400_000
+            return ("(CASE WHEN \(bind(context.asOf)) - p.last_seen_at > \(bind(churn)) THEN 'churned' ELSE p.lifecycle_stage END)", .value)
+        case .externalID: return ("p.external_id", .value)
+        case .firstSeenAt: return ("p.first_seen_at", .instantMilliseconds)
+        case .lastSeenAt: return ("p.last_seen_at", .instantMilliseconds)
+        case .totalEvents: return ("p.total_events", .value)
+        case .totalSessions: return ("p.total_sessions", .value)
+        case .totalPurchases: return ("p.total_purchases", .value)
+        case .totalRevenue: return ("p.total_revenue", .decimalText)
+        case .profileData(let key): return ("json_extract(p.profile_data, \(bind(Self.jsonPath(key))))", .value)
+        case .computedTrait(let name): return ("json_extract(p.computed_traits, \(bind(Self.jsonPath([name]))))", .value)
+        case .rfm(let model, let part): return ("json_extract(p.computed_traits, \(bind(Self.jsonPath(["rfm." + model, part.rawValue]))))", .value)
+        case .identifier, .consent, .segment: return ("NULL", .value)
+        }
+    }
+
+    /// `$."a"."b"` for `a.b`: every segment quoted, so no key is read as path syntax.
+    static func jsonPath(_ dotted: String) -> String {
+        jsonPath(dotted.split(separator: ".").map(String.init))
+    }
+
+    static func jsonPath(_ segments: [String]) -> String {
+        "$" + segments.map { "." + "\"" + $0.replacingOccurrences(of: "\"", with: "") + "\"" }.joined()
+    }
+
+    /// A bound SQL value for a JSON scalar.
+    static func sqlValue(_ value: JSONValue) -> DatabaseValueConvertible? {
+        switch value {
+        case .string(let text): text
+        case .number(let number): number.rounded() == number && abs(number) < 9e15 ? Int64(number) : number
+        case .bool(let flag): flag ? 1 : 0
+        default: nil
+        }
+    }
+
+    /// The instant a rule value denotes, in milliseconds.
+    static func instant(_ value: JSONValue?) -> Milliseconds? {
+        guard let text = value?.stringValue, let seconds = Instant.parse(text) else { return nil }
+        return Milliseconds((seconds * 1000).rounded())
+    }
+
+    /// One comparison with the missing-value rule applied.
+    mutating func compare(_ expression: String, _ storage: Storage, _ op: RuleOperator, _ value: JSONValue?, _ unit: TimeUnit?) -> String {
+        let numeric = "typeof(\(expression)) IN ('integer', 'real')"
+        let number = storage == .decimalText ? "CAST(\(expression) AS REAL)" : expression
+        let isNumber = storage == .decimalText ? "\(expression) IS NOT NULL" : numeric
+        // Instants are milliseconds in integer columns, ISO-8601 text in JSON values.
+        let instant = storage == .instantMilliseconds ? expression : "(CAST(strftime('%s', \(expression)) AS INTEGER) * 1000)"
+        switch op {
+        case .exists: return "\(expression) IS NOT NULL"
+        case .notExists: return "\(expression) IS NULL"
+        case .equals, .notEquals:
+            let equal: String
+            if storage == .decimalText, let given = value?.numberValue {
+                equal = "\(number) = \(bind(given))"
+            } else if storage == .instantMilliseconds, let given = Self.instant(value) {
+                equal = "\(expression) = \(bind(given))"
+            } else {
+                equal = "\(expression) = \(bind(value.flatMap(Self.sqlValue)))"
+            }
+            return op == .equals ? equal : "(\(expression) IS NULL OR NOT (\(equal)))"
+        case .in, .notIn:
+            let values = (value?.arrayValue ?? []).map { item -> String in
+                if storage == .decimalText, let given = item.numberValue { return bind(given) }
+                if storage == .instantMilliseconds, let given = Self.instant(item) { return bind(given) }
+                return bind(Self.sqlValue(item))
+            }
+            let list = values.isEmpty ? "NULL" : values.joined(separator: ", ")
+            let inList = "\(storage == .decimalText ? number : expression) IN (\(list))"
+            return op == .in ? inList : "(\(expression) IS NULL OR NOT (\(inList)))"
+        case .contains:
+            return "typeof(\(expression)) = 'text' AND instr(\(expression), \(bind(value?.stringValue ?? ""))) > 0"
+        case .greaterThan, .lessThan, .greaterOrEqual, .lessOrEqual:
+            let symbol = [RuleOperator.greaterThan: ">", .lessThan: "<", .greaterOrEqual: ">=", .lessOrEqual: "<="][op]!
+            return "\(isNumber) AND \(number) \(symbol) \(bind(value?.numberValue))"
+        case .between:
+            let bounds = value?.arrayValue ?? []
+            if bounds.count == 2, let low = bounds[0].numberValue, let high = bounds[1].numberValue {
+                return "\(isNumber) AND \(number) BETWEEN \(bind(low)) AND \(bind(high))"
+            }
+            if bounds.count == 2, let low = Self.instant(bounds[0]), let high = Self.instant(bounds[1]) {
+                return "\(instant) BETWEEN \(bind(low)) AND \(bind(high))"
+            }
+            return "0"
+        case .withinLast, .notWithinLast:
+            let window = Int64(value?.numberValue ?? 0) * Int64((unit ?? .days).seconds) * 1000
+            let start = context.asOf - window
+            return op == .withinLast
+                ? "\(instant) BETWEEN \(bind(start)) AND \(bind(context.asOf))"
+                : "\(instant) < \(bind(start))"
+        case .before:
+            return "\(instant) < \(bind(Self.instant(value)))"
+        case .after:
+            return "\(instant) > \(bind(Self.instant(value)))"
+        }
+    }
+
+    /// `identifiers.<type>`: existence of the type, or equality with a value
+    /// hashed as ingestion hashes it.
+    mutating func identifier(_ type: String, _ condition: FieldCondition) -> String {
+        let exists = "EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.tenant_id = p.tenant_id AND i.profile_id = p.id AND i.identifier_type = \(bind(type))"
+        func holding(_ values: [JSONValue]) -> String {
+            let hashes = values.compactMap { $0.stringValue.flatMap { context.identifierHash(type, $0) } }
+            guard !hashes.isEmpty else { return "0" }
+            return exists + " AND i.identifier_hash IN (" + hashes.map { bind($0) }.joined(separator: ", ") + "))"
+        }
+        switch condition.operator {
+        case .exists: return exists + ")"
+        case .notExists: return "NOT " + exists + ")"
+        case .equals: return holding([condition.value ?? .null])
+        case .notEquals: return "NOT (" + holding([condition.value ?? .null]) + ")"
+        case .in: return holding(condition.value?.arrayValue ?? [])
+        case .notIn: return "NOT (" + holding(condition.value?.arrayValue ?? []) + ")"
+        default: return "0"
+        }
+    }
+
+    /// `field: segment`: membership of another segment, expanded inline.
+    mutating func segmentMembership(_ condition: FieldCondition) throws -> String {
+        let names: [String] = condition.operator == .in || condition.operator == .notIn
+            ? (condition.value?.arrayValue ?? []).compactMap(\.stringValue)
+            : [condition.value?.stringValue].compactMap { $0 }
+        var members: [String] = []
+        for name in names {
+            guard !expanding.contains(name) else { throw StoreError("segment reference cycle through \(name)") }
+            guard let rules = context.segmentRules(name) else { throw StoreError("unknown segment \(name)") }
+            expanding.append(name)
+            let tenant = bind(context.tenant)
+            members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND (\(try group(rules))))")
+            expanding.removeLast()
+        }
+        let any = members.isEmpty ? "0" : members.map { "(\($0))" }.joined(separator: " OR ")
+        switch condition.operator {
+        case .equals, .in: return any
+        case .notEquals, .notIn: return "NOT (\(any))"
+        default: return "0"
+        }
+    }
+
+    /// An event condition: "performed EVENT [where ...] [count ...] within the
+    /// last N units", as one set-based subquery over the events of the window.
+    mutating func event(_ condition: EventCondition) throws -> String {
+        let window = Int64(condition.value) * Int64(condition.unit.seconds) * 1000
+        var filters = [
+            "e.tenant_id = \(bind(context.tenant))", "e.profile_id IS NOT NULL", "e.event_name = \(bind(condition.eventName))",
+            "e.event_time BETWEEN \(bind(context.asOf - window)) AND \(bind(context.asOf))",
+        ]
+        if let source = condition.source { filters.append("e.source_id = \(bind(source))") }
+        for property in condition.where ?? [] {
+            let expression = "json_extract(e.properties, \(bind(Self.jsonPath(property.property))))"
+            filters.append(compare(expression, .value, property.operator, property.value, property.unit))
+        }
+        let matching = "SELECT e.profile_id FROM events e WHERE " + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
+        if condition.operator == .notWithinLast {
+            return "p.id NOT IN (\(matching))"
+        }
+        guard let count = condition.count else { return "p.id IN (\(matching))" }
+        let having: String
+        switch count.operator {
+        case .between:
+            let bounds = count.value.arrayValue?.compactMap(\.numberValue) ?? []
+            guard bounds.count == 2 else { return "0" }
+            having = "COUNT(*) BETWEEN \(bind(Int64(bounds[0]))) AND \(bind(Int64(bounds[1])))"
+        default:
+            let symbol = [RuleOperator.equals: "=", .notEquals: "<>", .greaterThan: ">", .lessThan: "<", .greaterOrEqual: ">=", .lessOrEqual: "<="][count.operator] ?? "="
+            having = "COUNT(*) \(symbol) \(bind(Int64(count.value.numberValue ?? 0)))"
+        }
+        // Counts that can be zero ("fewer than 3") include profiles with no such event.
+        let target = count.value.numberValue ?? 0
+        let zeroMatches: Bool
+        switch count.operator {
+        case .lessThan: zeroMatches = target > 0
+        case .lessOrEqual: zeroMatches = true
+        case .notEquals: zeroMatches = target != 0
+        case .equals: zeroMatches = target == 0
+        case .between: zeroMatches = count.value.arrayValue?.first?.numberValue == 0
+        default: zeroMatches = false
+        }
+        let counted = "p.id IN (\(matching) HAVING \(having))"
+        return zeroMatches ? "(\(counted) OR p.id NOT IN (\(matching)))" : counted
+    }
+}
+
+extension SQLiteStore {
+    /// The ids of the tenant's profiles matching `rules` (up to `limit`, sorted),
+    /// and how many match in all.
+    public func evaluate(_ rules: RuleGroup, context: RuleContext, limit: Int) async throws -> (count: Int, sample: [String]) {
+        var query = SegmentQuery(context: context)
+        let sql = try query.select(rules)
+        let arguments = StatementArguments(query.arguments)
+        return try await pool.read { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(sql))", arguments: arguments) ?? 0
+            let sample = try String.fetchAll(db, sql: "\(sql) ORDER BY p.id LIMIT \(max(0, limit))", arguments: arguments)
+            return (count, sample)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import StratumDefinitions
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+/// The rule language's exact semantics, evaluated by the SQL the store runs,
+/// on hand-built profiles with known answers.
+struct SegmentQueryTests {
+    static let definitions = [
+        "identity.yaml": "kind: Identity\nname: identity\n",
+        "vip.yaml": "kind: Segment\nname: vip\nrules:\n  conditions:\n    - {field: total_revenue, operator: greater_or_equal, value: 100}\n",
+    ]
+
+    /// Four people, ingested with known facts at known times.
+    static func harness() async throws -> EngineHarness {
+        let harness = try EngineHarness(definitions: definitions)
+        harness.setNow("2026-03-01T00:00:00Z")
+        try await harness.ingest([
+            // ann: customer, US, big spender, recent, email + ads consent.
+            ["type": "identify", "userId": "ann", "traits": ["email": "ann@example.com", "country": "US", "age": 34, "code": "5"],
+             "timestamp": "2026-01-01T00:00:00Z", "messageId": "a1", "context": ["consent": ["ads": true, "email": true]]],
+            ["type": "track", "userId": "ann", "event": "Purchase", "properties": ["total": 80], "timestamp": "2026-02-20T00:00:00Z", "messageId": "a2"],
+            ["type": "track", "userId": "ann", "event": "Purchase", "properties": ["total": 40.5], "timestamp": "2026-02-25T00:00:00Z", "messageId": "a3"],
+            ["type": "track", "userId": "ann", "event": "Purchase", "properties": ["total": 9], "timestamp": "2026-02-26T00:00:00Z", "messageId": "a4"],
+            // bob: known, CA, one small purchase long ago, ads consent later revoked through "all".
+            ["type": "identify", "userId": "bob", "traits": ["email": "bob@example.com", "country": "CA", "age": "forty"],
+             "timestamp": "2025-06-01T00:00:00Z", "messageId": "b1", "context": ["consent": ["ads": true]]],
+            ["type": "track", "userId": "bob", "event": "Purchase", "properties": ["total": 20], "timestamp": "2025-06-02T00:00:00Z", "messageId": "b2"],
+            ["type": "track", "userId": "bob", "event": "Opened", "timestamp": "2025-06-03T00:00:00Z", "messageId": "b3", "context": ["consent": ["all": false]]],
+            // cat: anonymous, no traits at all, recent page view.
+            ["type": "page", "anonymousId": "cat", "timestamp": "2026-02-28T00:00:00Z", "messageId": "c1"],
+            // dan: known, UK, two purchases in the window but small ones.
+            ["type": "identify", "userId": "dan", "traits": ["email": "dan@gmail.com", "country": "UK"], "timestamp": "2026-02-01T00:00:00Z", "messageId": "d1"],
+            ["type": "track", "userId": "dan", "event": "Purchase", "properties": ["total": 10], "timestamp": "2026-02-10T00:00:00Z", "messageId": "d2"],
+            ["type": "track", "userId": "dan", "event": "Purchase", "properties": ["total": 15], "timestamp": "2026-02-11T00:00:00Z", "messageId": "d3"],
+        ])
+        return harness
+    }
+
+    static let asOf = EngineHarness.instant("2026-03-01T00:00:00Z")
+
+    /// The members (by userId, or "cat") of a rule group written in YAML.
+    static func members(_ harness: EngineHarness, _ rules: String, asOf: Milliseconds = asOf) async throws -> Set<String> {
+        let file = "kind: Segment\nname: probe\nrules:\n" + rules.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        let loaded = DefinitionLoader.load(files: (definitions.merging(["probe.yaml": file]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
+        let segment = try #require(loaded.definitions.segments.first { $0.definition.name == "probe" }?.definition)
+        let evaluator = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime)
+        let result = try await evaluator.preview(segment, store: harness.store, asOf: asOf, sample: 100)
+        #expect(result.count == result.sample.count)
+        var names: Set<String> = []
+        for id in result.sample {
+            let profile = try #require(try await harness.profile(id))
+            names.insert(profile.externalID ?? "cat")
+        }
+        return names
+    }
+
+    @Test func profileFieldOperatorsFollowTheMissingValueRule() async throws {
+        let h = try await Self.harness()
+        func check(_ rule: String, _ expected: Set<String>, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let got = try await Self.members(h, "conditions:\n  - " + rule)
+            #expect(got == expected, "\(rule)", sourceLocation: sourceLocation)
+        }
+        try await check("{field: profile_data.country, operator: equals, value: US}", ["ann"])
+        // Missing values match only not_equals, not_in and not_exists.
+        try await check("{field: profile_data.country, operator: not_equals, value: US}", ["bob", "cat", "dan"])
+        try await check("{field: profile_data.country, operator: in, value: [US, CA]}", ["ann", "bob"])
+        try await check("{field: profile_data.country, operator: not_in, value: [US, CA]}", ["cat", "dan"])
+        try await check("{field: profile_data.country, operator: exists}", ["ann", "bob", "dan"])
+        try await check("{field: profile_data.country, operator: not_exists}", ["cat"])
+        try await check("{field: profile_data.email, operator: contains, value: \"@gmail\"}", ["dan"])
+        try await check("{field: profile_data.email, operator: contains, value: \"@GMAIL\"}", [])
+        // Numbers compare numerically; a string never matches a number (type mismatch).
+        try await check("{field: profile_data.age, operator: greater_than, value: 30}", ["ann"])
+        try await check("{field: profile_data.age, operator: less_than, value: 30}", [])
+        try await check("{field: profile_data.code, operator: equals, value: 5}", [])
+        try await check("{field: profile_data.code, operator: equals, value: \"5\"}", ["ann"])
+        try await check("{field: total_purchases, operator: greater_or_equal, value: 2}", ["ann", "dan"])
+        try await check("{field: total_purchases, operator: less_or_equal, value: 1}", ["bob", "cat"])
+        try await check("{field: total_revenue, operator: between, value: [20, 25]}", ["bob", "dan"])
+        try await check("{field: total_revenue, operator: equals, value: 129.5}", ["ann"])
+        try await check("{field: external_id, operator: not_equals, value: ann}", ["bob", "cat", "dan"])
+    }
+
+    @Test func datesAndWindowsAreRelativeToTheEvaluationInstant() async throws {
+        let h = try await Self.harness()
+        func check(_ rule: String, _ expected: Set<String>, asOf: Milliseconds = SegmentQueryTests.asOf, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let got = try await Self.members(h, "conditions:\n  - " + rule, asOf: asOf)
+            #expect(got == expected, "\(rule)", sourceLocation: sourceLocation)
+        }
+        try await check("{field: last_seen_at, operator: within_last, value: 7, unit: days}", ["ann", "cat"])
+        try await check("{field: last_seen_at, operator: not_within_last, value: 30, unit: days}", ["bob"])
+        try await check("{field: first_seen_at, operator: before, value: \"2026-01-01\"}", ["bob"])
+        try await check("{field: first_seen_at, operator: after, value: \"2026-01-31T23:59:59Z\"}", ["cat", "dan"])
+        try await check("{field: first_seen_at, operator: between, value: [\"2025-12-31\", \"2026-02-01T00:00:00Z\"]}", ["ann", "dan"])
+        // bob has been inactive for longer than the 90-day churn period.
+        try await check("{field: lifecycle_stage, operator: equals, value: churned}", ["bob"])
+        try await check("{field: lifecycle_stage, operator: equals, value: customer}", ["ann", "dan"])
+        try await check("{field: lifecycle_stage, operator: equals, value: anonymous}", ["cat"])
+        // The same rule as of last summer: only bob existed, and he was a recent customer.
+        try await check("{field: lifecycle_stage, operator: equals, value: customer}", ["bob"], asOf: EngineHarness.instant("2025-07-01T00:00:00Z"))
+    }
+
+    @Test func eventConditionsCountMatchingEventsInTheWindow() async throws {
+        let h = try await Self.harness()
+        func check(_ rule: String, _ expected: Set<String>, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let got = try await Self.members(h, "conditions:\n  - " + rule)
+            #expect(got == expected, "\(rule)", sourceLocation: sourceLocation)
+        }
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days}", ["ann", "dan"])
+        try await check("{field: event, event_name: Purchase, operator: not_within_last, value: 30, unit: days}", ["bob", "cat"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: greater_or_equal, value: 3}}", ["ann"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: equals, value: 2}}", ["dan"])
+        // "Fewer than 2" includes those with none.
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: less_than, value: 2}}", ["bob", "cat"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, where: [{property: total, operator: greater_than, value: 30}]}", ["ann"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, where: [{property: total, operator: less_than, value: 50}], count: {operator: between, value: [2, 2]}}", ["ann", "dan"])
+    }
+
+    @Test func identifiersConsentSegmentsAndNestedGroups() async throws {
+        let h = try await Self.harness()
+        func check(_ rules: String, _ expected: Set<String>, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let got = try await Self.members(h, rules)
+            #expect(got == expected, "\(rules)", sourceLocation: sourceLocation)
+        }
+        // Identifier values are normalised and hashed like ingestion.
+        try await check("conditions:\n  - {field: identifiers.email, operator: equals, value: \" ANN@example.com\"}", ["ann"])
+        try await check("conditions:\n  - {field: identifiers.email, operator: not_exists}", ["cat"])
+        // bob granted ads, then revoked everything with "all".
+        try await check("conditions:\n  - {field: consent.ads, operator: equals, value: true}", ["ann"])
+        try await check("conditions:\n  - {field: consent.email, operator: not_equals, value: true}", ["bob", "cat", "dan"])
+        try await check("conditions:\n  - {field: segment, operator: equals, value: vip}", ["ann"])
+        try await check("conditions:\n  - {field: segment, operator: not_equals, value: vip}", ["bob", "cat", "dan"])
+        try await check("""
+            logic: or
+            conditions:
+              - {field: profile_data.country, operator: equals, value: UK}
+            groups:
+              - logic: and
+                conditions:
+                  - {field: lifecycle_stage, operator: equals, value: customer}
+                  - {field: total_revenue, operator: greater_than, value: 100}
+            """, ["ann", "dan"])
+    }
+
+    @Test func theSeedsExampleSegmentSelectsRecentRepeatCustomersInNorthAmericaAndTheUK() async throws {
+        let h = try await Self.harness()
+        let got = try await Self.members(h, """
+            logic: and
+            conditions:
+              - {field: lifecycle_stage, operator: equals, value: customer}
+              - {field: event, event_name: Purchase, operator: within_last, value: 30, unit: days}
+            groups:
+              - logic: or
+                conditions:
+                  - {field: profile_data.country, operator: in, value: [US, CA, UK]}
+            """)
+        #expect(got == ["ann", "dan"])
+    }
+}
