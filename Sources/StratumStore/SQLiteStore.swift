@@ -26,6 +26,7 @@ public final class SQLiteStore: Store {
             // less often so pages written repeatedly are copied back once.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            db.add(function: DecimalSum.function)
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)

@@ -57,6 +57,9 @@ struct SegmentQuery {
         return "?\(arguments.count)"
     }
 
+    /// `bind` for the other query builders of this module.
+    mutating func bindValue(_ value: DatabaseValueConvertible?) -> String { bind(value) }
+
     mutating func group(_ rules: RuleGroup) throws -> String {
         var parts: [String] = []
         for condition in rules.conditions ?? [] {

@@ -42,9 +42,9 @@ struct SegmentQueryTests {
     static let asOf = EngineHarness.instant("2026-03-01T00:00:00Z")
 
     /// The members (by userId, or "cat") of a rule group written in YAML.
-    static func members(_ harness: EngineHarness, _ rules: String, asOf: Milliseconds = asOf) async throws -> Set<String> {
+    static func members(_ harness: EngineHarness, _ rules: String, asOf: Milliseconds = asOf, extra: [String: String] = [:]) async throws -> Set<String> {
         let file = "kind: Segment\nname: probe\nrules:\n" + rules.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-        let loaded = DefinitionLoader.load(files: (definitions.merging(["probe.yaml": file]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        let loaded = DefinitionLoader.load(files: (definitions.merging(extra) { $1 }.merging(["probe.yaml": file]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
         #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
         let segment = try #require(loaded.definitions.segments.first { $0.definition.name == "probe" }?.definition)
         let evaluator = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime)

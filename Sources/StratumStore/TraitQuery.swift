@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+import StratumDefinitions
+import StratumJSON
+
+/// Sums decimals exactly inside SQLite: JSON numbers arrive as REAL and are
+/// read through their shortest round-trip text (19.99 stays 19.99); numeric
+/// text is parsed as written. Returns the sum as text (no trailing noise).
+struct DecimalSum: DatabaseAggregate {
+    var sum: Decimal = 0
+    var seen = false
+
+    static let posix = Locale(identifier: "en_US_POSIX")
+
+    static func decimal(_ value: DatabaseValue) -> Decimal? {
+        switch value.storage {
+        case .int64(let integer): return Decimal(integer)
+        case .double(let double) where double.isFinite: return Decimal(string: "\(double)", locale: posix)
+        case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: posix)
+        default: return nil
+        }
+    }
+
+    mutating func step(_ dbValues: [DatabaseValue]) throws {
+        guard let value = dbValues.first.flatMap(Self.decimal) else { return }
+        sum += value
+        seen = true
+    }
+
+    func finalize() throws -> (any DatabaseValueConvertible)? {
+        seen ? "\(sum)" : nil
+    }
+
+    static let function = DatabaseFunction("stratum_decimal_sum", argumentCount: 1, pure: true, aggregate: DecimalSum.self)
+}
+
+/// One computed trait's values for every profile, from one grouped query.
+extension SQLiteStore {
+    /// Computes `trait` as of `asOf` for every profile of its tenant and stores
+    /// it in `computed_traits.<name>`. Profiles without a matching event get 0
+    /// (count, unique_count, sum), false (exists), or no value (the others).
+    /// Returns how many profiles have a value.
+    public func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds) async throws -> Int {
+        try await pool.write { db in try Self.computeTrait(trait, asOf: asOf, in: db) }
+    }
+
+    static func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds, in db: Database) throws -> Int {
+        var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentRules: { _ in nil }))
+        let (sql, arguments) = query.traitValues(trait)
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
+        try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value ANY)")
+        try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) " + sql, arguments: StatementArguments(arguments))
+        let path = SegmentQuery.jsonPath([trait.name])
+        let fallback: String
+        switch trait.type {
+        case .count, .uniqueCount, .sum: fallback = "0"
+        case .exists: fallback = "json('false')"
+        default: fallback = "NULL"
+        }
+        // JSON numbers are written from their text (exact decimals); booleans as JSON booleans.
+        let json = trait.type == .exists ? "json(CASE WHEN v.value THEN 'true' ELSE 'false' END)"
+            : [.sum, .count, .uniqueCount, .average].contains(trait.type) ? "json(v.value)" : "v.value"
+        try db.execute(sql: """
+            UPDATE profiles SET computed_traits = CASE
+                WHEN (SELECT COUNT(*) FROM temp.trait_values v WHERE v.profile_id = profiles.id) > 0
+                    THEN json_set(computed_traits, ?1, (SELECT \(json) FROM temp.trait_values v WHERE v.profile_id = profiles.id))
+                WHEN \(fallback) IS NULL THEN json_remove(computed_traits, ?1)
+                ELSE json_set(computed_traits, ?1, \(fallback))
+            END
+            WHERE tenant_id = ?2 AND first_seen_at <= ?3
+            """, arguments: [path, trait.tenantID, asOf])
+        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.trait_values") ?? 0
+        try db.execute(sql: "DROP TABLE temp.trait_values")
+        return count
+    }
+
+    /// Recency, frequency and monetary inputs of every profile with at least
+    /// one frequency or recency event in the lookback window.
+    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal)] {
+        let lookback = Int64(model.lookbackDays ?? 365) * 86_400_000
+        let recency = model.recencyEvent ?? "Purchase"
+        let frequency = model.frequencyEvent ?? "Purchase"
+        let path = SegmentQuery.jsonPath(model.monetaryProperty ?? "total")
+        return try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT e.profile_id AS profile,
+                       MAX(CASE WHEN e.event_name = ?1 THEN e.event_time END) AS latest,
+                       SUM(CASE WHEN e.event_name = ?2 THEN 1 ELSE 0 END) AS frequency,
+                       stratum_decimal_sum(CASE WHEN e.event_name = ?2 THEN json_extract(e.properties, ?3) END) AS monetary
+                FROM events e
+                WHERE e.tenant_id = ?4 AND e.profile_id IS NOT NULL AND e.event_name IN (?1, ?2)
+                  AND e.event_time BETWEEN ?5 AND ?6
+                GROUP BY e.profile_id
+                """, arguments: [recency, frequency, path, model.tenantID, asOf - lookback, asOf])
+            return rows.map { row in
+                let latest: Int64? = row["latest"]
+                let days = latest.map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
+                let monetaryText: String? = row["monetary"]
+                return (row["profile"], days, row["frequency"], monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0)
+            }
+        }
+    }
+
+    /// Stores RFM results under `computed_traits.rfm.<model>`; profiles not in
+    /// `scores` lose theirs (they were not scored this run).
+    public func storeRFM(model: String, tenant: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) async throws {
+        let path = SegmentQuery.jsonPath(["rfm." + model])
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE profiles SET computed_traits = json_remove(computed_traits, ?) WHERE tenant_id = ?", arguments: [path, tenant])
+            let statement = try db.cachedStatement(sql: """
+                UPDATE profiles SET computed_traits = json_set(computed_traits, ?, json_object('r', ?, 'f', ?, 'm', ?, 'segment', ?))
+                WHERE tenant_id = ? AND id = ?
+                """)
+            for score in scores {
+                try statement.execute(arguments: [path, score.r, score.f, score.m, score.segment, tenant, score.profileID])
+            }
+        }
+    }
+}
+
+extension SegmentQuery {
+    /// `SELECT profile_id, <aggregate> FROM events ... GROUP BY profile_id` for a trait.
+    mutating func traitValues(_ trait: TraitDefinition) -> (String, [DatabaseValueConvertible?]) {
+        var filters = [
+            "e.tenant_id = \(bindValue(trait.tenantID))", "e.profile_id IS NOT NULL",
+            "e.event_name = \(bindValue(trait.event))", "e.event_time <= \(bindValue(context.asOf))",
+        ]
+        if case .last(let count, let unit) = trait.window ?? .all {
+            filters.append("e.event_time >= \(bindValue(context.asOf - Int64(count) * Int64(unit.seconds) * 1000))")
+        }
+        if let sources = trait.sources, !sources.isEmpty {
+            filters.append("e.source_id IN (" + sources.map { bindValue($0) }.joined(separator: ", ") + ")")
+        }
+        for condition in trait.where ?? [] {
+            let expression = "json_extract(e.properties, \(bindValue(Self.jsonPath(condition.property))))"
+            filters.append(compare(expression, .value, condition.operator, condition.value, condition.unit))
+        }
+        let property = trait.property.map { "json_extract(e.properties, \(bindValue(Self.jsonPath($0))))" } ?? "NULL"
+        let numeric = "CASE WHEN typeof(\(property)) IN ('integer', 'real') THEN \(property) END"
+        let isoTime = "strftime('%Y-%m-%dT%H:%M:%fZ', e.event_time / 1000.0, 'unixepoch')"
+        let value: String
+        var picker = ""
+        switch trait.type {
+        case .count: value = "COUNT(*)"
+        case .sum: value = "COALESCE(stratum_decimal_sum(\(numeric)), '0')"
+        case .average: value = "AVG(\(numeric))"
+        case .min: value = "MIN(\(property))"
+        case .max: value = "MAX(\(property))"
+        case .uniqueCount: value = "COUNT(DISTINCT \(property))"
+        case .exists: value = "1"
+        case .first, .last:
+            let extreme = trait.type == .first ? "MIN" : "MAX"
+            if trait.property == nil {
+                value = "\(extreme)(\(isoTime))"
+            } else {
+                // With MIN/MAX in the select list, SQLite takes a bare column's value
+                // from the row holding the extreme: the first/last event's property.
+                value = property
+                picker = ", \(extreme)(e.event_time) AS picked_at"
+            }
+        }
+        let grouped = "SELECT e.profile_id AS profile_id, \(value) AS value\(picker) FROM events e WHERE "
+            + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
+        return ("SELECT profile_id, value FROM (\(grouped))", arguments)
+    }
+}

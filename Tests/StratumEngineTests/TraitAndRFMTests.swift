@@ -1,0 +1,114 @@
+import Foundation
+import StratumDefinitions
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+/// Every trait type and the RFM model on the known people of SegmentQueryTests
+/// (ann: 3 purchases 80 + 40.5 + 9 in late February; bob: one 20 purchase in
+/// June 2025; dan: 10 + 15 in mid-February; cat: a page view only).
+struct TraitAndRFMTests {
+    static let traits: [String: String] = [
+        "t-count.yaml": "kind: Trait\nname: purchases\ntype: count\nevent: Purchase\n",
+        "t-recent.yaml": "kind: Trait\nname: purchases_30d\ntype: count\nevent: Purchase\nwindow: {last: 30, unit: days}\n",
+        "t-sum.yaml": "kind: Trait\nname: revenue\ntype: sum\nevent: Purchase\nproperty: total\n",
+        "t-average.yaml": "kind: Trait\nname: aov\ntype: average\nevent: Purchase\nproperty: total\n",
+        "t-min.yaml": "kind: Trait\nname: smallest\ntype: min\nevent: Purchase\nproperty: total\n",
+        "t-max.yaml": "kind: Trait\nname: largest\ntype: max\nevent: Purchase\nproperty: total\n",
+        "t-first.yaml": "kind: Trait\nname: first_purchase_at\ntype: first\nevent: Purchase\n",
+        "t-last.yaml": "kind: Trait\nname: last_total\ntype: last\nevent: Purchase\nproperty: total\n",
+        "t-first-total.yaml": "kind: Trait\nname: first_total\ntype: first\nevent: Purchase\nproperty: total\n",
+        "t-unique.yaml": "kind: Trait\nname: distinct_totals\ntype: unique_count\nevent: Purchase\nproperty: total\n",
+        "t-exists.yaml": "kind: Trait\nname: bought\ntype: exists\nevent: Purchase\n",
+        "t-where.yaml": "kind: Trait\nname: big_orders\ntype: count\nevent: Purchase\nwhere: [{property: total, operator: greater_than, value: 30}]\n",
+        "rfm.yaml": "kind: RFM\nname: value\n",
+        "rfm-fixed.yaml": "kind: RFM\nname: fixed\nquintile_scoring: false\nthresholds: {recency_days: [7, 30, 90, 180], frequency: [1, 2, 3, 5], monetary: [10, 50, 100, 500]}\n",
+    ]
+
+    static func refreshed() async throws -> (EngineHarness, [String: JSONObject]) {
+        let harness = try await SegmentQueryTests.harness()
+        let files = SegmentQueryTests.definitions.merging(traits) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
+        let loaded = DefinitionLoader.load(files: files)
+        #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
+        let runs = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: SegmentQueryTests.asOf)
+        #expect(runs.map(\.name).sorted() == (traits.keys.compactMap { file in loaded.definitions.traits.first { $0.file == file }?.definition.name } + ["fixed", "value"]).sorted())
+        var byPerson: [String: JSONObject] = [:]
+        for person in ["ann", "bob", "dan"] {
+            let id = try #require(try await harness.profileID(type: "external_id", value: person))
+            byPerson[person] = try #require(try await harness.profile(id)).computedTraits
+        }
+        let cat = try #require(try await harness.profileID(type: "anonymous_id", value: "cat"))
+        byPerson["cat"] = try #require(try await harness.profile(cat)).computedTraits
+        return (harness, byPerson)
+    }
+
+    @Test func everyTraitTypeHasItsKnownValue() async throws {
+        let (_, traits) = try await Self.refreshed()
+        let ann = try #require(traits["ann"])
+        let cat = try #require(traits["cat"])
+        #expect(ann["purchases"] == 3)
+        #expect(traits["bob"]?["purchases"] == 1)
+        #expect(cat["purchases"] == 0)
+        #expect(ann["purchases_30d"] == 3)
+        #expect(traits["bob"]?["purchases_30d"] == 0)
+        #expect(ann["revenue"] == 129.5)
+        #expect(traits["dan"]?["revenue"] == 25)
+        #expect(cat["revenue"] == 0)
+        #expect(ann["aov"]?.numberValue.map { abs($0 - 43.1666666) < 0.0001 } == true)
+        #expect(cat["aov"] == nil)
+        #expect(ann["smallest"] == 9)
+        #expect(ann["largest"] == 80)
+        #expect(ann["first_purchase_at"] == "2026-02-20T00:00:00.000Z")
+        #expect(ann["first_total"] == 80)
+        #expect(ann["last_total"] == 9)
+        #expect(ann["distinct_totals"] == 3)
+        #expect(ann["bought"] == true)
+        #expect(cat["bought"] == false)
+        #expect(ann["big_orders"] == 2)
+        #expect(traits["dan"]?["big_orders"] == 0)
+    }
+
+    @Test func sumsAreExactDecimals() async throws {
+        let harness = try EngineHarness(definitions: ["t.yaml": "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n"])
+        var messages: [JSONValue] = []
+        for index in 0..<10 { messages.append(["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 0.1], "messageId": .string("m\(index)")]) }
+        messages.append(["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": "0.01"], "messageId": "m10"])
+        try await harness.ingest(messages)
+        let loaded = DefinitionLoader.load(files: [("t.yaml", Array("kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n".utf8))])
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let id = try #require(try await harness.profileID(type: "external_id", value: "u"))
+        let traits = try #require(try await harness.profile(id)).computedTraits
+        // Numeric strings are not numbers: only the ten 0.1s count, summed exactly.
+        #expect(traits["spend"]?.jsonText() == "1")
+    }
+
+    @Test func rfmQuintilesAndNamedSegments() async throws {
+        let (harness, traits) = try await Self.refreshed()
+        // days since purchase 3 / 18 / 272, frequency 3 / 2 / 1, spend 129.5 / 25 / 20.
+        #expect(traits["ann"]?["rfm.value"] == ["r": 5, "f": 4, "m": 4, "segment": "Loyal"])
+        #expect(traits["dan"]?["rfm.value"] == ["r": 4, "f": 2, "m": 2, "segment": "Potential Loyal"])
+        #expect(traits["bob"]?["rfm.value"] == ["r": 2, "f": 1, "m": 1, "segment": "Hibernating"])
+        // Only profiles with a purchase in the lookback window are scored.
+        #expect(traits["cat"]?["rfm.value"] == nil)
+        // Fixed thresholds.
+        #expect(traits["ann"]?["rfm.fixed"] == ["r": 5, "f": 4, "m": 4, "segment": "Loyal"])
+        #expect(traits["bob"]?["rfm.fixed"] == ["r": 1, "f": 2, "m": 2, "segment": "Hibernating"])
+        // Segments read the stored values.
+        let members = try await SegmentQueryTests.members(harness, "conditions:\n  - {field: computed_traits.purchases, operator: greater_than, value: 1}", extra: Self.traits)
+        #expect(members == ["ann", "dan"])
+        let loyal = try await SegmentQueryTests.members(harness, "conditions:\n  - {field: rfm.value.segment, operator: in, value: [Loyal, Champions]}", extra: Self.traits)
+        #expect(loyal == ["ann"])
+        let recent = try await SegmentQueryTests.members(harness, "conditions:\n  - {field: rfm.value.r, operator: greater_or_equal, value: 4}", extra: Self.traits)
+        #expect(recent == ["ann", "dan"])
+    }
+
+    @Test func quintileCutPointsUseNearestRankAndTiesScoreAlike() {
+        #expect(RFMScoring.cutPoints(Array(1...10)) == [2, 4, 6, 8])
+        #expect(Array(1...10).map { RFMScoring.rank($0, cuts: [2, 4, 6, 8]) } == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+        #expect(RFMScoring.cutPoints([7, 7, 7, 7, 7]) == [7, 7, 7, 7])
+        #expect(Set([7, 7, 7].map { RFMScoring.rank($0, cuts: [7, 7, 7, 7]) }) == [1])
+        #expect(RFMScoring.cutPoints([5]) == [5, 5, 5, 5])
+        #expect(RFMScoring.cutPoints([Int]()) == [])
+    }
+}
