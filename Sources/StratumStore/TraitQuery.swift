@@ -164,3 +164,14 @@ extension SegmentQuery {
         return ("SELECT profile_id, value FROM (\(grouped))", arguments)
     }
 }
+
+extension SQLiteStore {
+    /// Every profile's stored value at a `computed_traits` path (nil: none).
+    public func traitValues(tenant: String, path: [String]) async throws -> [JSONValue?] {
+        let jsonPath = SegmentQuery.jsonPath(path)
+        return try await pool.read { db in
+            try String?.fetchAll(db, sql: "SELECT computed_traits -> ? FROM profiles WHERE tenant_id = ?", arguments: [jsonPath, tenant])
+                .map { $0.flatMap { try? JSONParser.parse($0) } }
+        }
+    }
+}

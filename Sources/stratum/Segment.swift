@@ -40,13 +40,7 @@ extension Stratum.Segment {
         @OptionGroup var location: StoreOptions
 
         func run() async throws {
-            let instant: Milliseconds
-            if let asOf {
-                guard let seconds = Instant.parse(asOf) else { throw ValidationError("--as-of must be an ISO-8601 date like 2026-01-31 or 2026-01-31T12:00:00Z") }
-                instant = Milliseconds((seconds * 1000).rounded())
-            } else {
-                instant = IngestionPipeline.systemClock()
-            }
+            let instant = try asOfInstant(asOf)
             guard let bytes = FileManager.default.contents(atPath: file) else {
                 printError("error: cannot read \(file)")
                 throw ExitCode(2)

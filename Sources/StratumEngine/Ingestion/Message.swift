@@ -11,7 +11,7 @@ public struct IncomingMessage: Sendable {
     public var anonymousID: String?
     public var previousID: String?
     public var groupID: String?
-    /// The event name: `event` for track, `name` for page/screen, else the type.
+    /// The event name: `event` for track, else the type (`page`, `identify`, ...).
     public var eventName: String
     public var properties: JSONObject
     public var traits: JSONObject
@@ -77,7 +77,7 @@ public enum MessageParser {
         if userID == nil && anonymousID == nil {
             throw MessageError(path: field("userId"), message: "userId or anonymousId is required")
         }
-        let properties = try objectField(object, "properties", field("properties"))
+        var properties = try objectField(object, "properties", field("properties"))
         let traits = try objectField(object, "traits", field("traits"))
         var context = batchContext ?? JSONObject()
         for (key, member) in try objectField(object, "context", field("context")) { context[key] = member }
@@ -94,7 +94,9 @@ public enum MessageParser {
             guard name.count <= 200 else { throw MessageError(path: field("event"), message: "longer than 200 characters") }
             eventName = name
         case .page, .screen:
-            if let name = object["name"]?.stringValue, !name.isEmpty { eventName = name }
+            // Stored under the event name "page"/"screen" (so traits can count them);
+            // the page's own name goes into properties.name, as in Segment's warehouses.
+            if let name = object["name"]?.stringValue, !name.isEmpty, properties["name"] == nil { properties["name"] = .string(name) }
         case .alias:
             guard let previous = try identifierField(object, "previousId", field("previousId")) else {
                 throw MessageError(path: field("previousId"), message: "required for alias")
