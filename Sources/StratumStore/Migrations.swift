@@ -124,6 +124,56 @@ enum Migrations {
                 CREATE INDEX consents_by_profile ON consents (tenant_id, profile_id, consent_type);
                 """)
         }
+        migrator.registerMigration("2026-11-27-segments-and-runs") { db in
+            try db.execute(sql: """
+                CREATE TABLE segment_memberships (
+                    tenant_id TEXT NOT NULL,
+                    segment TEXT NOT NULL,
+                    profile_id TEXT NOT NULL,
+                    entered_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, segment, profile_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX segment_memberships_by_profile ON segment_memberships (tenant_id, profile_id);
+
+                CREATE TABLE segment_changes (
+                    seq INTEGER PRIMARY KEY,
+                    tenant_id TEXT NOT NULL,
+                    segment TEXT NOT NULL,
+                    profile_id TEXT NOT NULL,
+                    change TEXT NOT NULL CHECK (change IN ('entered', 'exited')),
+                    changed_at INTEGER NOT NULL,
+                    run_id TEXT NOT NULL
+                );
+                CREATE INDEX segment_changes_by_segment ON segment_changes (tenant_id, segment, seq);
+
+                CREATE TABLE segment_state (
+                    tenant_id TEXT NOT NULL,
+                    segment TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('draft', 'computing', 'active', 'stale')),
+                    profile_count INTEGER NOT NULL DEFAULT 0 CHECK (profile_count >= 0),
+                    last_computed_at INTEGER,
+                    computation_duration_ms INTEGER,
+                    next_refresh_at INTEGER,
+                    PRIMARY KEY (tenant_id, segment)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE evaluation_runs (
+                    id TEXT NOT NULL PRIMARY KEY,
+                    tenant_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('Trait', 'RFM', 'Segment')),
+                    name TEXT NOT NULL,
+                    as_of INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    finished_at INTEGER,
+                    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+                    profiles INTEGER,
+                    entered INTEGER,
+                    exited INTEGER,
+                    error TEXT
+                );
+                CREATE INDEX evaluation_runs_by_definition ON evaluation_runs (tenant_id, kind, name, started_at);
+                """)
+        }
         return migrator
     }
 }

@@ -17,8 +17,12 @@ func asOfInstant(_ text: String?) throws -> Milliseconds {
 extension Stratum {
     struct Refresh: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Compute every trait, then every RFM model, now, and store the results.",
-            discussion: "Prints each definition's run: profiles with a value and duration."
+            abstract: "Compute every trait, RFM model and segment now, in dependency order, and store the results.",
+            discussion: """
+                Traits first, then RFM models, then dynamic and computed segments (each after the segments it
+                refers to; drafts and static segments are skipped). Segment runs record who entered and exited.
+                Prints each run: profiles with a value (members, for segments) and duration.
+                """
         )
 
         @Option(help: "Compute as of this instant (ISO-8601; default: now).")
@@ -30,10 +34,12 @@ extension Stratum {
             let instant = try asOfInstant(asOf)
             let loaded = try location.loadDefinitions()
             let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
-            let runs = try await DefinitionEvaluator(definitions: loaded.definitions, store: store).refresh(asOf: instant)
+            let runtime = Runtime(definitions: loaded.definitions, environment: ProcessInfo.processInfo.environment)
+            let runs = try await DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime).refresh(asOf: instant)
             for run in runs {
                 let milliseconds = Double(run.duration.components.seconds) * 1000 + Double(run.duration.components.attoseconds) / 1e15
-                print(String(format: "%@ %@/%@: %d profiles in %.1f ms", run.kind.rawValue, run.tenant, run.name, run.profiles, milliseconds))
+                let changes = run.kind == .segment ? " (+\(run.entered) −\(run.exited))" : ""
+                print(String(format: "%@ %@/%@: %d profiles%@ in %.1f ms", run.kind.rawValue, run.tenant, run.name, run.profiles, changes, milliseconds))
             }
         }
     }

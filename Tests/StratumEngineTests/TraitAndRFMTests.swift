@@ -32,7 +32,7 @@ struct TraitAndRFMTests {
         let loaded = DefinitionLoader.load(files: files)
         #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
         let runs = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: SegmentQueryTests.asOf)
-        #expect(runs.map(\.name).sorted() == (traits.keys.compactMap { file in loaded.definitions.traits.first { $0.file == file }?.definition.name } + ["fixed", "value"]).sorted())
+        #expect(runs.map(\.name).sorted() == (traits.keys.compactMap { file in loaded.definitions.traits.first { $0.file == file }?.definition.name } + ["fixed", "value", "vip"]).sorted())
         var byPerson: [String: JSONObject] = [:]
         for person in ["ann", "bob", "dan"] {
             let id = try #require(try await harness.profileID(type: "external_id", value: person))

@@ -2,15 +2,22 @@ import Foundation
 import StratumDefinitions
 import StratumStore
 
-/// Computes a tenant's traits, then its RFM models (which may read trait
-/// values later), each set-at-a-time, and reports what each run did.
+/// Computes traits, then RFM models, then segments (in reference order),
+/// each set-at-a-time, records every run, and reports what each did.
 public struct DefinitionEvaluator: Sendable {
     public let definitions: DefinitionSet
     public let store: SQLiteStore
+    public let runtime: Runtime
+    let newID: @Sendable () -> String
+    let clock: @Sendable () -> Milliseconds
 
-    public init(definitions: DefinitionSet, store: SQLiteStore) {
+    public init(definitions: DefinitionSet, store: SQLiteStore, runtime: Runtime? = nil, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
         self.definitions = definitions
         self.store = store
+        self.runtime = runtime ?? Runtime(definitions: definitions, environment: [:])
+        let ids = IDGenerator(clock: clock)
+        self.newID = { ids.next() }
+        self.clock = clock
     }
 
     /// What one definition's run did.
@@ -20,30 +27,109 @@ public struct DefinitionEvaluator: Sendable {
         public var tenant: String
         public var profiles: Int
         public var duration: Swift.Duration
+        /// Segment runs: profiles that entered and exited.
+        public var entered: Int = 0
+        public var exited: Int = 0
     }
 
-    /// Runs every trait, then every RFM model, as of `asOf`.
-    public func refresh(asOf: Milliseconds, only: Set<DefinitionKind> = [.trait, .rfm]) async throws -> [Run] {
+    /// Runs every trait, then every RFM model, then every evaluated segment
+    /// (dynamic or computed, not draft) in reference order, as of `asOf`.
+    public func refresh(asOf: Milliseconds, only: Set<DefinitionKind> = [.trait, .rfm, .segment]) async throws -> [Run] {
         var runs: [Run] = []
         if only.contains(.trait) {
             for loaded in definitions.traits {
-                let started = ContinuousClock.now
-                let count = try await store.computeTrait(loaded.definition, asOf: asOf)
-                runs.append(Run(kind: .trait, name: loaded.definition.name, tenant: loaded.definition.tenantID, profiles: count, duration: ContinuousClock.now - started))
+                runs.append(try await refresh(trait: loaded.definition, asOf: asOf))
             }
         }
         if only.contains(.rfm) {
             for loaded in definitions.rfmModels {
-                let started = ContinuousClock.now
-                let model = loaded.definition
-                let inputs = try await store.rfmInputs(model, asOf: asOf).map {
-                    RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary)
-                }
-                let scores = RFMScoring.score(inputs, model: model)
-                try await store.storeRFM(model: model.name, tenant: model.tenantID, scores: scores.map { ($0.profileID, $0.r, $0.f, $0.m, $0.segment) })
-                runs.append(Run(kind: .rfm, name: model.name, tenant: model.tenantID, profiles: scores.count, duration: ContinuousClock.now - started))
+                runs.append(try await refresh(rfm: loaded.definition, asOf: asOf))
+            }
+        }
+        if only.contains(.segment) {
+            for segment in Self.referenceOrder(definitions.segments.map(\.definition)) where Self.isEvaluated(segment) {
+                runs.append(try await refresh(segment: segment, asOf: asOf, nextRefreshAt: nil))
             }
         }
         return runs
+    }
+
+    /// Static segments are managed by API and import; drafts are never evaluated.
+    public static func isEvaluated(_ segment: SegmentDefinition) -> Bool {
+        segment.effectiveType != .static && segment.status != .draft && segment.rules != nil
+    }
+
+    public func refresh(trait: TraitDefinition, asOf: Milliseconds) async throws -> Run {
+        try await recorded(.trait, trait.name, trait.tenantID, asOf) {
+            (try await store.computeTrait(trait, asOf: asOf), 0, 0)
+        }
+    }
+
+    public func refresh(rfm model: RFMDefinition, asOf: Milliseconds) async throws -> Run {
+        try await recorded(.rfm, model.name, model.tenantID, asOf) {
+            let inputs = try await store.rfmInputs(model, asOf: asOf).map {
+                RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary)
+            }
+            let scores = RFMScoring.score(inputs, model: model)
+            try await store.storeRFM(model: model.name, tenant: model.tenantID, scores: scores.map { ($0.profileID, $0.r, $0.f, $0.m, $0.segment) })
+            return (scores.count, 0, 0)
+        }
+    }
+
+    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?) async throws -> Run {
+        let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
+        let runID = newID()
+        return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
+            guard let rules = segment.rules else { return (0, 0, 0) }
+            let result = try await store.refreshSegment(segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt)
+            return (result.members, result.entered, result.exited)
+        }
+    }
+
+    /// Runs `work`, recording its start, end, status, counts or error.
+    private func recorded(_ kind: DefinitionKind, _ name: String, _ tenant: String, _ asOf: Milliseconds, id: String? = nil, _ work: () async throws -> (Int, Int, Int)) async throws -> Run {
+        let runID = id ?? newID()
+        let started = ContinuousClock.now
+        try await store.startRun(id: runID, tenant: tenant, kind: kind, name: name, asOf: asOf, at: clock())
+        do {
+            let (profiles, entered, exited) = try await work()
+            try await store.finishRun(id: runID, at: clock(), profiles: profiles, entered: entered, exited: exited, error: nil)
+            return Run(kind: kind, name: name, tenant: tenant, profiles: profiles, duration: ContinuousClock.now - started, entered: entered, exited: exited)
+        } catch {
+            try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
+            throw error
+        }
+    }
+
+    /// Segments ordered so that every segment comes after those it refers to
+    /// (the validator guarantees no cycles); ties by tenant and name.
+    public static func referenceOrder(_ segments: [SegmentDefinition]) -> [SegmentDefinition] {
+        func references(_ group: RuleGroup?) -> [String] {
+            guard let group else { return [] }
+            var names: [String] = []
+            for condition in group.conditions ?? [] {
+                if case .field(let field) = condition, field.field == "segment" {
+                    names += field.value?.arrayValue?.compactMap(\.stringValue) ?? [field.value?.stringValue].compactMap { $0 }
+                }
+            }
+            return names + (group.groups ?? []).flatMap(references)
+        }
+        let sorted = segments.sorted { ($0.tenantID, $0.name) < ($1.tenantID, $1.name) }
+        var placed: Set<String> = []
+        var order: [SegmentDefinition] = []
+        var remaining = sorted
+        while !remaining.isEmpty {
+            let ready = remaining.filter { segment in
+                references(segment.rules).allSatisfy { name in
+                    placed.contains(segment.tenantID + "/" + name) || !sorted.contains { $0.tenantID == segment.tenantID && $0.name == name }
+                }
+            }
+            // A cycle the validator would have refused: evaluate the rest in name order.
+            let next = ready.isEmpty ? remaining : ready
+            for segment in next { placed.insert(segment.tenantID + "/" + segment.name) }
+            order += next
+            remaining.removeAll { segment in next.contains { $0.tenantID == segment.tenantID && $0.name == segment.name } }
+        }
+        return order
     }
 }

@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+import StratumDefinitions
+
+/// A segment's recorded state: the seed's CDPSegment metrics.
+public struct SegmentState: Sendable, Hashable {
+    public var tenant: String
+    public var segment: String
+    public var status: String
+    public var profileCount: Int
+    public var lastComputedAt: Milliseconds?
+    public var computationDurationMilliseconds: Int?
+    public var nextRefreshAt: Milliseconds?
+}
+
+/// One recorded membership change.
+public struct SegmentChange: Sendable, Hashable {
+    public var sequence: Int64
+    public var segment: String
+    public var profileID: String
+    public var change: String
+    public var changedAt: Milliseconds
+    public var runID: String
+}
+
+extension SQLiteStore {
+    /// Evaluates `rules` for every profile of the tenant and makes the stored
+    /// membership equal the result, recording each entry and exit with
+    /// `asOf` and `runID`, and the segment's metrics — all in one transaction.
+    /// Returns (members, entered, exited).
+    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?) async throws -> (members: Int, entered: Int, exited: Int) {
+        var query = SegmentQuery(context: context)
+        let select = try query.select(rules)
+        let arguments = StatementArguments(query.arguments)
+        let tenant = context.tenant
+        let asOf = context.asOf
+        return try await pool.write { db in
+            let started = ContinuousClock.now
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
+            try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
+            try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
+            try db.execute(sql: """
+                INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
+                SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n
+                WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id = n.id)
+                ORDER BY n.id
+                """, arguments: [tenant, name, asOf, runID])
+            let entered = db.changesCount
+            try db.execute(sql: """
+                INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
+                SELECT ?1, ?2, m.profile_id, 'exited', ?3, ?4 FROM segment_memberships m
+                WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)
+                ORDER BY m.profile_id
+                """, arguments: [tenant, name, asOf, runID])
+            let exited = db.changesCount
+            try db.execute(sql: """
+                DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)
+                """, arguments: [tenant, name])
+            try db.execute(sql: """
+                INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at)
+                SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
+                ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
+                """, arguments: [tenant, name, asOf])
+            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.new_members") ?? 0
+            try db.execute(sql: "DROP TABLE temp.new_members")
+            let elapsed = ContinuousClock.now - started
+            let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+            try db.execute(sql: """
+                INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
+                VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
+                  computation_duration_ms = ?5, next_refresh_at = ?6
+                """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
+            return (members, entered, exited)
+        }
+    }
+
+    /// The recorded state of a tenant's segments.
+    public func segmentStates(tenant: String) async throws -> [SegmentState] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM segment_state WHERE tenant_id = ? ORDER BY segment", arguments: [tenant]).map { row in
+                SegmentState(
+                    tenant: row["tenant_id"], segment: row["segment"], status: row["status"], profileCount: row["profile_count"],
+                    lastComputedAt: row["last_computed_at"], computationDurationMilliseconds: row["computation_duration_ms"],
+                    nextRefreshAt: row["next_refresh_at"])
+            }
+        }
+    }
+
+    /// A segment's members after `cursor` (profile ids ascending), up to `limit`.
+    public func segmentMembers(tenant: String, segment: String, after cursor: String?, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id > ?
+                ORDER BY profile_id LIMIT ?
+                """, arguments: [tenant, segment, cursor ?? "", limit])
+        }
+    }
+
+    /// The segments a profile belongs to.
+    public func segments(tenant: String, profileID: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT segment FROM segment_memberships WHERE tenant_id = ? AND profile_id = ? ORDER BY segment", arguments: [tenant, profileID])
+        }
+    }
+
+    /// Membership changes after `sequence`, oldest first.
+    public func segmentChanges(tenant: String, after sequence: Int64 = 0, limit: Int = 1_000) async throws -> [SegmentChange] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM segment_changes WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?", arguments: [tenant, sequence, limit]).map { row in
+                SegmentChange(sequence: row["seq"], segment: row["segment"], profileID: row["profile_id"], change: row["change"], changedAt: row["changed_at"], runID: row["run_id"])
+            }
+        }
+    }
+
+    /// Records the start of an evaluation run.
+    public func startRun(id: String, tenant: String, kind: DefinitionKind, name: String, asOf: Milliseconds, at startedAt: Milliseconds) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO evaluation_runs (id, tenant_id, kind, name, as_of, started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                           arguments: [id, tenant, kind.rawValue, name, asOf, startedAt])
+        }
+    }
+
+    /// Records how an evaluation run ended.
+    public func finishRun(id: String, at finishedAt: Milliseconds, profiles: Int?, entered: Int?, exited: Int?, error: String?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE evaluation_runs SET finished_at = ?, status = ?, profiles = ?, entered = ?, exited = ?, error = ? WHERE id = ?",
+                           arguments: [finishedAt, error == nil ? "succeeded" : "failed", profiles, entered, exited, error, id])
+        }
+    }
+}

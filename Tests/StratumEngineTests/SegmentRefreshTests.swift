@@ -1,0 +1,65 @@
+import Foundation
+import StratumDefinitions
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+struct SegmentRefreshTests {
+    static let definitions = [
+        "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: event, event_name: Purchase, operator: within_last, value: 7, unit: days}\n",
+        "not-buyers.yaml": "kind: Segment\nname: not-buyers\nsegment_type: computed\nrules:\n  conditions:\n    - {field: segment, operator: not_equals, value: buyers}\n",
+        "a-draft.yaml": "kind: Segment\nname: a-draft\nstatus: draft\nrules:\n  conditions:\n    - {field: total_events, operator: greater_than, value: 0}\n",
+        "hand-picked.yaml": "kind: Segment\nname: hand-picked\nsegment_type: static\n",
+    ]
+
+    @Test func membershipChangesAreRecordedAsProfilesEnterAndLeave() async throws {
+        let harness = try EngineHarness(definitions: Self.definitions)
+        try await harness.ingest([
+            ["type": "track", "userId": "early", "event": "Purchase", "timestamp": "2026-01-01T00:00:00Z", "messageId": "1"],
+            ["type": "track", "userId": "late", "event": "Purchase", "timestamp": "2026-01-06T00:00:00Z", "messageId": "2"],
+            ["type": "track", "userId": "never", "event": "Viewed", "timestamp": "2026-01-01T00:00:00Z", "messageId": "3"],
+        ])
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(Self.definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+
+        let first = try await evaluator.refresh(asOf: EngineHarness.instant("2026-01-07T00:00:00Z"), only: [.segment])
+        // Referenced segments run first; drafts and static segments are not evaluated.
+        #expect(first.map(\.name) == ["buyers", "not-buyers"])
+        #expect(first.map(\.entered) == [2, 1])
+        let second = try await evaluator.refresh(asOf: EngineHarness.instant("2026-01-10T00:00:00Z"), only: [.segment])
+        // early's purchase left the 7-day window: early exits buyers and enters not-buyers.
+        #expect(second.map(\.profiles) == [1, 2])
+        #expect(second.map(\.entered) == [0, 1])
+        #expect(second.map(\.exited) == [1, 0])
+
+        let early = try #require(try await harness.profileID(type: "external_id", value: "early"))
+        let changes = try await harness.store.segmentChanges(tenant: "default").filter { $0.profileID == early }
+        #expect(changes.map { "\($0.segment) \($0.change)" } == ["buyers entered", "buyers exited", "not-buyers entered"])
+        #expect(changes[1].changedAt == EngineHarness.instant("2026-01-10T00:00:00Z"))
+        #expect(try await harness.store.segments(tenant: "default", profileID: early) == ["not-buyers"])
+
+        let states = try await harness.store.segmentStates(tenant: "default")
+        #expect(states.map(\.segment) == ["buyers", "not-buyers"])
+        #expect(states.map(\.profileCount) == [1, 2])
+        #expect(states.allSatisfy { $0.status == "active" && $0.lastComputedAt == EngineHarness.instant("2026-01-10T00:00:00Z") })
+
+        let members = try await harness.store.segmentMembers(tenant: "default", segment: "not-buyers", after: nil, limit: 1)
+        let rest = try await harness.store.segmentMembers(tenant: "default", segment: "not-buyers", after: members.last, limit: 10)
+        #expect(members.count == 1 && rest.count == 1 && members[0] < rest[0])
+
+        // Re-running at the same instant changes nothing.
+        let again = try await evaluator.refresh(asOf: EngineHarness.instant("2026-01-10T00:00:00Z"), only: [.segment])
+        #expect(again.map(\.entered) == [0, 0])
+        #expect(again.map(\.exited) == [0, 0])
+    }
+
+    @Test func referenceOrderPutsEverySegmentAfterThoseItUses() throws {
+        let segments = DefinitionLoader.load(files: [
+            ("a.yaml", Array("kind: Segment\nname: a\nrules:\n  conditions:\n    - {field: segment, operator: equals, value: c}\n".utf8)),
+            ("b.yaml", Array("kind: Segment\nname: b\nrules:\n  groups:\n    - conditions:\n        - {field: segment, operator: in, value: [a, c]}\n".utf8)),
+            ("c.yaml", Array("kind: Segment\nname: c\nrules:\n  conditions:\n    - {field: total_events, operator: exists}\n".utf8)),
+        ]).definitions.segments.map(\.definition)
+        #expect(DefinitionEvaluator.referenceOrder(segments).map(\.name) == ["c", "a", "b"])
+    }
+}
