@@ -129,3 +129,31 @@ extension SQLiteStore {
         }
     }
 }
+
+/// One recorded evaluation run.
+public struct EvaluationRun: Sendable, Hashable {
+    public var id: String
+    public var kind: String
+    public var name: String
+    public var asOf: Milliseconds
+    public var startedAt: Milliseconds
+    public var finishedAt: Milliseconds?
+    public var status: String
+    public var profiles: Int?
+    public var entered: Int?
+    public var exited: Int?
+    public var error: String?
+}
+
+extension SQLiteStore {
+    /// A tenant's evaluation runs, oldest first.
+    public func evaluationRuns(tenant: String, limit: Int = 1_000) async throws -> [EvaluationRun] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM evaluation_runs WHERE tenant_id = ? ORDER BY started_at, rowid LIMIT ?", arguments: [tenant, limit]).map { row in
+                EvaluationRun(
+                    id: row["id"], kind: row["kind"], name: row["name"], asOf: row["as_of"], startedAt: row["started_at"], finishedAt: row["finished_at"],
+                    status: row["status"], profiles: row["profiles"], entered: row["entered"], exited: row["exited"], error: row["error"])
+            }
+        }
+    }
+}

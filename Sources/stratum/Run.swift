@@ -13,7 +13,8 @@ extension Stratum {
             abstract: "Run the daemon: HTTP ingestion and read API over the SQLite store.",
             discussion: """
                 Loads and validates the definitions (any error, or an unset ${env:NAME} secret, stops it),
-                runs the store's migrations, then serves until SIGTERM or SIGINT, which drain in-flight work.
+                runs the store's migrations, then serves and runs traits, RFM models and segments on their
+                schedules until SIGTERM or SIGINT, which drain in-flight work.
                 """
         )
 
@@ -40,7 +41,9 @@ extension Stratum {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)
             }
-            let app = buildApplication(state: state, host: host, port: port, services: [writer], logger: logger) { port in
+            let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: Runtime(definitions: loaded.definitions, environment: environment))
+            let scheduler = Scheduler(evaluator: evaluator, logger: logger)
+            let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler], logger: logger) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
             }

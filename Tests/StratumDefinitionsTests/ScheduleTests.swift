@@ -50,3 +50,26 @@ struct ScheduleTests {
         #expect(Instant.parse("yesterday") == nil)
     }
 }
+
+struct CronNextFireTests {
+    static func instant(_ text: String) -> Int64 { Int64(Instant.parse(text)! * 1000) }
+
+    @Test(arguments: [
+        ("*/15 * * * *", "2026-01-01T10:07:30Z", "2026-01-01T10:15:00Z"),
+        ("0 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z"),
+        ("30 2 * * *", "2026-01-01T03:00:00Z", "2026-01-02T02:30:00Z"),
+        ("0 9 * * mon", "2026-01-01T00:00:00Z", "2026-01-05T09:00:00Z"),
+        ("0 0 1 * *", "2026-01-15T00:00:00Z", "2026-02-01T00:00:00Z"),
+        ("0 0 29 2 *", "2026-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
+        ("0 12 13 * fri", "2026-02-01T00:00:00Z", "2026-02-06T12:00:00Z"),
+        ("@yearly", "2026-06-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+        ("59 23 31 12 *", "2026-12-31T23:59:00Z", "2027-12-31T23:59:00Z"),
+    ])
+    func nextFireIsTheFirstMatchingMinuteAfter(_ expression: String, _ after: String, _ expected: String) throws {
+        #expect(try CronExpression(parsing: expression).next(after: Self.instant(after)) == Self.instant(expected))
+    }
+
+    @Test func anImpossibleDateNeverFires() throws {
+        #expect(try CronExpression(parsing: "0 0 30 2 *").next(after: Self.instant("2026-01-01T00:00:00Z")) == nil)
+    }
+}

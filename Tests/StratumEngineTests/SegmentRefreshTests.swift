@@ -63,3 +63,38 @@ struct SegmentRefreshTests {
         #expect(DefinitionEvaluator.referenceOrder(segments).map(\.name) == ["c", "a", "b"])
     }
 }
+
+struct SchedulerTests {
+    @Test func definitionsRunWhenDueInDependencyOrder() async throws {
+        let definitions = [
+            "settings.yaml": "kind: Settings\nname: stratum\ndefault_schedule: {every: 1h}\n",
+            "spend.yaml": "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\nschedule: {every: 15m}\n",
+            "spenders.yaml": "kind: Segment\nname: spenders\nschedule: {cron: \"0 */2 * * *\"}\nrules:\n  conditions:\n    - {field: computed_traits.spend, operator: greater_than, value: 0}\n",
+            "manual.yaml": "kind: Segment\nname: manual\nauto_refresh: false\nrules:\n  conditions:\n    - {field: total_events, operator: exists}\n",
+            "rfm.yaml": "kind: RFM\nname: value\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        try await harness.ingest([["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 5], "timestamp": "2025-12-31T00:00:00Z", "messageId": "1"]])
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let start = EngineHarness.instant("2026-01-01T00:00:00Z")
+        let scheduler = Scheduler(
+            evaluator: DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime),
+            logger: .init(label: "test"), clock: { start })
+        func runs() async throws -> [String] {
+            try await harness.store.evaluationRuns(tenant: "default").map { "\($0.kind) \($0.name)" }
+        }
+        // Everything scheduled is due at start, traits before RFM before segments.
+        let next = await scheduler.tick(now: start)
+        #expect(try await runs() == ["Trait spend", "RFM value", "Segment spenders"])
+        #expect(next == start + 15 * 60_000)
+        // The segment saw the trait computed in the same tick.
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.profileCount == 1)
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.nextRefreshAt == EngineHarness.instant("2026-01-01T02:00:00Z"))
+        // 15 minutes later only the trait; at 02:00 the trait and the cron segment; the RFM model hourly.
+        await scheduler.tick(now: start + 15 * 60_000)
+        #expect(try await runs().count == 4)
+        await scheduler.tick(now: EngineHarness.instant("2026-01-01T02:00:00Z"))
+        #expect(try await runs().suffix(3) == ["Trait spend", "RFM value", "Segment spenders"])
+        #expect(try await runs().contains("Segment manual") == false)
+    }
+}

@@ -103,6 +103,47 @@ public struct CronExpression: Sendable, Hashable {
         return values
     }
 
+    /// The first instant strictly after `after` (milliseconds since the epoch,
+    /// UTC) that the expression selects, or nil when none falls within the
+    /// next five years (e.g. `0 0 30 2 *`). Day of month and day of week are
+    /// ORed when both are restricted, as cron does.
+    public func next(after: Int64) -> Int64? {
+        var minute = (after / 60_000) + 1
+        let limit = minute + 5 * 366 * 1_440
+        while minute < limit {
+            let days = minute / 1_440
+            let (year, month, day) = Instant.civil(fromDays: days)
+            let weekday = Int(((days % 7) + 11) % 7)
+            if !months.contains(month) {
+                let (nextYear, nextMonth) = month == 12 ? (year + 1, 1) : (year, month + 1)
+                minute = Int64(Instant.daysFromCivil(year: nextYear, month: nextMonth, day: 1)) * 1_440
+                continue
+            }
+            let dayMatches: Bool
+            switch (daysOfMonthRestricted, daysOfWeekRestricted) {
+            case (true, true): dayMatches = daysOfMonth.contains(day) || daysOfWeek.contains(weekday)
+            case (true, false): dayMatches = daysOfMonth.contains(day)
+            case (false, true): dayMatches = daysOfWeek.contains(weekday)
+            case (false, false): dayMatches = true
+            }
+            if !dayMatches {
+                minute = (days + 1) * 1_440
+                continue
+            }
+            let minuteOfDay = Int(minute % 1_440)
+            if !hours.contains(minuteOfDay / 60) {
+                minute = days * 1_440 + Int64(minuteOfDay / 60 + 1) * 60
+                continue
+            }
+            if !minutes.contains(minuteOfDay % 60) {
+                minute += 1
+                continue
+            }
+            return minute * 60_000
+        }
+        return nil
+    }
+
     static func value(_ text: String, index: Int) throws(ParseError) -> Int {
         let (low, high) = bounds[index]
         let name = fieldNames[index]

@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import StratumDefinitions
+import StratumStore
+import Synchronization
+
+/// When a definition runs: at a fixed interval, on a cron expression, or only on request.
+public enum Cadence: Sendable, Equatable {
+    case every(milliseconds: Int64)
+    case cron(CronExpression)
+    case onRequest
+
+    /// The default when neither the definition nor Settings give a schedule.
+    public static let fallback = Cadence.every(milliseconds: 3_600_000)
+
+    /// A definition's cadence: its own schedule, else Settings' default, else hourly.
+    /// Segments: `auto_refresh: false` means on request only; static and draft never run.
+    public init(schedule: Schedule?, settings: SettingsDefinition?, refreshIntervalHours: Int? = nil) {
+        if let hours = refreshIntervalHours {
+            self = .every(milliseconds: Int64(hours) * 3_600_000)
+        } else if let schedule = schedule ?? settings?.defaultSchedule {
+            if let every = schedule.every.flatMap(TimeSpan.init(parsing:)) {
+                self = .every(milliseconds: Int64(every.milliseconds))
+            } else if let cron = schedule.cron.flatMap({ try? CronExpression(parsing: $0) }) {
+                self = .cron(cron)
+            } else {
+                self = Self.fallback
+            }
+        } else {
+            self = Self.fallback
+        }
+    }
+
+    /// The next instant after `instant` this cadence fires, if any.
+    public func next(after instant: Int64) -> Int64? {
+        switch self {
+        case .every(let interval): instant + interval
+        case .cron(let expression): expression.next(after: instant)
+        case .onRequest: nil
+        }
+    }
+}
+
+/// Runs traits → RFM → segments on their schedules, one run at a time, in
+/// dependency order, recording every run. Everything is due at start.
+public final class Scheduler: Service, Sendable {
+    struct Entry: Sendable {
+        var kind: DefinitionKind
+        var tenant: String
+        var name: String
+        var cadence: Cadence
+    }
+
+    let evaluator: DefinitionEvaluator
+    let logger: Logger
+    let clock: @Sendable () -> Milliseconds
+    let entries: [Entry]
+    private let due: Mutex<[String: Milliseconds]>
+
+    public init(evaluator: DefinitionEvaluator, logger: Logger, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
+        self.evaluator = evaluator
+        self.logger = logger
+        self.clock = clock
+        let definitions = evaluator.definitions
+        var entries: [Entry] = []
+        for loaded in definitions.traits {
+            let trait = loaded.definition
+            entries.append(Entry(kind: .trait, tenant: trait.tenantID, name: trait.name, cadence: Cadence(schedule: trait.schedule, settings: definitions.settings(for: trait.tenantID))))
+        }
+        for loaded in definitions.rfmModels {
+            let model = loaded.definition
+            entries.append(Entry(kind: .rfm, tenant: model.tenantID, name: model.name, cadence: Cadence(schedule: model.schedule, settings: definitions.settings(for: model.tenantID))))
+        }
+        for segment in DefinitionEvaluator.referenceOrder(definitions.segments.map(\.definition)) where DefinitionEvaluator.isEvaluated(segment) {
+            let cadence = segment.autoRefresh == false ? Cadence.onRequest
+                : Cadence(schedule: segment.schedule, settings: definitions.settings(for: segment.tenantID), refreshIntervalHours: segment.refreshIntervalHours)
+            entries.append(Entry(kind: .segment, tenant: segment.tenantID, name: segment.name, cadence: cadence))
+        }
+        self.entries = entries
+        let start = clock()
+        due = Mutex(Dictionary(entries.compactMap { $0.cadence == .onRequest ? nil : (Self.key($0), start) }) { first, _ in first })
+    }
+
+    static func key(_ entry: Entry) -> String { "\(entry.kind.rawValue)/\(entry.tenant)/\(entry.name)" }
+
+    /// Runs whatever is due at `now` (in dependency order) and returns the
+    /// next instant anything is due, if ever.
+    @discardableResult
+    public func tick(now: Milliseconds) async -> Milliseconds? {
+        let dueNow = due.withLock { due in entries.filter { entry in (due[Self.key(entry)] ?? .max) <= now } }
+        for entry in dueNow {
+            do {
+                switch entry.kind {
+                case .trait:
+                    if let trait = evaluator.definitions.traits.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
+                        _ = try await evaluator.refresh(trait: trait, asOf: now)
+                    }
+                case .rfm:
+                    if let model = evaluator.definitions.rfmModels.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
+                        _ = try await evaluator.refresh(rfm: model, asOf: now)
+                    }
+                default:
+                    if let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
+                        let run = try await evaluator.refresh(segment: segment, asOf: now, nextRefreshAt: entry.cadence.next(after: now))
+                        logger.debug("Refreshed a segment.", metadata: ["segment": "\(entry.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
+                    }
+                }
+            } catch {
+                logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(Self.key(entry))", "error": "\(error)"])
+            }
+            due.withLock { $0[Self.key(entry)] = entry.cadence.next(after: now) ?? .max }
+        }
+        return due.withLock { $0.values.min() }.flatMap { $0 == .max ? nil : $0 }
+    }
+
+    public func run() async throws {
+        logger.info("Scheduler started.", metadata: ["definitions": "\(entries.count)"])
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    let next = await self.tick(now: self.clock())
+                    // Wake at the next due time, and at least once a minute.
+                    let wait = max(0, min((next ?? .max) - self.clock(), 60_000))
+                    try await Task.sleep(for: .milliseconds(max(wait, 200)))
+                }
+            }
+        } catch is CancellationError {
+            logger.info("Scheduler stopped.")
+        }
+    }
+}
