@@ -30,10 +30,13 @@ public final class ServerState: Sendable {
     let clock: @Sendable () -> Milliseconds
     let newMessageID: @Sendable () -> String
     let logger: Logger
+    /// Traits, RFM and segments, when this server evaluates them.
+    let evaluator: DefinitionEvaluator?
     private let current: Mutex<(Runtime, AdminTokens)>
 
-    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
+    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], evaluator: DefinitionEvaluator? = nil, logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
         self.logger = logger
+        self.evaluator = evaluator
         self.store = store
         self.writer = writer
         self.limiter = RateLimiter()
@@ -46,6 +49,22 @@ public final class ServerState: Sendable {
 
     func runtime() -> Runtime { current.withLock { $0.0 } }
     func adminTokens() -> AdminTokens { current.withLock { $0.1 } }
+
+    /// The tenant of the request's admin token, which must carry `scope` (or
+    /// `admin`); `limit` names a per-tenant rate limit (key, per minute, what).
+    func adminTenant(_ request: Request, scope: SettingsDefinition.Scope, limit: (String, Int, String)?) throws(APIError) -> String {
+        guard let value = try Credential.fromHeader(request) else {
+            throw .unauthorized("an admin token is required: Authorization: Bearer <token>")
+        }
+        guard let token = adminTokens().token(for: value) else { throw .unauthorized("unknown admin token") }
+        guard token.scopes.contains(scope) || token.scopes.contains(.admin) else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "admin token \(token.name) lacks the \(scope.rawValue) scope")
+        }
+        if let (key, perMinute, what) = limit, let wait = limiter.acquire(key + ":" + token.tenant, perMinute: perMinute) {
+            throw .rateLimited(retryAfter: wait, "\(what) are limited to \(perMinute) per minute per tenant")
+        }
+        return token.tenant
+    }
 }
 
 /// The router: ingestion, the read API and health endpoints.
@@ -58,6 +77,7 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
     }
     IngestionController(state: state).register(on: router)
     ProfileController(state: state).register(on: router)
+    SegmentController(state: state).register(on: router)
     return router
 }
 

@@ -16,21 +16,12 @@ struct ProfileController: Sendable {
         router.get("/v1/profiles/lookup") { request, _ in try await self.lookup(request) }
         router.get("/v1/profiles/:id") { request, context in try await self.profile(request, id: try context.parameters.require("id")) }
         router.get("/v1/profiles/:id/events") { request, context in try await self.events(request, id: try context.parameters.require("id")) }
+        router.get("/v1/profiles/:id/segments") { request, context in try await self.segments(request, id: try context.parameters.require("id")) }
     }
 
     /// The tenant of a read-scoped admin token, after the lookup rate limit.
     func tenant(_ request: Request) throws(APIError) -> String {
-        guard let value = try Credential.fromHeader(request) else {
-            throw .unauthorized("an admin token is required: Authorization: Bearer <token>")
-        }
-        guard let token = state.adminTokens().token(for: value) else { throw .unauthorized("unknown admin token") }
-        guard token.scopes.contains(.read) || token.scopes.contains(.admin) else {
-            throw APIError(status: .forbidden, code: "forbidden", message: "admin token \(token.name) lacks the read scope")
-        }
-        if let wait = state.limiter.acquire("lookup:" + token.tenant, perMinute: Self.lookupsPerMinute) {
-            throw .rateLimited(retryAfter: wait, "profile lookups are limited to \(Self.lookupsPerMinute) per minute per tenant")
-        }
-        return token.tenant
+        try state.adminTenant(request, scope: .read, limit: ("lookup", Self.lookupsPerMinute, "profile lookups"))
     }
 
     func profile(_ request: Request, id: String) async throws -> Response {
@@ -106,6 +97,17 @@ struct ProfileController: Sendable {
         let page = Array(result.events.prefix(limit))
         let next: JSONValue = result.events.count > limit ? page.last.map { .string(Self.encodeCursor(EventCursor(eventTime: $0.eventTime, sequence: $0.sequence ?? 0))) } ?? .null : .null
         return jsonResponse(["events": .array(page.map(render)), "next_cursor": next])
+    }
+
+    /// The segments a profile belongs to, and its computed traits and RFM scores.
+    func segments(_ request: Request, id: String) async throws -> Response {
+        let tenant = try tenant(request)
+        guard let evaluator = state.evaluator else { throw APIError.notFound("segments are not evaluated by this server") }
+        guard let profile = try await state.store.read({ try $0.profile(tenant: tenant, id: id) }) else {
+            throw APIError.notFound("no profile \(id)")
+        }
+        let names = try await evaluator.store.segments(tenant: tenant, profileID: id)
+        return jsonResponse(["profile_id": .string(id), "segments": .array(names.map(JSONValue.string)), "computed_traits": .object(profile.computedTraits)])
     }
 
     static func encodeCursor(_ cursor: EventCursor) -> String {

@@ -157,3 +157,34 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// Adds and removes a static segment's members, recording the changes.
+    public func changeStaticMembers(tenant: String, segment: String, add: [String], remove: [String], at instant: Milliseconds, runID: String) async throws -> (members: Int, entered: Int, exited: Int) {
+        try await pool.write { db in
+            var entered = 0
+            var exited = 0
+            for id in Set(add) {
+                try db.execute(sql: "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", arguments: [tenant, segment, id, instant])
+                if db.changesCount == 1 {
+                    entered += 1
+                    try db.execute(sql: "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, 'entered', ?, ?)", arguments: [tenant, segment, id, instant, runID])
+                }
+            }
+            for id in Set(remove).subtracting(add) {
+                try db.execute(sql: "DELETE FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?", arguments: [tenant, segment, id])
+                if db.changesCount == 1 {
+                    exited += 1
+                    try db.execute(sql: "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, 'exited', ?, ?)", arguments: [tenant, segment, id, instant, runID])
+                }
+            }
+            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment]) ?? 0
+            try db.execute(sql: """
+                INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at)
+                VALUES (?1, ?2, 'active', ?3, ?4)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4
+                """, arguments: [tenant, segment, members, instant])
+            return (members, entered, exited)
+        }
+    }
+}

@@ -33,15 +33,16 @@ extension Stratum {
             let environment = ProcessInfo.processInfo.environment
             let state: ServerState
             let writer: IngestionWriter
+            let evaluator: DefinitionEvaluator
             do {
                 let runtime = Runtime(definitions: loaded.definitions, environment: environment)
                 writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger)
-                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, logger: logger)
+                evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime)
+                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, evaluator: evaluator, logger: logger)
             } catch {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)
             }
-            let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: Runtime(definitions: loaded.definitions, environment: environment))
             let scheduler = Scheduler(evaluator: evaluator, logger: logger)
             let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler], logger: logger) { port in
                 // Tools and tests read this line to find the port.

@@ -12,7 +12,7 @@ import StratumStore
 /// A real daemon in-process: real definitions, a fresh SQLite file, the
 /// HTTP server on 127.0.0.1, and a real HTTP client.
 enum ServerHarness {
-    static let environment = ["WEB_KEY": "web-key", "LIMITED_KEY": "limited-key", "ACME_KEY": "acme-key", "ADMIN_TOKEN": "admin-token", "ACME_ADMIN": "acme-admin", "WRITER_TOKEN": "writer-token"]
+    static let environment = ["WEB_KEY": "web-key", "LIMITED_KEY": "limited-key", "ACME_KEY": "acme-key", "ADMIN_TOKEN": "admin-token", "ACME_ADMIN": "acme-admin", "WRITER_TOKEN": "writer-token", "OPERATOR_TOKEN": "operator-token"]
 
     static let definitions: [String: String] = [
         "web.yaml": "kind: Source\nname: web\ntype: server_api\nwrite_key: ${env:WEB_KEY}\nrate_limit: {requests_per_minute: 100000}\n",
@@ -23,9 +23,13 @@ enum ServerHarness {
             admin_tokens:
               - {name: reader, token: "${env:ADMIN_TOKEN}", scopes: [read]}
               - {name: writer, token: "${env:WRITER_TOKEN}", scopes: [write]}
+              - {name: operator, token: "${env:OPERATOR_TOKEN}", scopes: [read, write]}
             """,
         "acme-source.yaml": "kind: Source\nname: acme-web\ntenant: acme\ntype: server_api\nwrite_key: ${env:ACME_KEY}\n",
         "acme-settings.yaml": "kind: Settings\nname: acme\ntenant: acme\nadmin_tokens:\n  - {name: acme-reader, token: \"${env:ACME_ADMIN}\", scopes: [read]}\n",
+        "buyers.yaml": "kind: Segment\nname: buyers\ndisplay_name: Buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
+        "hand-picked.yaml": "kind: Segment\nname: hand-picked\nsegment_type: static\n",
+        "draft-one.yaml": "kind: Segment\nname: draft-one\nstatus: draft\nrules:\n  conditions:\n    - {field: total_events, operator: exists}\n",
     ]
 
     struct Context: Sendable {
@@ -62,7 +66,8 @@ enum ServerHarness {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: Runtime(definitions: loaded.definitions, environment: environment)), logger: logger)
-        let state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment)
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: Runtime(definitions: loaded.definitions, environment: environment))
+        let state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, evaluator: evaluator)
         let app = buildApplication(state: state, host: "127.0.0.1", port: 0, services: [writer], logger: logger)
         try await app.test(.live) { client in
             try await test(Context(client: client, store: store))

@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import StratumDefinitions
+import StratumEngine
+import StratumJSON
+import StratumStore
+
+/// Segments: list with the seed's metrics, members with cursors, refresh now,
+/// and static segments' members managed by API.
+struct SegmentController: Sendable {
+    let state: ServerState
+
+    func register(on router: Router<StratumRequestContext>) {
+        router.get("/v1/segments") { request, _ in try await self.list(request) }
+        router.get("/v1/segments/:name/members") { request, context in try await self.members(request, name: try context.parameters.require("name")) }
+        router.post("/v1/segments/:name/refresh") { request, context in try await self.refresh(request, name: try context.parameters.require("name")) }
+        router.post("/v1/segments/:name/members") { request, context in try await self.changeMembers(request, name: try context.parameters.require("name")) }
+    }
+
+    func evaluator() throws(APIError) -> DefinitionEvaluator {
+        guard let evaluator = state.evaluator else { throw APIError.notFound("segments are not evaluated by this server") }
+        return evaluator
+    }
+
+    func segment(_ name: String, tenant: String) throws(APIError) -> SegmentDefinition {
+        let evaluator = try evaluator()
+        guard let segment = evaluator.definitions.segments.first(where: { $0.definition.name == name && $0.definition.tenantID == tenant })?.definition else {
+            let known = evaluator.definitions.segments.filter { $0.definition.tenantID == tenant }.map(\.definition.name)
+            let hint = Suggestion.closest(to: name, in: known).map { "; did you mean \($0)?" } ?? ""
+            throw APIError.notFound("no segment \(name)\(hint)")
+        }
+        return segment
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let tenant = try state.adminTenant(request, scope: .read, limit: nil)
+        let evaluator = try evaluator()
+        let states = Dictionary(try await evaluator.store.segmentStates(tenant: tenant).map { ($0.segment, $0) }) { first, _ in first }
+        let segments = evaluator.definitions.segments.map(\.definition).filter { $0.tenantID == tenant }.sorted { $0.name < $1.name }
+        return jsonResponse(["segments": .array(segments.map { segment in
+            let recorded = states[segment.name]
+            let status = segment.status == .draft ? "draft" : recorded?.status ?? "stale"
+            return [
+                "name": .string(segment.name),
+                "display_name": segment.displayName.map(JSONValue.string) ?? .null,
+                "description": segment.description.map(JSONValue.string) ?? .null,
+                "segment_type": .string(segment.effectiveType.rawValue),
+                "status": .string(status),
+                "profile_count": .number(Double(recorded?.profileCount ?? 0)),
+                "last_computed_at": recorded?.lastComputedAt.map { .string(ProfileController.iso($0)) } ?? .null,
+                "computation_duration_ms": recorded?.computationDurationMilliseconds.map { .number(Double($0)) } ?? .null,
+                "next_refresh_at": recorded?.nextRefreshAt.map { .string(ProfileController.iso($0)) } ?? .null,
+                "auto_refresh": .bool(segment.autoRefresh ?? true),
+            ]
+        })])
+    }
+
+    /// `?limit=100&cursor=<profile id>`: members by profile id, with canonical identity.
+    func members(_ request: Request, name: String) async throws -> Response {
+        let tenant = try state.adminTenant(request, scope: .read, limit: nil)
+        _ = try segment(name, tenant: tenant)
+        let query = request.uri.queryParameters
+        var limit = 100
+        if let text = query["limit"] {
+            guard let parsed = Int(String(text)), (1...1_000).contains(parsed) else {
+                throw APIError.badRequest("invalid_query", "limit must be a whole number from 1 to 1000", path: "limit")
+            }
+            limit = parsed
+        }
+        let cursor = query["cursor"].map(String.init)
+        let store = try evaluator().store
+        let ids = try await store.segmentMembers(tenant: tenant, segment: name, after: cursor, limit: limit + 1)
+        let page = Array(ids.prefix(limit))
+        let profiles = try await state.store.read { reader in try page.compactMap { try reader.profile(tenant: tenant, id: $0) } }
+        return jsonResponse([
+            "members": .array(profiles.map { profile in
+                [
+                    "profile_id": .string(profile.id),
+                    "canonical_identity": profile.canonicalType.map { ["type": .string($0), "hash": .string(profile.canonicalHash ?? "")] } ?? .null,
+                ]
+            }),
+            "next_cursor": ids.count > limit ? page.last.map(JSONValue.string) ?? .null : .null,
+        ])
+    }
+
+    /// Evaluates a dynamic or computed segment now.
+    func refresh(_ request: Request, name: String) async throws -> Response {
+        let tenant = try state.adminTenant(request, scope: .write, limit: nil)
+        let segment = try segment(name, tenant: tenant)
+        guard DefinitionEvaluator.isEvaluated(segment) else {
+            throw APIError(status: .conflict, code: "not_evaluated", message: "segment \(name) is \(segment.status == .draft ? "a draft" : "static"); it is not evaluated")
+        }
+        let run = try await evaluator().refresh(segment: segment, asOf: state.clock(), nextRefreshAt: nil)
+        return jsonResponse(["segment": .string(name), "profile_count": .number(Double(run.profiles)), "entered": .number(Double(run.entered)), "exited": .number(Double(run.exited))])
+    }
+
+    /// A static segment's members: `{"add": [profile ids], "remove": [profile ids]}`.
+    func changeMembers(_ request: Request, name: String) async throws -> Response {
+        let tenant = try state.adminTenant(request, scope: .write, limit: nil)
+        let segment = try segment(name, tenant: tenant)
+        guard segment.effectiveType == .static else {
+            throw APIError(status: .conflict, code: "not_static", message: "segment \(name) is \(segment.effectiveType.rawValue); only static segments take members by API")
+        }
+        let (body, _) = try await IngestionController.json(request, limit: MessageParser.maximumBatchBytes)
+        func ids(_ key: String) throws(APIError) -> [String] {
+            guard let value = body[key] else { return [] }
+            guard let list = value.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
+                throw APIError.badRequest("invalid_members", "\(key) must be a list of profile ids", path: key)
+            }
+            return list.compactMap(\.stringValue)
+        }
+        let add = try ids("add")
+        let remove = try ids("remove")
+        let unknown = try await state.store.read { reader in try add.filter { try reader.profile(tenant: tenant, id: $0) == nil } }
+        guard unknown.isEmpty else {
+            throw APIError.badRequest("invalid_members", "no profile \(unknown.prefix(3).joined(separator: ", "))\(unknown.count > 3 ? ", ..." : "") in this tenant", path: "add")
+        }
+        let result = try await evaluator().store.changeStaticMembers(tenant: tenant, segment: name, add: add, remove: remove, at: state.clock(), runID: IDGenerator().next())
+        return jsonResponse(["segment": .string(name), "profile_count": .number(Double(result.members)), "entered": .number(Double(result.entered)), "exited": .number(Double(result.exited))])
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import StratumJSON
+import Testing
+
+struct SegmentAPITests {
+    @Test func listRefreshMembersAndAProfilesSegments() async throws {
+        try await ServerHarness.run { server async throws in
+            for user in ["u1", "u2", "u3"] {
+                _ = try await server.send("/v1/track", #"{"userId":"\#(user)","event":"Purchase","properties":{"total":5}}"#)
+            }
+            _ = try await server.send("/v1/track", #"{"userId":"browser","event":"Viewed"}"#)
+            let before = try await server.get("/v1/segments").json?["segments"]?.arrayValue ?? []
+            #expect(before.map { $0["name"] } == ["buyers", "draft-one", "hand-picked"])
+            #expect(before.map { $0["status"] } == ["stale", "draft", "stale"])
+
+            #expect(try await server.post("/v1/segments/buyers/refresh", token: "admin-token").status == .forbidden)
+            let refreshed = try await server.post("/v1/segments/buyers/refresh", token: "operator-token")
+            #expect(refreshed.json == ["segment": "buyers", "profile_count": 3, "entered": 3, "exited": 0])
+            #expect(try await server.post("/v1/segments/draft-one/refresh", token: "operator-token").status == .conflict)
+            #expect(try await server.post("/v1/segments/buyer/refresh", token: "operator-token").json?["error"]?["message"] == "no segment buyer; did you mean buyers?")
+
+            let listed = try await server.get("/v1/segments").json?["segments"]?.arrayValue?.first
+            #expect(listed?["status"] == "active")
+            #expect(listed?["profile_count"] == 3)
+            #expect(listed?["last_computed_at"]?.stringValue != nil)
+
+            let first = try #require(try await server.get("/v1/segments/buyers/members?limit=2").json)
+            let cursor = try #require(first["next_cursor"]?.stringValue)
+            let second = try #require(try await server.get("/v1/segments/buyers/members?limit=2&cursor=\(cursor)").json)
+            let ids = (first["members"]?.arrayValue ?? []) + (second["members"]?.arrayValue ?? [])
+            #expect(ids.count == 3)
+            #expect(second["next_cursor"] == .null)
+            #expect(ids.allSatisfy { $0["canonical_identity"]?["type"] == "external_id" })
+
+            let u1 = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:u1").json?["id"]?.stringValue)
+            let memberships = try await server.get("/v1/profiles/\(u1)/segments").json
+            #expect(memberships?["segments"] == ["buyers"])
+            // The responses are the documented ones.
+            #expect(OpenAPITests.violations(memberships, "ProfileSegments") == [])
+            #expect(OpenAPITests.violations(refreshed.json, "SegmentChangeSummary") == [])
+            #expect(OpenAPITests.violations(first, "MemberPage") == [])
+            #expect(OpenAPITests.violations(try await server.get("/v1/segments").json, "SegmentList") == [])
+            // Other tenants see none of it.
+            #expect(try await server.get("/v1/segments/buyers/members", token: "acme-admin").status == .notFound)
+        }
+    }
+
+    @Test func staticSegmentsTakeMembersByAPI() async throws {
+        try await ServerHarness.run { server async throws in
+            _ = try await server.send("/v1/identify", #"{"userId":"picked"}"#)
+            let id = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:picked").json?["id"]?.stringValue)
+            let added = try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["\#(id)"]}"#, token: "operator-token")
+            #expect(added.json == ["segment": "hand-picked", "profile_count": 1, "entered": 1, "exited": 0])
+            let again = try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["\#(id)"]}"#, token: "operator-token")
+            #expect(again.json?["entered"] == 0)
+            #expect(try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["nobody"]}"#, token: "operator-token").status == .badRequest)
+            #expect(try await server.post("/v1/segments/hand-picked/members", body: #"{"add":"x"}"#, token: "operator-token").json?["error"]?["path"] == "add")
+            #expect(try await server.post("/v1/segments/buyers/members", body: #"{"add":[]}"#, token: "operator-token").status == .conflict)
+            let removed = try await server.post("/v1/segments/hand-picked/members", body: #"{"remove":["\#(id)"]}"#, token: "operator-token")
+            #expect(removed.json == ["segment": "hand-picked", "profile_count": 0, "entered": 0, "exited": 1])
+        }
+    }
+}
+
+extension ServerHarness.Context {
+    func post(_ path: String, body: String = "", token: String) async throws -> TestResponse {
+        try await client.execute(uri: path, method: .post, headers: [.authorization: "Bearer \(token)", .contentType: "application/json"], body: ByteBuffer(string: body))
+    }
+}
