@@ -28,7 +28,10 @@ extension SQLiteStore {
     /// membership equal the result, recording each entry and exit with
     /// `asOf` and `runID`, and the segment's metrics — all in one transaction.
     /// Returns (members, entered, exited).
-    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?) async throws -> (members: Int, entered: Int, exited: Int) {
+    ///
+    /// With `only`, just those profiles are re-evaluated (an incremental run
+    /// for profiles touched since the last one); the others keep their membership.
+    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> (members: Int, entered: Int, exited: Int) {
         var query = SegmentQuery(context: context)
         let select = try query.select(rules)
         let arguments = StatementArguments(query.arguments)
@@ -38,7 +41,18 @@ extension SQLiteStore {
             let started = ContinuousClock.now
             try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
             try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
-            try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
+            // The scope: every profile, or the touched ones.
+            var scope = ""
+            if let only {
+                try db.execute(sql: "DROP TABLE IF EXISTS temp.scope")
+                try db.execute(sql: "CREATE TEMP TABLE scope (id TEXT PRIMARY KEY)")
+                let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.scope (id) VALUES (?)")
+                for id in only { try insert.execute(arguments: [id]) }
+                scope = " AND profile_id IN (SELECT id FROM temp.scope)"
+                try db.execute(sql: "INSERT INTO temp.new_members (id) SELECT id FROM (" + select + ") WHERE id IN (SELECT id FROM temp.scope)", arguments: arguments)
+            } else {
+                try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
+            }
             try db.execute(sql: """
                 INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
                 SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n
@@ -49,27 +63,28 @@ extension SQLiteStore {
             try db.execute(sql: """
                 INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
                 SELECT ?1, ?2, m.profile_id, 'exited', ?3, ?4 FROM segment_memberships m
-                WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)
+                WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)\(scope.replacingOccurrences(of: "profile_id", with: "m.profile_id"))
                 ORDER BY m.profile_id
                 """, arguments: [tenant, name, asOf, runID])
             let exited = db.changesCount
             try db.execute(sql: """
-                DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)
+                DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)\(scope)
                 """, arguments: [tenant, name])
             try db.execute(sql: """
                 INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at)
                 SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
                 ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
                 """, arguments: [tenant, name, asOf])
-            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.new_members") ?? 0
+            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
             try db.execute(sql: "DROP TABLE temp.new_members")
+            if only != nil { try db.execute(sql: "DROP TABLE temp.scope") }
             let elapsed = ContinuousClock.now - started
             let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
             try db.execute(sql: """
                 INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
                 ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
-                  computation_duration_ms = ?5, next_refresh_at = ?6
+                  computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
                 """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
             return (members, entered, exited)
         }

@@ -32,18 +32,19 @@ extension Stratum {
             let store = try location.openStore(settings: settings)
             let environment = ProcessInfo.processInfo.environment
             let state: ServerState
+            let touched = TouchedProfiles()
             let writer: IngestionWriter
             let evaluator: DefinitionEvaluator
             do {
                 let runtime = Runtime(definitions: loaded.definitions, environment: environment)
-                writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger)
+                writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger, touched: touched)
                 evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime)
                 state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, evaluator: evaluator, logger: logger)
             } catch {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)
             }
-            let scheduler = Scheduler(evaluator: evaluator, logger: logger)
+            let scheduler = Scheduler(evaluator: evaluator, logger: logger, touched: touched)
             let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler], logger: logger) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))

@@ -98,3 +98,80 @@ struct SchedulerTests {
         #expect(try await runs().contains("Segment manual") == false)
     }
 }
+
+/// After any sequence of ingested events, a dynamic segment kept up to date
+/// incrementally (touched profiles only) equals a full recomputation.
+struct IncrementalSegmentTests {
+    static let segment = """
+        kind: Segment
+        name: engaged
+        rules:
+          logic: or
+          conditions:
+            - {field: event, event_name: Purchase, operator: within_last, value: 3, unit: days, count: {operator: greater_or_equal, value: 2}}
+          groups:
+            - logic: and
+              conditions:
+                - {field: profile_data.country, operator: in, value: [US, CA]}
+                - {field: total_revenue, operator: greater_than, value: 50}
+        """
+
+    @Test(arguments: [1, 2, 3, 4])
+    func incrementalMembershipEqualsFullRecomputation(seed: UInt64) async throws {
+        let harness = try EngineHarness(definitions: ["engaged.yaml": Self.segment])
+        harness.setNow("2026-01-10T00:00:00Z")
+        let asOf = EngineHarness.instant("2026-01-10T00:00:00Z")
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["engaged.yaml": Self.segment]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let segment = try #require(loaded.definitions.segments.first?.definition)
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        let context = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime).context(tenant: "default", asOf: asOf)
+        let touched = TouchedProfiles()
+        var random = SplitMix(seed: seed)
+        var sequence = 0
+        for _ in 0..<15 {
+            var batch: [JSONValue] = []
+            for _ in 0..<Int(random.next() % 12 + 1) {
+                sequence += 1
+                let visitor = random.next() % 12
+                let day = 1 + random.next() % 9
+                let timestamp = JSONValue.string("2026-01-0\(day)T12:00:00Z")
+                switch random.next() % 4 {
+                case 0:
+                    batch.append(["type": "identify", "anonymousId": .string("anon-\(visitor)"), "traits": ["country": .string(["US", "CA", "DE"][Int(random.next() % 3)]), "email": .string("p\(random.next() % 8)@example.com")], "timestamp": timestamp, "messageId": .string("m\(sequence)")])
+                case 1:
+                    batch.append(["type": "track", "anonymousId": .string("anon-\(visitor)"), "event": "Purchase", "properties": ["total": .number(Double(random.next() % 60))], "timestamp": timestamp, "messageId": .string("m\(sequence)")])
+                case 2:
+                    batch.append(["type": "track", "anonymousId": .string("anon-\(visitor)"), "event": "Viewed", "timestamp": timestamp, "messageId": .string("m\(sequence)")])
+                default:
+                    batch.append(["type": "alias", "userId": .string("user-\(random.next() % 6)"), "previousId": .string("anon-\(visitor)"), "timestamp": timestamp, "messageId": .string("m\(sequence)")])
+                }
+            }
+            touched.add(tenant: "default", outcomes: try await harness.ingest(batch))
+            let ids = Array(touched.drain()["default"] ?? [])
+            _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil, only: ids)
+
+            var stored: Set<String> = []
+            var cursor: String?
+            repeat {
+                let page = try await harness.store.segmentMembers(tenant: "default", segment: "engaged", after: cursor, limit: 50)
+                stored.formUnion(page)
+                cursor = page.count == 50 ? page.last : nil
+            } while cursor != nil
+            let full = try await harness.store.evaluate(try #require(segment.rules), context: context, limit: 10_000)
+            #expect(stored == Set(full.sample), "seed \(seed), after message \(sequence)")
+        }
+    }
+}
+
+/// A small deterministic generator for property-style tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

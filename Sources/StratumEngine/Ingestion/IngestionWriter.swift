@@ -37,14 +37,17 @@ public final class IngestionWriter: Service, Sendable {
 
     let store: any Store
     let pipeline: Mutex<IngestionPipeline>
+    /// Where committed changes are announced, for incremental segment runs.
+    let touched: TouchedProfiles?
     let logger: Logger
     /// At most this many messages per transaction.
     let maximumGroupSize: Int
     private let state = Mutex(State())
     private let wakeups: AsyncStream<Void>
 
-    public init(store: any Store, pipeline: IngestionPipeline, logger: Logger, maximumGroupSize: Int = 5_000) {
+    public init(store: any Store, pipeline: IngestionPipeline, logger: Logger, maximumGroupSize: Int = 5_000, touched: TouchedProfiles? = nil) {
         self.store = store
+        self.touched = touched
         self.pipeline = Mutex(pipeline)
         self.logger = logger
         self.maximumGroupSize = maximumGroupSize
@@ -126,7 +129,9 @@ public final class IngestionWriter: Service, Sendable {
             ])
             for (job, result) in zip(jobs, results) {
                 switch result {
-                case .success(let outcomes): job.continuation.resume(returning: outcomes)
+                case .success(let outcomes):
+                    touched?.add(tenant: job.source.tenant, outcomes: outcomes)
+                    job.continuation.resume(returning: outcomes)
                 case .failure(let error):
                     logger.error("A request's messages could not be stored.", metadata: ["error": "\(error)", "source": "\(job.source.name)"])
                     job.continuation.resume(throwing: WriterError.failed(error.description))

@@ -76,12 +76,14 @@ public struct DefinitionEvaluator: Sendable {
         }
     }
 
-    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?) async throws -> Run {
+    /// Evaluates a segment for all its tenant's profiles, or with `only` just
+    /// those (an incremental run for touched profiles).
+    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> Run {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
         let runID = newID()
         return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
             guard let rules = segment.rules else { return (0, 0, 0) }
-            let result = try await store.refreshSegment(segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt)
+            let result = try await store.refreshSegment(segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only)
             return (result.members, result.entered, result.exited)
         }
     }

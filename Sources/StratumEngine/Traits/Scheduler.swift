@@ -56,10 +56,15 @@ public final class Scheduler: Service, Sendable {
     let logger: Logger
     let clock: @Sendable () -> Milliseconds
     let entries: [Entry]
+    let touched: TouchedProfiles?
     private let due: Mutex<[String: Milliseconds]>
 
-    public init(evaluator: DefinitionEvaluator, logger: Logger, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
+    /// How often dynamic segments re-evaluate the profiles ingestion touched.
+    public static let incrementalInterval: Int64 = 250
+
+    public init(evaluator: DefinitionEvaluator, logger: Logger, touched: TouchedProfiles? = nil, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
         self.evaluator = evaluator
+        self.touched = touched
         self.logger = logger
         self.clock = clock
         let definitions = evaluator.definitions
@@ -114,15 +119,42 @@ public final class Scheduler: Service, Sendable {
         return due.withLock { $0.values.min() }.flatMap { $0 == .max ? nil : $0 }
     }
 
+    /// Re-evaluates dynamic segments for the profiles touched since the last
+    /// call, in reference order; returns how many profiles were looked at.
+    @discardableResult
+    public func refreshTouched(now: Milliseconds) async -> Int {
+        guard let touched else { return 0 }
+        let drained = touched.drain()
+        var looked = 0
+        for (tenant, ids) in drained.sorted(by: { $0.key < $1.key }) {
+            let only = ids.sorted()
+            looked += only.count
+            for entry in entries where entry.kind == .segment && entry.tenant == tenant {
+                guard let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == tenant && $0.definition.name == entry.name })?.definition,
+                    segment.effectiveType == .dynamic
+                else { continue }
+                do {
+                    _ = try await evaluator.refresh(segment: segment, asOf: now, nextRefreshAt: nil, only: only)
+                } catch {
+                    logger.error("An incremental segment run failed; the next full run corrects it.", metadata: ["segment": "\(segment.name)", "error": "\(error)"])
+                }
+            }
+        }
+        return looked
+    }
+
     public func run() async throws {
         logger.info("Scheduler started.", metadata: ["definitions": "\(entries.count)"])
         do {
             try await cancelWhenGracefulShutdown {
+                var next: Milliseconds? = self.clock()
                 while !Task.isCancelled {
-                    let next = await self.tick(now: self.clock())
-                    // Wake at the next due time, and at least once a minute.
-                    let wait = max(0, min((next ?? .max) - self.clock(), 60_000))
-                    try await Task.sleep(for: .milliseconds(max(wait, 200)))
+                    if let due = next, due <= self.clock() { next = await self.tick(now: self.clock()) }
+                    await self.refreshTouched(now: self.clock())
+                    // Wake at the next due time, for touched profiles, and at least once a minute.
+                    let limit = self.touched == nil ? 60_000 : Self.incrementalInterval
+                    let wait = max(0, min((next ?? .max) - self.clock(), limit))
+                    try await Task.sleep(for: .milliseconds(max(wait, 50)))
                 }
             }
         } catch is CancellationError {
