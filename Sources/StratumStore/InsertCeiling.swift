@@ -28,3 +28,66 @@ extension SQLiteStore {
         return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 }
+
+extension SQLiteStore {
+    /// Fills an empty store with deterministic shop data for benchmarks:
+    /// profiles with email identifiers and countries, and events (page views,
+    /// product views, carts, checkouts, purchases with totals) over 2026.
+    public func generateShopData(profiles: Int, events: Int, tenant: String = "default") async throws {
+        try await pool.write { db in
+            var state: UInt64 = 42
+            func next() -> UInt64 {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                return z ^ (z >> 31)
+            }
+            let start: Int64 = 1_767_225_600_000 // 2026-01-01
+            let year: UInt64 = 365 * 86_400_000
+            let countries = ["US", "CA", "UK", "DE", "FR", "US", "US", "JP"]
+            let profile = try db.makeStatement(sql: """
+                INSERT INTO profiles (tenant_id, id, external_id, first_seen_at, last_seen_at, profile_data, computed_traits, lifecycle_stage,
+                  total_events, total_sessions, total_purchases, total_revenue, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, 1, ?, ?, ?, ?)
+                """)
+            let identifier = try db.makeStatement(sql: """
+                INSERT INTO profile_identifiers (tenant_id, identifier_type, identifier_hash, id, profile_id, is_primary, confidence_score, created_at)
+                VALUES (?, 'email', ?, ?, ?, 1, 1, ?)
+                """)
+            let perProfile = max(1, events / max(profiles, 1))
+            for index in 0..<profiles {
+                let id = String(format: "p%09d", index)
+                let first = start + Int64(next() % year)
+                let purchases = Int(next() % 4)
+                profile.setUncheckedArguments([
+                    tenant, id, "customer-\(index)", first, first + Int64(perProfile) * 3_600_000,
+                    #"{"country":"\#(countries[Int(next() % 8)])","email":"c\#(index)@example.com"}"#,
+                    purchases > 0 ? "customer" : "known", perProfile, purchases, "\(purchases * 40)", first, first,
+                ])
+                try profile.execute()
+                identifier.setUncheckedArguments([tenant, String(format: "%064x", index), "i\(index)", id, first])
+                try identifier.execute()
+            }
+            let event = try db.makeStatement(sql: """
+                INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
+                  properties, context, identifiers, processed, emq_score)
+                VALUES (?, ?, ?, 'bench', ?, ?, ?, ?, ?, ?, '{}', '[]', 1, 0.5)
+                """)
+            let names = ["page", "ProductView", "ProductView", "AddToCart", "BeginCheckout", "Purchase", "ProductView", "page"]
+            for index in 0..<events {
+                let owner = Int(next() % UInt64(profiles))
+                let name = names[Int(next() % 8)]
+                let time = start + Int64(next() % year)
+                let product = next() % 500
+                let properties = name == "Purchase"
+                    ? #"{"total":\#(next() % 300 + 5).\#(next() % 100),"currency":"USD","category":"c\#(product % 12)"}"#
+                    : #"{"product_id":"p-\#(product)","category":"c\#(product % 12)","price":\#(product % 90 + 9).99}"#
+                event.setUncheckedArguments([
+                    tenant, "e\(index)", String(format: "p%09d", owner), name == "page" ? "page" : "track", name, time, time, "m\(index)", properties,
+                ])
+                try event.execute()
+            }
+        }
+    }
+}

@@ -174,6 +174,10 @@ enum Migrations {
                 CREATE INDEX evaluation_runs_by_definition ON evaluation_runs (tenant_id, kind, name, started_at);
                 """)
         }
+        migrator.registerMigration("2026-11-27-events-by-name") { db in
+            // Traits, RFM and event conditions read one event name in a time window.
+            try db.execute(sql: "CREATE INDEX events_by_name ON events (tenant_id, event_name, event_time)")
+        }
         return migrator
     }
 }
