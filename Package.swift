@@ -19,6 +19,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "StratumJSON"),
         .target(name: "StratumCrypto", dependencies: ["CCrypto"]),
         .target(
@@ -29,7 +30,7 @@ let package = Package(
         .target(
             name: "StratumStore",
             dependencies: [
-                "StratumJSON", "StratumDefinitions",
+                "StratumJSON", "StratumDefinitions", "StratumCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -37,6 +38,14 @@ let package = Package(
             name: "StratumEngine",
             dependencies: [
                 "StratumJSON", "StratumDefinitions", "StratumStore", "StratumCrypto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "StratumDelivery",
+            dependencies: [
+                "CCurl", "StratumCrypto", "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -53,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "stratum",
             dependencies: [
-                "StratumDefinitions", "StratumStore", "StratumEngine", "StratumServer",
+                "StratumDefinitions", "StratumStore", "StratumEngine", "StratumDelivery", "StratumServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -61,10 +70,21 @@ let package = Package(
         ),
         .executableTarget(name: "EmbedSchemas"),
         .plugin(name: "EmbedSchemasPlugin", capability: .buildTool(), dependencies: ["EmbedSchemas"]),
-        .target(name: "StratumTestSupport", path: "Tests/StratumTestSupport"),
+        .target(
+            name: "StratumTestSupport",
+            dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumJSON"],
+            path: "Tests/StratumTestSupport"
+        ),
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
         .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"]),
         .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport"]),
+        .testTarget(
+            name: "StratumDeliveryTests",
+            dependencies: [
+                "StratumDelivery", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "StratumServerTests",
             dependencies: [

@@ -178,6 +178,26 @@ enum Migrations {
             // Traits, RFM and event conditions read one event name in a time window.
             try db.execute(sql: "CREATE INDEX events_by_name ON events (tenant_id, event_name, event_time)")
         }
+        migrator.registerMigration("2026-11-27-webhook-deliveries") { db in
+            try db.execute(sql: """
+                CREATE TABLE webhook_deliveries (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    tenant_id TEXT NOT NULL,
+                    webhook TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    payload TEXT NOT NULL CHECK (json_valid(payload)),
+                    created_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'dead', 'disabled')),
+                    last_status INTEGER,
+                    last_error TEXT,
+                    delivered_at INTEGER
+                );
+                CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+                """)
+        }
         return migrator
     }
 }

@@ -31,7 +31,10 @@ extension SQLiteStore {
     ///
     /// With `only`, just those profiles are re-evaluated (an incremental run
     /// for profiles touched since the last one); the others keep their membership.
-    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> (members: Int, entered: Int, exited: Int) {
+    ///
+    /// Deliveries for `subscriptions` are written in the same transaction
+    /// (a transactional outbox): nothing is sent for a run that rolled back.
+    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
         var query = SegmentQuery(context: context)
         let select = try query.select(rules)
         let arguments = StatementArguments(query.arguments)
@@ -75,6 +78,9 @@ extension SQLiteStore {
                 SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
                 ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
                 """, arguments: [tenant, name, asOf])
+            if entered + exited > 0 {
+                try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: name, runID: runID, asOf: asOf, subscriptions: subscriptions)
+            }
             let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
             try db.execute(sql: "DROP TABLE temp.new_members")
             if only != nil { try db.execute(sql: "DROP TABLE temp.scope") }

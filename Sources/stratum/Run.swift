@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import StratumDefinitions
+import StratumDelivery
 import StratumEngine
 import StratumServer
 import StratumStore
@@ -13,8 +14,8 @@ extension Stratum {
             abstract: "Run the daemon: HTTP ingestion and read API over the SQLite store.",
             discussion: """
                 Loads and validates the definitions (any error, or an unset ${env:NAME} secret, stops it),
-                runs the store's migrations, then serves and runs traits, RFM models and segments on their
-                schedules until SIGTERM or SIGINT, which drain in-flight work.
+                runs the store's migrations, then serves, runs traits, RFM models and segments on their
+                schedules and delivers signed webhooks, until SIGTERM or SIGINT, which drain in-flight work.
                 """
         )
 
@@ -45,7 +46,13 @@ extension Stratum {
                 throw ExitCode(1)
             }
             let scheduler = Scheduler(evaluator: evaluator, logger: logger, touched: touched)
-            let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler], logger: logger) { port in
+            let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: environment)
+            guard problems.isEmpty else {
+                printError("error: the definitions cannot run:\n" + problems.joined(separator: "\n"))
+                throw ExitCode(1)
+            }
+            let deliveries = DeliveryWorker(store: store, endpoints: endpoints, logger: logger)
+            let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler, deliveries], logger: logger) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
             }

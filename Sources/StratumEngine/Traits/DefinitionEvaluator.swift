@@ -54,6 +54,18 @@ public struct DefinitionEvaluator: Sendable {
         return runs
     }
 
+    /// The enabled webhooks of `tenant` subscribed to segment.entered or segment.exited.
+    public func subscriptions(tenant: String) -> [SegmentSubscription] {
+        definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
+            let entered = webhook.events.contains(.segmentEntered)
+            let exited = webhook.events.contains(.segmentExited)
+            guard entered || exited else { return nil }
+            return SegmentSubscription(
+                webhook: webhook.name, entered: entered, exited: exited, segments: webhook.segments.map(Set.init),
+                requiresConsent: webhook.requiresConsent, batchSize: webhook.batchSize ?? WebhookDefinition.defaultBatchSize)
+        }
+    }
+
     /// Static segments are managed by API and import; drafts are never evaluated.
     public static func isEvaluated(_ segment: SegmentDefinition) -> Bool {
         segment.effectiveType != .static && segment.status != .draft && segment.rules != nil
@@ -83,7 +95,10 @@ public struct DefinitionEvaluator: Sendable {
         let runID = newID()
         return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
             guard let rules = segment.rules else { return (0, 0, 0) }
-            let result = try await store.refreshSegment(segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only)
+            let result = try await store.refreshSegment(
+                segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only,
+                subscriptions: subscriptions(tenant: segment.tenantID))
+
             return (result.members, result.entered, result.exited)
         }
     }

@@ -3,24 +3,24 @@ import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
-import StratumTestSupport
+import Synchronization
 
 /// A real SQLite store in a fresh temporary file, and a pipeline over the
 /// given definitions with deterministic ids and a settable clock.
-final class EngineHarness: Sendable {
-    let directory: URL
-    let store: SQLiteStore
-    let pipeline: IngestionPipeline
-    let source: SourceRuntime
-    let runtime: Runtime
+public final class EngineHarness: Sendable {
+    public let directory: URL
+    public let store: SQLiteStore
+    public let pipeline: IngestionPipeline
+    public let source: SourceRuntime
+    public let runtime: Runtime
     private let now: Locked<Milliseconds>
 
-    static let baseDefinitions = [
+    public static let baseDefinitions = [
         "source.yaml": "kind: Source\nname: web\ntype: server_api\nwrite_key: ${env:WEB_KEY}\n",
         "settings.yaml": "kind: Settings\nname: stratum\npurchase_events: [Purchase]\nrevenue_property: total\nchurn_period_days: 90\n",
     ]
 
-    init(definitions extra: [String: String] = [:]) throws {
+    public init(definitions extra: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "stratum-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try SQLiteStore(path: directory.appending(path: "store.sqlite").path)
@@ -40,13 +40,13 @@ final class EngineHarness: Sendable {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    static func instant(_ text: String) -> Milliseconds { Milliseconds(Instant.parse(text)! * 1000) }
+    public static func instant(_ text: String) -> Milliseconds { Milliseconds(Instant.parse(text)! * 1000) }
 
-    func setNow(_ text: String) { now.withLock { $0 = Self.instant(text) } }
+    public func setNow(_ text: String) { now.withLock { $0 = Self.instant(text) } }
 
     /// Parses messages as the HTTP API would and ingests them in one transaction.
     @discardableResult
-    func ingest(_ messages: [JSONValue]) async throws -> [MessageOutcome] {
+    public func ingest(_ messages: [JSONValue]) async throws -> [MessageOutcome] {
         let receivedAt = now.withLock { $0 }
         let counter = Locked(0)
         let parsed = try messages.enumerated().map { index, value in
@@ -59,22 +59,22 @@ final class EngineHarness: Sendable {
         return try await store.write { transaction in try pipeline.process(parsed, source: source, in: transaction) }
     }
 
-    func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
         try await store.read(body)
     }
 
     /// The profile holding an identifier.
-    func profileID(type: String, value: String) async throws -> String? {
+    public func profileID(type: String, value: String) async throws -> String? {
         let hash = runtime.tenants["default"]!.identity.identifier(type: type, raw: value)!.hash
         return try await read { try $0.matches(tenant: "default", identifiers: [(type, hash)]).first?.profileID }
     }
 
-    func profile(_ id: String) async throws -> ProfileRecord? {
+    public func profile(_ id: String) async throws -> ProfileRecord? {
         try await read { try $0.profile(tenant: "default", id: id) }
     }
 }
 
-func profileID(of outcome: MessageOutcome) -> String? {
+public func profileID(of outcome: MessageOutcome) -> String? {
     if case .stored(_, let profileID, _, _) = outcome { return profileID }
     return nil
 }

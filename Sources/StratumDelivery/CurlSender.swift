@@ -1,0 +1,104 @@
+import CCurl
+import Foundation
+
+/// The answer to one HTTP attempt, or why there was none.
+public struct SendResult: Sendable, Equatable {
+    /// The HTTP status, or nil when no response arrived (connect error, timeout).
+    public var status: Int?
+    /// `Retry-After` in seconds, when the receiver sent one.
+    public var retryAfter: Int?
+    /// The first bytes of the response body (at most `CurlSender.maximumBodyBytes`).
+    public var body: String
+    /// libcurl's error for attempts without a response.
+    public var error: String?
+
+    public init(status: Int?, retryAfter: Int?, body: String, error: String?) {
+        self.status = status
+        self.retryAfter = retryAfter
+        self.body = body
+        self.error = error
+    }
+}
+
+/// Sends webhook POSTs through one reused libcurl easy handle (so connections
+/// to a receiver are kept alive). Use one sender per thread.
+///
+/// TLS verification stays on, redirects are not followed, and response
+/// bodies are read up to a small bound. Not thread-safe: a sender is used by
+/// one thread at a time (the worker's pool hands each out exclusively).
+public final class CurlSender: @unchecked Sendable {
+    public static let maximumBodyBytes = 4_096
+    private let handle: UnsafeMutableRawPointer
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public init() {
+        _ = Self.globalInit
+        handle = curl_easy_init()
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Collects a response: body (bounded) and the Retry-After header.
+    final class Response {
+        var body: [UInt8] = []
+        var retryAfter: Int?
+    }
+
+    public func post(url: String, headers: [(String, String)], body: [UInt8], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int) -> SendResult {
+        curl_easy_reset(handle)
+        let response = Response()
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in headers + [("Content-Type", "application/json"), ("Expect", "")] {
+            list = curl_slist_append(list, "\(name): \(value)")
+        }
+        defer { curl_slist_free_all(list) }
+        _ = stratum_curl_setopt_string(handle, CURLOPT_URL, url)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_POST, 1)
+        _ = stratum_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds)
+        _ = stratum_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, totalTimeoutMilliseconds)
+        _ = stratum_curl_setopt_string(handle, CURLOPT_USERAGENT, "stratum-webhooks/1")
+        let unmanaged = Unmanaged.passRetained(response)
+        defer { unmanaged.release() }
+        _ = stratum_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
+        _ = stratum_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+        _ = stratum_curl_setopt_write_callback(handle) { data, size, count, context in
+            let response = Unmanaged<CurlSender.Response>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            let room = max(0, CurlSender.maximumBodyBytes - response.body.count)
+            if room > 0, let data {
+                data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                    response.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(room, length)))
+                }
+            }
+            return length
+        }
+        _ = stratum_curl_setopt_header_callback(handle) { data, size, count, context in
+            let response = Unmanaged<CurlSender.Response>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            if let data {
+                let line = data.withMemoryRebound(to: UInt8.self, capacity: length) { String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self) }
+                if line.lowercased().hasPrefix("retry-after:") {
+                    response.retryAfter = Int(line.dropFirst(12).trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+            return length
+        }
+        let code = body.withUnsafeBufferPointer { buffer -> CURLcode in
+            _ = stratum_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress))
+            _ = stratum_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, buffer.count)
+            return curl_easy_perform(handle)
+        }
+        guard code == CURLE_OK else {
+            return SendResult(status: nil, retryAfter: nil, body: "", error: String(cString: curl_easy_strerror(code)))
+        }
+        var status = 0
+        _ = stratum_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return SendResult(status: status, retryAfter: response.retryAfter, body: String(decoding: response.body, as: UTF8.self), error: nil)
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import StratumDefinitions
+import StratumEngine
+import StratumStore
+import Synchronization
+
+/// A webhook endpoint ready to send to: secrets resolved, defaults applied.
+public struct WebhookEndpoint: Sendable {
+    public var tenant: String
+    public var name: String
+    public var url: String
+    public var key: [UInt8]
+    public var headers: [(String, String)]
+    public var connectTimeoutMilliseconds: Int
+    public var totalTimeoutMilliseconds: Int
+    /// Delays before each retry, after the first attempt.
+    public var retrySchedule: [Int64]
+
+    /// The endpoints of `definitions`; secrets come from `environment` and must
+    /// be `whsec_<base64>` (problems are returned, one line each).
+    public static func endpoints(definitions: DefinitionSet, environment: [String: String]) -> ([WebhookEndpoint], [String]) {
+        var endpoints: [WebhookEndpoint] = []
+        var problems: [String] = []
+        for loaded in definitions.webhooks where loaded.definition.enabled != false {
+            let webhook = loaded.definition
+            guard let secret = Runtime.resolve(webhook.secret, environment), let key = WebhookSignature.key(fromSecret: secret) else {
+                problems.append("\(loaded.file): Webhook \"\(webhook.name)\" secret \(webhook.secret) is not set to whsec_<base64>")
+                continue
+            }
+            let headers = (webhook.headers ?? [:]).sorted { $0.key < $1.key }.map { name, value in
+                (name, value.hasPrefix("${env:") ? Runtime.resolve(value, environment) ?? "" : value)
+            }
+            endpoints.append(WebhookEndpoint(
+                tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers,
+                connectTimeoutMilliseconds: webhook.timeout?.connect.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 5_000,
+                totalTimeoutMilliseconds: webhook.timeout?.total.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 30_000,
+                retrySchedule: (webhook.retry?.schedule ?? WebhookDefinition.defaultRetrySchedule).compactMap { TimeSpan(parsing: $0).map { Int64($0.milliseconds) } }))
+        }
+        return (endpoints, problems)
+    }
+}
+
+/// What to do after an attempt (Standard Webhooks / common practice).
+public enum AttemptOutcome: Sendable, Equatable {
+    case delivered
+    /// Try again at this instant.
+    case retry(at: Milliseconds)
+    /// Out of retries: a dead letter.
+    case dead
+    /// A 4xx other than 410/429: the receiver refuses this delivery.
+    case failed
+    /// 410 Gone: the endpoint is disabled.
+    case gone
+
+    /// Classifies an attempt: 2xx delivered; 410 gone; 429, 5xx and no
+    /// response retry (honouring Retry-After when longer) until the schedule
+    /// is exhausted; other statuses fail. `attempt` counts from 1.
+    public static func classify(_ result: SendResult, attempt: Int, schedule: [Int64], now: Milliseconds, jitter: Double) -> AttemptOutcome {
+        if let status = result.status {
+            if (200..<300).contains(status) { return .delivered }
+            if status == 410 { return .gone }
+            if status != 429 && status < 500 { return .failed }
+        }
+        guard attempt <= schedule.count else { return .dead }
+        var delay = Double(schedule[attempt - 1]) * (1 + jitter)
+        if let retryAfter = result.retryAfter { delay = max(delay, Double(retryAfter) * 1000) }
+        return .retry(at: now + Int64(delay))
+    }
+}
+
+/// Drains the outbox: signs and sends due deliveries through libcurl from a
+/// few threads (one reused connection each), recording every attempt.
+/// At-least-once: a delivery is marked only after its attempt, so a crash
+/// mid-send sends it again, with the same `webhook-id`.
+public final class DeliveryWorker: Service, Sendable {
+    let store: SQLiteStore
+    let endpoints: [String: WebhookEndpoint]
+    let logger: Logger
+    let clock: @Sendable () -> Milliseconds
+    let concurrency: Int
+    private let senders: Mutex<[CurlSender]>
+    /// Endpoints that answered 410 Gone since start: nothing more is sent to them.
+    private let gone = Mutex<Set<String>>([])
+
+    public init(store: SQLiteStore, endpoints: [WebhookEndpoint], logger: Logger, concurrency: Int = 4, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
+        self.store = store
+        self.endpoints = Dictionary(endpoints.map { ($0.tenant + "/" + $0.name, $0) }) { first, _ in first }
+        self.logger = logger
+        self.concurrency = concurrency
+        self.clock = clock
+        senders = Mutex([])
+    }
+
+    /// Sends everything due now; returns how many attempts were made.
+    @discardableResult
+    public func drainOnce() async throws -> Int {
+        let due = try await store.dueDeliveries(now: clock(), limit: 256)
+        guard !due.isEmpty else { return 0 }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func start() {
+                guard next < due.count else { return }
+                let delivery = due[next]
+                next += 1
+                group.addTask { try await self.attempt(delivery) }
+            }
+            for _ in 0..<min(concurrency, due.count) { start() }
+            while try await group.next() != nil { start() }
+        }
+        return due.count
+    }
+
+    func attempt(_ delivery: Delivery) async throws {
+        let endpointKey = delivery.tenant + "/" + delivery.webhook
+        if gone.withLock({ $0.contains(endpointKey) }) { return }
+        guard let endpoint = endpoints[endpointKey] else {
+            try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: nil, error: "no enabled webhook \(delivery.webhook)", at: clock())
+            return
+        }
+        let timestamp = clock() / 1000
+        let body = Array(delivery.payload.utf8)
+        let headers = endpoint.headers + [
+            ("webhook-id", delivery.id),
+            ("webhook-timestamp", String(timestamp)),
+            ("webhook-signature", WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: body, key: endpoint.key)),
+        ]
+        let result = await withCheckedContinuation { continuation in
+            // libcurl blocks: run it on its own thread, not the cooperative pool.
+            Thread.detachNewThread {
+                let sender = self.senders.withLock { $0.popLast() } ?? CurlSender()
+                let result = sender.post(url: endpoint.url, headers: headers, body: body,
+                                         connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
+                self.senders.withLock { $0.append(sender) }
+                continuation.resume(returning: result)
+            }
+        }
+        let now = clock()
+        let outcome = AttemptOutcome.classify(result, attempt: delivery.attempts + 1, schedule: endpoint.retrySchedule, now: now, jitter: Double.random(in: -0.1...0.1))
+        let error = result.error ?? result.status.map { "HTTP \($0)" }
+        switch outcome {
+        case .delivered:
+            try await store.recordAttempt(id: delivery.id, status: "delivered", nextAttemptAt: nil, httpStatus: result.status, error: nil, at: now)
+        case .retry(let at):
+            try await store.recordAttempt(id: delivery.id, status: "pending", nextAttemptAt: at, httpStatus: result.status, error: error, at: now)
+        case .dead:
+            logger.warning("A webhook delivery is out of retries: a dead letter.", metadata: ["webhook": "\(delivery.webhook)", "delivery": "\(delivery.id)"])
+            try await store.recordAttempt(id: delivery.id, status: "dead", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
+        case .failed:
+            try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
+        case .gone:
+            gone.withLock { _ = $0.insert(endpointKey) }
+            logger.warning("A webhook endpoint answered 410 Gone; its pending deliveries are disabled.", metadata: ["webhook": "\(delivery.webhook)"])
+            try await store.recordAttempt(id: delivery.id, status: "disabled", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
+            try await store.disableDeliveries(tenant: delivery.tenant, webhook: delivery.webhook)
+        }
+    }
+
+    public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    let attempts = try await self.drainOnce()
+                    if attempts == 0 { try await Task.sleep(for: .milliseconds(200)) }
+                }
+            }
+        } catch is CancellationError {
+            logger.info("Delivery worker stopped.")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import StratumCrypto
+import StratumJSON
+
+/// A webhook that receives segment.entered / segment.exited deliveries.
+public struct SegmentSubscription: Sendable {
+    public var webhook: String
+    public var entered: Bool
+    public var exited: Bool
+    /// Only these segments (nil: all).
+    public var segments: Set<String>?
+    /// A consent type the profile must have granted (latest record of the type or `all`).
+    public var requiresConsent: String?
+    public var batchSize: Int
+
+    public init(webhook: String, entered: Bool, exited: Bool, segments: Set<String>?, requiresConsent: String?, batchSize: Int) {
+        self.webhook = webhook
+        self.entered = entered
+        self.exited = exited
+        self.segments = segments
+        self.requiresConsent = requiresConsent
+        self.batchSize = batchSize
+    }
+}
+
+/// One delivery in the outbox.
+public struct Delivery: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    public var webhook: String
+    public var eventType: String
+    public var payload: String
+    public var createdAt: Milliseconds
+    public var nextAttemptAt: Milliseconds
+    public var attempts: Int
+    public var status: String
+    public var lastStatus: Int?
+    public var lastError: String?
+}
+
+extension SQLiteStore {
+    /// Writes the segment.entered/exited deliveries of one segment run, in the
+    /// run's own transaction: batches of at most `batchSize` profiles with
+    /// their canonical identity and hashed identifiers, ids derived from the
+    /// run (stable, so a delivery is recognisable across retries).
+    static func enqueueSegmentDeliveries(_ db: Database, tenant: String, segment: String, runID: String, asOf: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+        for subscription in subscriptions where subscription.segments?.contains(segment) ?? true {
+            for change in ["entered", "exited"] where change == "entered" ? subscription.entered : subscription.exited {
+                var sql = """
+                    SELECT c.profile_id, p.canonical_type, p.canonical_hash FROM segment_changes c
+                    LEFT JOIN profiles p ON p.tenant_id = c.tenant_id AND p.id = c.profile_id
+                    WHERE c.tenant_id = ?1 AND c.run_id = ?2 AND c.segment = ?3 AND c.change = ?4
+                    """
+                var arguments: [DatabaseValueConvertible?] = [tenant, runID, segment, change]
+                if let consent = subscription.requiresConsent {
+                    // A profile without the consent granted is never sent to this endpoint.
+                    sql += """
+                         AND (SELECT k.granted FROM consents k WHERE k.tenant_id = c.tenant_id AND k.profile_id = c.profile_id
+                              AND k.consent_type IN (?5, 'all') ORDER BY k.recorded_at DESC, k.seq DESC LIMIT 1) = 1
+                        """
+                    arguments.append(consent)
+                }
+                sql += " ORDER BY c.seq"
+                let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+                let identifiers = try db.cachedStatement(sql: "SELECT identifier_type, identifier_hash FROM profile_identifiers INDEXED BY profile_identifiers_by_profile WHERE tenant_id = ? AND profile_id = ? ORDER BY identifier_type, identifier_hash")
+                let batches = stride(from: 0, to: rows.count, by: max(1, subscription.batchSize)).map { Array(rows[$0..<min($0 + max(1, subscription.batchSize), rows.count)]) }
+                for (index, batch) in batches.enumerated() {
+                    var profiles: [JSONValue] = []
+                    for row in batch {
+                        let profileID: String = row[0]
+                        let canonicalType: String? = row[1]
+                        let canonicalHash: String? = row[2]
+                        let hashes = try Row.fetchAll(identifiers, arguments: [tenant, profileID]).map { identifier -> JSONValue in
+                            ["type": .string(identifier[0]), "hash": .string(identifier[1])]
+                        }
+                        profiles.append([
+                            "profile_id": .string(profileID),
+                            "canonical_identity": canonicalType.map { ["type": .string($0), "hash": .string(canonicalHash ?? "")] } ?? .null,
+                            "identifiers": .array(hashes),
+                        ])
+                    }
+                    let eventType = "segment." + change
+                    let payload: JSONValue = [
+                        "event_type": .string(eventType),
+                        "timestamp": .string(Self.iso(asOf)),
+                        "data": ["tenant": .string(tenant), "segment": .string(segment), "profiles": .array(profiles)],
+                    ]
+                    let id = "msg_" + String(Digest.sha256Hex("\(runID)|\(subscription.webhook)|\(change)|\(index)").prefix(32))
+                    try db.execute(sql: """
+                        INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
+                        """, arguments: [id, tenant, subscription.webhook, eventType, payload.jsonText(), asOf, asOf])
+                }
+            }
+        }
+    }
+
+    static func iso(_ instant: Milliseconds) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
+    }
+
+    /// Pending deliveries due at `now`, oldest first.
+    public func dueDeliveries(now: Milliseconds, limit: Int) async throws -> [Delivery] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?", arguments: [now, limit]).map(Self.delivery)
+        }
+    }
+
+    /// Every delivery of a tenant (optionally of one webhook), oldest first.
+    public func deliveries(tenant: String, webhook: String? = nil, limit: Int = 1_000) async throws -> [Delivery] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE tenant_id = ? AND (?2 IS NULL OR webhook = ?2) ORDER BY seq LIMIT ?3", arguments: [tenant, webhook, limit]).map(Self.delivery)
+        }
+    }
+
+    static func delivery(_ row: Row) -> Delivery {
+        Delivery(
+            id: row["id"], tenant: row["tenant_id"], webhook: row["webhook"], eventType: row["event_type"], payload: row["payload"],
+            createdAt: row["created_at"], nextAttemptAt: row["next_attempt_at"], attempts: row["attempts"], status: row["status"],
+            lastStatus: row["last_status"], lastError: row["last_error"])
+    }
+
+    /// Records an attempt's outcome: the new status, and when to try again.
+    public func recordAttempt(id: String, status: String, nextAttemptAt: Milliseconds?, httpStatus: Int?, error: String?, at instant: Milliseconds) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+                  last_status = ?, last_error = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END
+                WHERE id = ?
+                """, arguments: [status, nextAttemptAt, httpStatus, error, status, instant, id])
+        }
+    }
+
+    /// Stops every pending delivery of a webhook (the receiver answered 410 Gone).
+    public func disableDeliveries(tenant: String, webhook: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE webhook_deliveries SET status = 'disabled' WHERE tenant_id = ? AND webhook = ? AND status = 'pending'", arguments: [tenant, webhook])
+        }
+    }
+}

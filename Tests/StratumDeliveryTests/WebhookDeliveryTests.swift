@@ -1,0 +1,220 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import StratumCrypto
+import StratumDefinitions
+import StratumDelivery
+import StratumEngine
+import StratumJSON
+import StratumStore
+import StratumTestSupport
+import Synchronization
+import Testing
+
+/// A real HTTP receiver on 127.0.0.1 that records what it gets and answers
+/// with the statuses it is told to, in order.
+final class Receiver: Sendable {
+    struct Request: Sendable {
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    let received = Locked<[Request]>([])
+    let answers: Locked<[(Int, [String: String])]>
+
+    init(answers: [(Int, [String: String])] = []) {
+        self.answers = Locked(answers)
+    }
+
+    /// Runs `body` with the receiver listening; passes its URL.
+    func serve(_ body: @escaping @Sendable (String) async throws -> Void) async throws {
+        let router = Router()
+        router.post("/hook") { request, _ -> Response in
+            let bytes = try await request.body.collect(upTo: 1 << 20)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            self.received.withLock { $0.append(Request(headers: headers, body: Array(bytes.readableBytesView))) }
+            let (status, extra) = self.answers.withLock { $0.isEmpty ? (204, [:]) : $0.removeFirst() }
+            var fields = HTTPFields()
+            for (name, value) in extra { fields[HTTPField.Name(name)!] = value }
+            return Response(status: .init(code: status), headers: fields)
+        }
+        let port = Locked<Int?>(nil)
+        var logger = Logger(label: "receiver")
+        logger.logLevel = .error
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in
+            port.withLock { $0 = channel.localAddress?.port }
+        }, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            var waited = 0
+            while port.withLock({ $0 }) == nil && waited < 500 {
+                try await Task.sleep(for: .milliseconds(10))
+                waited += 1
+            }
+            try await body("http://127.0.0.1:\(try #require(port.withLock { $0 }))/hook")
+            group.cancelAll()
+        }
+    }
+}
+
+struct WebhookDeliveryTests {
+    static let secret = "whsec_" + Data("0123456789abcdef0123456789abcdef".utf8).base64EncodedString()
+
+    /// A store with people, one dynamic segment and a webhook on it.
+    static func setUp(url: String, extra: String = "", consent: String? = nil) async throws -> (EngineHarness, DefinitionEvaluator, [WebhookEndpoint]) {
+        let webhook = """
+            kind: Webhook
+            name: crm
+            url: \(url)
+            secret: ${env:HOOK_SECRET}
+            events: [segment.entered, segment.exited]
+            batch_size: 2
+            retry: {schedule: [1s, 1s]}
+            headers: {X-Destination: crm}
+            \(consent.map { "requires_consent: \($0)" } ?? "")\(extra)
+            """
+        let definitions = [
+            "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
+            "crm.yaml": webhook,
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        try await harness.ingest((1...3).map { index in
+            ["type": "track", "userId": .string("u\(index)"), "event": "Purchase", "properties": ["total": 5],
+             "context": ["consent": ["ads": .bool(index != 2)]], "messageId": .string("m\(index)")]
+        })
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret])
+        #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
+        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret])
+        #expect(problems == [])
+        return (harness, DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime), endpoints)
+    }
+
+    static func verifyWithStandardWebhooks(_ request: Receiver.Request) throws -> Bool? {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", """
+            import sys, json
+            from standardwebhooks import Webhook
+            headers = json.loads(sys.argv[2])
+            Webhook(sys.argv[1]).verify(sys.stdin.buffer.read(), headers)
+            print("verified")
+            """, secret, JSONValue.object(JSONObject(request.headers.map { ($0.key, .string($0.value)) })).jsonText()]
+        let input = Pipe()
+        let output = Pipe()
+        check.standardInput = input
+        check.standardOutput = output
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        input.fileHandleForWriting.write(Data(request.body))
+        try input.fileHandleForWriting.close()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        if check.terminationStatus != 0 && !printed.contains("verified") {
+            // Distinguish "library missing" from "signature rejected".
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            probe.arguments = ["python3", "-c", "import standardwebhooks"]
+            probe.standardError = FileHandle.nullDevice
+            try probe.run()
+            probe.waitUntilExit()
+            return probe.terminationStatus == 0 ? false : nil
+        }
+        return printed.contains("verified")
+    }
+
+    @Test func segmentChangesArriveSignedBatchedAndVerifiable() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"))
+            #expect(try await worker.drainOnce() == 2)
+            let requests = receiver.received.withLock { $0 }
+            #expect(requests.count == 2)
+            var profiles: [JSONValue] = []
+            for request in requests {
+                let id = try #require(request.headers["webhook-id"])
+                let timestamp = try #require(request.headers["webhook-timestamp"].flatMap(Int64.init))
+                let key = try #require(WebhookSignature.key(fromSecret: Self.secret))
+                #expect(request.headers["webhook-signature"] == WebhookSignature.sign(id: id, timestamp: timestamp, body: request.body, key: key))
+                #expect(request.headers["x-destination"] == "crm")
+                if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
+                let payload = try JSONParser.parse(request.body)
+                #expect(payload["event_type"] == "segment.entered")
+                #expect(payload["timestamp"] == "2026-01-02T00:00:00.000Z")
+                #expect(payload["data"]?["segment"] == "buyers")
+                profiles += payload["data"]?["profiles"]?.arrayValue ?? []
+            }
+            // Batches of at most batch_size (2) profiles, each with canonical identity and hashed identifiers.
+            #expect(profiles.count == 3)
+            #expect(profiles.allSatisfy { $0["canonical_identity"]?["type"] == "external_id" && $0["identifiers"]?.arrayValue?.isEmpty == false })
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["delivered", "delivered"])
+            #expect(try await worker.drainOnce() == 0)
+        }
+    }
+
+    @Test func aProfileWithoutTheRequiredConsentIsNeverSent() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test")).drainOnce()
+            let sent = receiver.received.withLock { $0 }.flatMap { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue ?? [] }
+            let u2 = try #require(try await harness.profileID(type: "external_id", value: "u2"))
+            #expect(sent.count == 2)
+            #expect(!sent.contains { $0["profile_id"] == .string(u2) })
+        }
+    }
+
+    @Test func failuresAreRetriedWithTheSameIDThenDeadOrDisabled() async throws {
+        // 500, then 429 with Retry-After: 7, then success.
+        let receiver = Receiver(answers: [(500, [:]), (429, ["Retry-After": "7"]), (200, [:])])
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, extra: "\nbatch_size: 10".replacingOccurrences(of: "\nbatch_size: 10", with: ""))
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let now = Locked(start)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { now.withLock { $0 } })
+            // Two deliveries (batches of 2); the first fails with 500, the second is told to wait 7 s.
+            #expect(try await worker.drainOnce() == 2)
+            var deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.status) == ["pending", "pending"])
+            #expect(deliveries.map(\.lastStatus) == [500, 429])
+            #expect(deliveries[1].nextAttemptAt >= start + 7_000)
+            now.withLock { $0 = start + 2_000 }
+            #expect(try await worker.drainOnce() == 1)
+            now.withLock { $0 = start + 10_000 }
+            #expect(try await worker.drainOnce() == 1)
+            deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.status) == ["delivered", "delivered"])
+            let ids = receiver.received.withLock { $0 }.map { $0.headers["webhook-id"] ?? "" }
+            #expect(ids.count == 4)
+            #expect(Set(ids).count == 2, "every retry carries its delivery's webhook-id")
+        }
+        let gone = Receiver(answers: [(410, [:])])
+        try await gone.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1).drainOnce()
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["disabled", "disabled"])
+        }
+    }
+
+    @Test func classificationFollowsTheRetryRules() {
+        let schedule: [Int64] = [5_000, 300_000]
+        func result(_ status: Int?, retryAfter: Int? = nil) -> SendResult { SendResult(status: status, retryAfter: retryAfter, body: "", error: status == nil ? "timeout" : nil) }
+        #expect(AttemptOutcome.classify(result(204), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .delivered)
+        #expect(AttemptOutcome.classify(result(503), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .retry(at: 5_000))
+        #expect(AttemptOutcome.classify(result(nil), attempt: 2, schedule: schedule, now: 0, jitter: 0.1) == .retry(at: 330_000))
+        #expect(AttemptOutcome.classify(result(429, retryAfter: 60), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .retry(at: 60_000))
+        #expect(AttemptOutcome.classify(result(500), attempt: 3, schedule: schedule, now: 0, jitter: 0) == .dead)
+        #expect(AttemptOutcome.classify(result(400), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .failed)
+        #expect(AttemptOutcome.classify(result(410), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .gone)
+    }
+}
