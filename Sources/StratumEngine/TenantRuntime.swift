@@ -13,6 +13,8 @@ public struct TenantRuntime: Sendable {
     public var consentTypes: Set<String>
     /// Tracking plans by event name (for EMQ completeness).
     public var plannedRequiredProperties: [String: [String]]
+    /// Enabled webhooks subscribed to profile and event types (not segment ones).
+    public var profileSubscriptions: [ProfileSubscription]
 
     public init(tenant: String, definitions: DefinitionSet) {
         self.tenant = tenant
@@ -30,7 +32,18 @@ public struct TenantRuntime: Sendable {
             }
         }
         plannedRequiredProperties = required
+        profileSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
+            let types = Set(webhook.events).subtracting([.segmentEntered, .segmentExited])
+            return types.isEmpty ? nil : ProfileSubscription(webhook: webhook.name, types: types, requiresConsent: webhook.requiresConsent)
+        }
     }
+}
+
+/// A webhook's subscription to profile and event types, and its consent requirement.
+public struct ProfileSubscription: Sendable {
+    public var webhook: String
+    public var types: Set<WebhookEventType>
+    public var requiresConsent: String?
 }
 
 /// A source as ingestion sees it: who it is and how to authenticate it.

@@ -258,6 +258,20 @@ struct SQLiteTransaction: StoreTransaction {
             .execute(arguments: [isPrimary, tenant, type, hash])
     }
 
+    func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at instant: Milliseconds) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING
+            """).execute(arguments: [id, tenant, webhook, eventType, payload, instant, instant])
+    }
+
+    func consentGranted(tenant: String, profileID: String, type: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: """
+            SELECT granted FROM consents WHERE tenant_id = ? AND profile_id = ? AND consent_type IN (?, 'all')
+            ORDER BY recorded_at DESC, seq DESC LIMIT 1
+            """), arguments: [tenant, profileID, type]) ?? false
+    }
+
     func insertConsent(_ consent: ConsentRecord) throws {
         try db.cachedStatement(sql: """
             INSERT INTO consents (tenant_id, id, profile_id, consent_type, granted, granted_at, revoked_at, source, ip_address,

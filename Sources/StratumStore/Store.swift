@@ -65,6 +65,10 @@ public protocol StoreTransaction: StoreReader {
     /// Inserts an event; returns false (and changes nothing) when its idempotency key exists.
     func insertEvent(_ event: NewEvent) throws -> Bool
     func insertConsent(_ consent: ConsentRecord) throws
+    /// Puts a webhook delivery in the outbox (ignored if its id exists).
+    func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at: Milliseconds) throws
+    /// Whether the profile's latest consent of `type` (or `all`) is granted.
+    func consentGranted(tenant: String, profileID: String, type: String) throws -> Bool
     /// Marks an identifier as its profile's primary (canonical) one, or not.
     func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws
     /// Runs `body` in a savepoint: if it throws, its writes are undone and the

@@ -218,3 +218,44 @@ struct WebhookDeliveryTests {
         #expect(AttemptOutcome.classify(result(410), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .gone)
     }
 }
+
+struct ProfileWebhookTests {
+    @Test func everyProfileAndEventTypeArrivesWithItsBody() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let definitions = [
+                "everything.yaml": "kind: Webhook\nname: everything\nurl: \(url)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received, profile.created, profile.updated, profile.merged, consent.updated]\n",
+                "ads.yaml": "kind: Webhook\nname: ads\nurl: \(url)\nsecret: ${env:HOOK_SECRET}\nevents: [profile.created, event.received]\nrequires_consent: ads\n",
+            ]
+            let harness = try EngineHarness(definitions: definitions)
+            harness.setNow("2026-01-01T00:00:00Z")
+            try await harness.ingest([
+                ["type": "identify", "userId": "u1", "traits": ["email": "u1@example.com"], "context": ["consent": ["ads": true]], "messageId": "m1"],
+                ["type": "track", "anonymousId": "a2", "event": "Viewed", "messageId": "m2"],
+            ])
+            harness.setNow("2026-01-01T00:01:00Z")
+            try await harness.ingest([["type": "identify", "userId": "u1", "anonymousId": "a2", "traits": ["plan": "pro"], "messageId": "m3"]])
+            let loaded = DefinitionLoader.load(files: definitions.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+            let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": WebhookDeliveryTests.secret])
+            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1).drainOnce()
+
+            let deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.allSatisfy { $0.status == "delivered" })
+            let everything = deliveries.filter { $0.webhook == "everything" }.map(\.eventType)
+            #expect(everything == ["profile.created", "consent.updated", "event.received", "profile.created", "event.received", "profile.merged", "profile.updated", "event.received"])
+            // a2's own profile had no ads consent: only u1's events reach the ads endpoint (m3 is u1's after the merge).
+            #expect(deliveries.filter { $0.webhook == "ads" }.map(\.eventType) == ["profile.created", "event.received", "event.received"])
+
+            let bodies = receiver.received.withLock { $0 }.compactMap { try? JSONParser.parse($0.body) }
+            let merged = try #require(bodies.first { $0["event_type"] == "profile.merged" })
+            #expect(merged["data"]?["absorbed_profile_id"]?.stringValue != nil)
+            #expect(merged["data"]?["identifiers"]?.arrayValue?.count == 3)
+            let consent = try #require(bodies.first { $0["event_type"] == "consent.updated" })
+            #expect(consent["data"]?["consent_type"] == "ads")
+            #expect(consent["data"]?["granted"] == true)
+            let received = try #require(bodies.first { $0["event_type"] == "event.received" })
+            #expect(received["data"]?["event"]?["message_id"] == "m1")
+            #expect(received["timestamp"] == "2026-01-01T00:00:00.000Z")
+        }
+    }
+}

@@ -1,4 +1,6 @@
 import Foundation
+import StratumCrypto
+import StratumDefinitions
 import StratumJSON
 import StratumStore
 
@@ -28,6 +30,35 @@ public struct PreparedMessage: Sendable {
 /// Runs accepted messages through identity resolution, profile updates,
 /// consent and the event store, inside one store transaction.
 public struct IngestionPipeline: Sendable {
+    static func iso(_ instant: Milliseconds) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
+    }
+
+    /// Writes the profile and event webhook deliveries of one message in its
+    /// transaction (the outbox), skipping endpoints whose required consent the
+    /// profile has not granted. Ids derive from the event, so they are stable.
+    func enqueue(_ notices: [(WebhookEventType, JSONObject)], profile: ProfileRecord, eventID: String, tenant: TenantRuntime, now: Milliseconds, in transaction: any StoreTransaction) throws {
+        let identifiers = try transaction.identifiers(tenant: tenant.tenant, profileID: profile.id)
+        for subscription in tenant.profileSubscriptions {
+            if let consent = subscription.requiresConsent, !(try transaction.consentGranted(tenant: tenant.tenant, profileID: profile.id, type: consent)) { continue }
+            for (type, extra) in notices where subscription.types.contains(type) {
+                var data: JSONObject = [
+                    "tenant": .string(tenant.tenant),
+                    "profile_id": .string(profile.id),
+                    "lifecycle_stage": .string(profile.lifecycleStage(at: now, churnPeriodDays: tenant.churnPeriodDays).rawValue),
+                    "identifiers": .array(identifiers.map { ["type": .string($0.type), "hash": .string($0.hash)] }),
+                ]
+                for (key, value) in extra { data[key] = value }
+                let payload: JSONValue = ["event_type": .string(type.rawValue), "timestamp": .string(Self.iso(now)), "data": .object(data)]
+                let discriminator = extra["absorbed_profile_id"]?.stringValue ?? extra["consent_type"]?.stringValue ?? ""
+                let id = "msg_" + String(Digest.sha256Hex("\(eventID)|\(subscription.webhook)|\(type.rawValue)|\(discriminator)").prefix(32))
+                try transaction.enqueueDelivery(id: id, tenant: tenant.tenant, webhook: subscription.webhook, eventType: type.rawValue, payload: payload.jsonText(), at: now)
+            }
+        }
+    }
+
     public var runtime: Runtime
     /// Supplies ids for new rows (UUIDv7 by default; deterministic in tests).
     public var newID: @Sendable () -> String
@@ -94,12 +125,25 @@ public struct IngestionPipeline: Sendable {
         let resolver = IdentityResolver(rules: tenant.identity, transaction: transaction, tenant: tenant.tenant, now: now, newID: newID)
         let outcome = try resolver.resolve(prepared.identifiers, eventID: eventID, eventTime: message.eventTime, extraLookups: prepared.extraLookups)
         var profileID: String?
+        var notices: [(WebhookEventType, JSONObject)] = []
+        var updated: ProfileRecord?
         if var profile = outcome?.profile {
             ProfileUpdater(tenant: tenant, now: now).apply(message, to: &profile)
             try transaction.updateProfile(profile)
-            try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID)
+            let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID)
                 .record(message, profileID: profile.id)
             profileID = profile.id
+            if !tenant.profileSubscriptions.isEmpty {
+                if outcome?.created == true { notices.append((.profileCreated, [:])) }
+                for absorbed in outcome?.merged ?? [] { notices.append((.profileMerged, ["absorbed_profile_id": .string(absorbed)])) }
+                if message.type == .identify && !message.traits.isEmpty && outcome?.created != true { notices.append((.profileUpdated, [:])) }
+                for (type, granted) in consents { notices.append((.consentUpdated, ["consent_type": .string(type), "granted": .bool(granted)])) }
+                notices.append((.eventReceived, ["event": [
+                    "event_id": .string(eventID), "type": .string(message.type.rawValue), "event_name": .string(message.eventName),
+                    "message_id": .string(message.messageID), "event_time": .string(Self.iso(message.eventTime)),
+                ]]))
+            }
+            updated = profile
         }
         let event = NewEvent(
             tenantID: tenant.tenant, id: eventID, profileID: profileID, sourceID: source.name, type: message.type,
@@ -107,6 +151,9 @@ public struct IngestionPipeline: Sendable {
             idempotencyKey: message.messageID, propertiesJSON: prepared.propertiesJSON, contextJSON: prepared.contextJSON,
             identifiersJSON: prepared.identifiersJSON, emqScore: prepared.emqScore)
         guard try transaction.insertEvent(event) else { return .duplicate }
+        if let updated, !notices.isEmpty {
+            try enqueue(notices, profile: updated, eventID: eventID, tenant: tenant, now: now, in: transaction)
+        }
         return .stored(eventID: eventID, profileID: profileID, createdProfile: outcome?.created ?? false, mergedProfiles: outcome?.merged ?? [])
     }
 }

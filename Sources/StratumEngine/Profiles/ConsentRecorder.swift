@@ -10,17 +10,21 @@ struct ConsentRecorder {
     let transaction: any StoreTransaction
     let newID: () -> String
 
-    func record(_ message: IncomingMessage, profileID: String) throws {
-        guard let consent = message.context["consent"]?.objectValue else { return }
+    /// Records changed consents; returns them (type, granted) for webhooks.
+    @discardableResult
+    func record(_ message: IncomingMessage, profileID: String) throws -> [(String, Bool)] {
+        guard let consent = message.context["consent"]?.objectValue else { return [] }
         let preferences = consent["categoryPreferences"]?.objectValue ?? consent
         let changes = preferences.compactMap { key, value -> (String, Bool)? in
             guard let granted = value.boolValue, tenant.consentTypes.contains(key) else { return nil }
             return (key, granted)
         }
-        guard !changes.isEmpty else { return }
+        guard !changes.isEmpty else { return [] }
         var latest: [String: Bool] = [:]
         for record in try transaction.consents(tenant: tenant.tenant, profileID: profileID) { latest[record.consentType] = record.granted }
+        var recorded: [(String, Bool)] = []
         for (type, granted) in changes where latest[type] != granted {
+            recorded.append((type, granted))
             try transaction.insertConsent(ConsentRecord(
                 tenantID: tenant.tenant, id: newID(), profileID: profileID, consentType: type, granted: granted,
                 grantedAt: granted ? message.eventTime : nil, revokedAt: granted ? nil : message.eventTime,
@@ -28,5 +32,6 @@ struct ConsentRecorder {
                 consentText: message.context["consentText"]?.stringValue,
                 consentVersion: message.context["consentVersion"]?.stringValue, recordedAt: message.eventTime))
         }
+        return recorded
     }
 }
