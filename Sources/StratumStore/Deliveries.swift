@@ -141,3 +141,33 @@ extension SQLiteStore {
         }
     }
 }
+
+extension SQLiteStore {
+    /// How many deliveries each webhook of a tenant has, by status.
+    public func deliveryCounts(tenant: String) async throws -> [String: [String: Int]] {
+        try await pool.read { db in
+            var counts: [String: [String: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT webhook, status, COUNT(*) AS n FROM webhook_deliveries WHERE tenant_id = ? GROUP BY webhook, status", arguments: [tenant]) {
+                counts[row["webhook"], default: [:]][row["status"]] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    /// Puts dead (or failed, or disabled) deliveries of a webhook back in the
+    /// queue, due `at`, with a fresh retry budget; returns how many.
+    public func replayDeliveries(tenant: String, webhook: String, id: String?, statuses: [String], at instant: Milliseconds) async throws -> Int {
+        try await pool.write { db in
+            let placeholders = statuses.map { _ in "?" }.joined(separator: ", ")
+            var arguments: [DatabaseValueConvertible?] = [instant, tenant, webhook]
+            arguments += statuses
+            var sql = "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE tenant_id = ? AND webhook = ? AND status IN (\(placeholders))"
+            if let id {
+                sql += " AND id = ?"
+                arguments.append(id)
+            }
+            try db.execute(sql: sql, arguments: StatementArguments(arguments))
+            return db.changesCount
+        }
+    }
+}

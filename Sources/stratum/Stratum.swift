@@ -11,7 +11,7 @@ struct Stratum: AsyncParsableCommand {
         commandName: "stratum",
         abstract: "Stratum, a customer data platform whose definitions live in git.",
         discussion: "Exit codes: 0 success, 1 invalid definitions or failed check, 2 usage or I/O error.",
-        subcommands: [Run.self, Validate.self, Import.self, Refresh.self, Segment.self, TraitCommand.self, RFMCommand.self, Bench.self]
+        subcommands: [Run.self, Validate.self, Import.self, Refresh.self, Segment.self, TraitCommand.self, RFMCommand.self, Webhooks.self, Bench.self]
     )
 
     /// Parses and runs, mapping argument errors to exit code 2 (not 64).

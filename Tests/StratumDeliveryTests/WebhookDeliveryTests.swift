@@ -259,3 +259,30 @@ struct ProfileWebhookTests {
         }
     }
 }
+
+struct DeadLetterTests {
+    @Test func exhaustedDeliveriesBecomeDeadLettersThatCanBeReplayed() async throws {
+        let receiver = Receiver(answers: Array(repeating: (503, [:]), count: 6))
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await WebhookDeliveryTests.setUp(url: url)
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let now = Locked(start)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { now.withLock { $0 } })
+            // The schedule [1s, 1s] allows three attempts.
+            for step in 0..<3 {
+                now.withLock { $0 = start + Int64(step) * 5_000 }
+                #expect(try await worker.drainOnce() == 2)
+            }
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["dead", "dead"])
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.attempts) == [3, 3])
+            let first = try #require(try await harness.store.deliveries(tenant: "default").first)
+            #expect(try await harness.store.replayDeliveries(tenant: "default", webhook: "crm", id: first.id, statuses: ["dead"], at: start + 20_000) == 1)
+            now.withLock { $0 = start + 20_000 }
+            #expect(try await worker.drainOnce() == 1)
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["delivered", "dead"])
+            #expect(receiver.received.withLock { $0 }.last?.headers["webhook-id"] == first.id)
+        }
+    }
+}
