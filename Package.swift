@@ -81,8 +81,9 @@ let package = Package(
         .testTarget(
             name: "StratumDeliveryTests",
             dependencies: [
-                "StratumDelivery", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport",
+                "StratumDelivery", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport", "stratum",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(

@@ -22,9 +22,12 @@ final class Receiver: Sendable {
 
     let received = Locked<[Request]>([])
     let answers: Locked<[(Int, [String: String])]>
+    /// How long each answer takes.
+    let delay: Duration
 
-    init(answers: [(Int, [String: String])] = []) {
+    init(answers: [(Int, [String: String])] = [], delay: Duration = .zero) {
         self.answers = Locked(answers)
+        self.delay = delay
     }
 
     /// Runs `body` with the receiver listening; passes its URL.
@@ -32,6 +35,7 @@ final class Receiver: Sendable {
         let router = Router()
         router.post("/hook") { request, _ -> Response in
             let bytes = try await request.body.collect(upTo: 1 << 20)
+            if self.delay > .zero { try await Task.sleep(for: self.delay) }
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             self.received.withLock { $0.append(Request(headers: headers, body: Array(bytes.readableBytesView))) }
