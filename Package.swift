@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "StratumDefinitions", "StratumStore", "StratumEngine", "StratumDelivery", "StratumServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -18,6 +18,17 @@ public struct WebhookEndpoint: Sendable {
     /// Delays before each retry, after the first attempt.
     public var retrySchedule: [Int64]
 
+    public init(tenant: String, name: String, url: String, key: [UInt8], headers: [(String, String)], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, retrySchedule: [Int64]) {
+        self.tenant = tenant
+        self.name = name
+        self.url = url
+        self.key = key
+        self.headers = headers
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
+        self.retrySchedule = retrySchedule
+    }
+
     /// The endpoints of `definitions`; secrets come from `environment` and must
     /// be `whsec_<base64>` (problems are returned, one line each).
     public static func endpoints(definitions: DefinitionSet, environment: [String: String]) -> ([WebhookEndpoint], [String]) {
