@@ -20,7 +20,9 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Identity lookups hit random pages of several indexes: a small page
             // cache turns each into a read() system call.
-            try db.execute(sql: "PRAGMA cache_size = -65536")
+            // Readers (a pool of up to five) get a smaller cache than the one writer,
+            // so memory stays bounded by configuration, not by the data's size.
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
             // Ingestion commits thousands of pages per transaction: checkpoint
             // less often so pages written repeatedly are copied back once.
