@@ -93,20 +93,23 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
-    /// Puts `count` pending deliveries for `webhook` in the outbox (benchmarks).
+    /// Puts `count` pending deliveries for `webhook` in the outbox (benchmarks),
+    /// 10,000 per transaction.
     public func enqueueBenchmarkDeliveries(count: Int, tenant: String = "default", webhook: String, at instant: Milliseconds) async throws {
-        try await pool.write { db in
-            let statement = try db.makeStatement(sql: """
-                INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
-                VALUES (?, ?, ?, 'segment.entered', ?, ?, ?, 'pending')
-                """)
-            for index in 0..<count {
-                statement.setUncheckedArguments([
-                    "msg_bench_\(index)", tenant, webhook,
-                    #"{"event_type":"segment.entered","timestamp":"2026-01-01T00:00:00.000Z","data":{"segment":"bench","profiles":[{"profile_id":"p\#(index)"}]}}"#,
-                    instant, instant,
-                ])
-                try statement.execute()
+        for chunk in stride(from: 0, to: count, by: 10_000) {
+            try await pool.write { db in
+                let statement = try db.cachedStatement(sql: """
+                    INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
+                    VALUES (?, ?, ?, 'segment.entered', ?, ?, ?, 'pending')
+                    """)
+                for index in chunk..<min(chunk + 10_000, count) {
+                    statement.setUncheckedArguments([
+                        "msg_bench_\(index)", tenant, webhook,
+                        #"{"event_type":"segment.entered","timestamp":"2026-01-01T00:00:00.000Z","data":{"segment":"bench","profiles":[{"profile_id":"p\#(index)"}]}}"#,
+                        instant, instant,
+                    ])
+                    try statement.execute()
+                }
             }
         }
     }

@@ -23,7 +23,9 @@ public final class SQLiteStore: Store {
             // Readers (a pool of up to five) get a smaller cache than the one writer,
             // so memory stays bounded by configuration, not by the data's size.
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
-            try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            // Each connection maps the file separately and resident pages count once
+            // per mapping: only the writer maps it.
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA mmap_size = 0" : "PRAGMA mmap_size = 268435456")
             // Ingestion commits thousands of pages per transaction: checkpoint
             // less often so pages written repeatedly are copied back once.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")

@@ -48,14 +48,14 @@ extension Stratum {
                 tenant: "default", name: "bench", url: url, key: Array("bench-key-bench-key-bench-key-32".utf8), headers: [],
                 connectTimeoutMilliseconds: 5_000, totalTimeoutMilliseconds: 30_000, retrySchedule: [1_000])
             let worker = DeliveryWorker(store: store, endpoints: [endpoint], logger: logger, concurrency: concurrency)
-            print("bench webhooks: \(deliveries) deliveries queued; sending with \(concurrency) concurrent requests to \(url)")
+            print(String(format: "bench webhooks: %d deliveries queued (peak RSS so far %.0f MiB); sending with %d concurrent requests to %@", deliveries, peakResidentMiB(), concurrency, url))
             let started = ContinuousClock.now
             while try await worker.drainOnce() > 0 {}
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let delivered = try await store.deliveryCounts(tenant: "default")["bench"]?["delivered"] ?? 0
-            print(String(format: "  %d delivered (%d received) in %.1f s: %.0f deliveries/s; peak RSS %.0f MiB",
-                         delivered, received.load(ordering: .relaxed), seconds, Double(delivered) / seconds, peakResidentMiB()))
+            print(String(format: "  %d delivered (%d received) in %.1f s: %.0f deliveries/s; resident now %.0f MiB, peak %.0f MiB",
+                         delivered, received.load(ordering: .relaxed), seconds, Double(delivered) / seconds, residentMiB(), peakResidentMiB()))
             await group.triggerGracefulShutdown()
             _ = await serving.result
         }

@@ -70,9 +70,14 @@ final class LoopbackClient {
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
-func peakResidentMiB() -> Double {
+func peakResidentMiB() -> Double { procStatusMiB("VmHWM:") }
+
+/// Resident memory of this process now (VmRSS), in MiB.
+func residentMiB() -> Double { procStatusMiB("VmRSS:") }
+
+private func procStatusMiB(_ field: String) -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) })
     else { return 0 }
     let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     return kilobytes / 1024
