@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "stratum",
             dependencies: [
-                "StratumDefinitions", "StratumStore", "StratumEngine", "StratumDelivery", "StratumServer",
+                "StratumDefinitions", "StratumStore", "StratumEngine", "StratumDelivery", "StratumServer", "StratumCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import Foundation
+import StratumCrypto
 import Synchronization
 
 /// Makes row ids: UUID version 7 (RFC 9562), lowercase text.
@@ -8,26 +9,17 @@ import Synchronization
 /// generating them needs no system call per id (a SplitMix64 stream seeded
 /// once from the system's random source).
 public final class IDGenerator: Sendable {
-    private let state: Mutex<UInt64>
+    private let random: Mutex<SplitMix64>
     private let clock: @Sendable () -> Int64
 
     public init(clock: @escaping @Sendable () -> Int64 = IngestionPipeline.systemClock) {
         var system = SystemRandomNumberGenerator()
-        state = Mutex(system.next())
+        random = Mutex(SplitMix64(seed: system.next()))
         self.clock = clock
     }
 
     public func next() -> String {
-        let (high, low) = state.withLock { state -> (UInt64, UInt64) in
-            func step() -> UInt64 {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                return z ^ (z >> 31)
-            }
-            return (step(), step())
-        }
+        let (high, low) = random.withLock { ($0.next(), $0.next()) }
         let milliseconds = UInt64(max(0, clock())) & 0xFFFF_FFFF_FFFF
         // 48 bits of time, version 7, 12 random bits; variant 10, 62 random bits.
         let first = (milliseconds << 16) | 0x7000 | (high & 0x0FFF)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import StratumCrypto
 
 extension SQLiteStore {
     /// The raw SQLite insert rate on this machine for rows shaped like stored
@@ -35,14 +36,8 @@ extension SQLiteStore {
     /// product views, carts, checkouts, purchases with totals) over 2026.
     public func generateShopData(profiles: Int, events: Int, tenant: String = "default") async throws {
         try await pool.write { db in
-            var state: UInt64 = 42
-            func next() -> UInt64 {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                return z ^ (z >> 31)
-            }
+            var random = SplitMix64(seed: 42)
+            func next() -> UInt64 { random.next() }
             let start: Int64 = 1_767_225_600_000 // 2026-01-01
             let year: UInt64 = 365 * 86_400_000
             let countries = ["US", "CA", "UK", "DE", "FR", "US", "US", "JP"]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import StratumCrypto
 import StratumDefinitions
 import StratumEngine
 import StratumServer
@@ -121,7 +122,7 @@ extension Stratum {
 /// Deterministic synthetic shop traffic for one client: visitors browse,
 /// some identify (anonymous → known), some buy. SplitMix64 makes runs repeatable.
 struct ShopTraffic {
-    var state: UInt64
+    var random: SplitMix64
     let client: Int
     let clients: Int
     var sequence = 0
@@ -131,16 +132,10 @@ struct ShopTraffic {
     init(client: Int, clients: Int) {
         self.client = client
         self.clients = clients
-        state = 0x9E37_79B9_7F4A_7C15 &* UInt64(client + 1)
+        random = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15 &* UInt64(client + 1))
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     mutating func batch(size: Int) -> [UInt8] {
         var body = #"{"context":{"library":{"name":"stratum-bench","version":"1"}},"batch":["#

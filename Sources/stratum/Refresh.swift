@@ -59,12 +59,7 @@ extension Stratum {
         @OptionGroup var location: StoreOptions
 
         func run() async throws {
-            let loaded = try location.loadDefinitions()
-            guard loaded.definitions.traits.contains(where: { $0.definition.name == name && $0.definition.tenantID == tenant }) else {
-                printError("error: no Trait \"\(name)\" in tenant \(tenant)")
-                throw ExitCode(2)
-            }
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.storeHolding(.trait, name: name, tenant: tenant) { $0.traits.map(\.definition) }
             let values = try await store.traitValues(tenant: tenant, path: [name])
             print(Distribution(values).render(title: "trait \(name)"))
         }
@@ -85,17 +80,24 @@ extension Stratum {
         @OptionGroup var location: StoreOptions
 
         func run() async throws {
-            let loaded = try location.loadDefinitions()
-            guard loaded.definitions.rfmModels.contains(where: { $0.definition.name == name && $0.definition.tenantID == tenant }) else {
-                printError("error: no RFM model \"\(name)\" in tenant \(tenant)")
-                throw ExitCode(2)
-            }
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.storeHolding(.rfm, name: name, tenant: tenant) { $0.rfmModels.map(\.definition) }
             for part in ["segment", "r", "f", "m"] {
                 let values = try await store.traitValues(tenant: tenant, path: ["rfm." + name, part])
                 print(Distribution(values).render(title: "rfm \(name) \(part)"))
             }
         }
+    }
+}
+
+extension StoreOptions {
+    /// The store, after checking the definitions hold a `kind` named `name` in `tenant` (else exit 2).
+    func storeHolding<D: Definition>(_ kind: DefinitionKind, name: String, tenant: String, _ all: (DefinitionSet) -> [D]) throws -> SQLiteStore {
+        let loaded = try loadDefinitions()
+        guard all(loaded.definitions).contains(where: { $0.name == name && $0.tenantID == tenant }) else {
+            printError("error: no \(kind.rawValue) \"\(name)\" in tenant \(tenant)")
+            throw ExitCode(2)
+        }
+        return try openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import StratumCrypto
 import StratumDefinitions
 import StratumEngine
 import StratumJSON
@@ -126,7 +127,7 @@ struct IncrementalSegmentTests {
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
         let context = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime).context(tenant: "default", asOf: asOf)
         let touched = TouchedProfiles()
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         var sequence = 0
         for _ in 0..<15 {
             var batch: [JSONValue] = []
@@ -160,18 +161,5 @@ struct IncrementalSegmentTests {
             let full = try await harness.store.evaluate(try #require(segment.rules), context: context, limit: 10_000)
             #expect(stored == Set(full.sample), "seed \(seed), after message \(sequence)")
         }
-    }
-}
-
-/// A small deterministic generator for property-style tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
