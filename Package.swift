@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "StratumServer",
             dependencies: [
-                "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine", "StratumCrypto",
+                "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine", "StratumCrypto", "StratumDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import StratumDefinitions
+import StratumDelivery
 import StratumEngine
 import StratumStore
 import Synchronization
@@ -32,11 +33,14 @@ public final class ServerState: Sendable {
     let logger: Logger
     /// Traits, RFM and segments, when this server evaluates them.
     let evaluator: DefinitionEvaluator?
+    /// Webhook endpoints with their secrets resolved, for the webhook API.
+    let webhookEndpoints: [WebhookEndpoint]
     private let current: Mutex<(Runtime, AdminTokens)>
 
     public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], evaluator: DefinitionEvaluator? = nil, logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
         self.logger = logger
         self.evaluator = evaluator
+        webhookEndpoints = WebhookEndpoint.endpoints(definitions: definitions, environment: environment).0
         self.store = store
         self.writer = writer
         self.limiter = RateLimiter()
@@ -78,6 +82,7 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
     IngestionController(state: state).register(on: router)
     ProfileController(state: state).register(on: router)
     SegmentController(state: state).register(on: router)
+    WebhookController(state: state).register(on: router)
     return router
 }
 

@@ -12,7 +12,7 @@ import StratumStore
 /// A real daemon in-process: real definitions, a fresh SQLite file, the
 /// HTTP server on 127.0.0.1, and a real HTTP client.
 enum ServerHarness {
-    static let environment = ["WEB_KEY": "web-key", "LIMITED_KEY": "limited-key", "ACME_KEY": "acme-key", "ADMIN_TOKEN": "admin-token", "ACME_ADMIN": "acme-admin", "WRITER_TOKEN": "writer-token", "OPERATOR_TOKEN": "operator-token"]
+    static let environment = ["WEB_KEY": "web-key", "LIMITED_KEY": "limited-key", "ACME_KEY": "acme-key", "ADMIN_TOKEN": "admin-token", "ACME_ADMIN": "acme-admin", "WRITER_TOKEN": "writer-token", "OPERATOR_TOKEN": "operator-token", "HOOK_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
 
     static let definitions: [String: String] = [
         "web.yaml": "kind: Source\nname: web\ntype: server_api\nwrite_key: ${env:WEB_KEY}\nrate_limit: {requests_per_minute: 100000}\n",
@@ -29,6 +29,7 @@ enum ServerHarness {
         "acme-settings.yaml": "kind: Settings\nname: acme\ntenant: acme\nadmin_tokens:\n  - {name: acme-reader, token: \"${env:ACME_ADMIN}\", scopes: [read]}\n",
         "buyers.yaml": "kind: Segment\nname: buyers\ndisplay_name: Buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
         "hand-picked.yaml": "kind: Segment\nname: hand-picked\nsegment_type: static\n",
+        "hook.yaml": "kind: Webhook\nname: hook\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\ntimeout: {connect: 2s, total: 3s}\n",
         "draft-one.yaml": "kind: Segment\nname: draft-one\nstatus: draft\nrules:\n  conditions:\n    - {field: total_events, operator: exists}\n",
     ]
 
