@@ -15,6 +15,7 @@ let package = Package(
         // No default traits: they make SwiftPM reorder compiler flags and rebuild Hummingbird on every run.
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
@@ -47,6 +48,7 @@ let package = Package(
             dependencies: [
                 "CCurl", "StratumCrypto", "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -55,6 +57,7 @@ let package = Package(
             dependencies: [
                 "StratumJSON", "StratumDefinitions", "StratumStore", "StratumEngine", "StratumCrypto", "StratumDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -66,6 +69,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -85,6 +89,7 @@ let package = Package(
                 "StratumDelivery", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport", "stratum",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .testTarget(

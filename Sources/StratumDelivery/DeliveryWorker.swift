@@ -91,12 +91,14 @@ public final class DeliveryWorker: Service, Sendable {
     let logger: Logger
     let clock: @Sendable () -> Milliseconds
     let concurrency: Int
+    let metrics: DeliveryMetrics?
     private let senders: Mutex<[CurlSender]>
     /// Endpoints that answered 410 Gone since start: nothing more is sent to them.
     private let gone = Mutex<Set<String>>([])
 
-    public init(store: SQLiteStore, endpoints: [WebhookEndpoint], logger: Logger, concurrency: Int = 4, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
+    public init(store: SQLiteStore, endpoints: [WebhookEndpoint], logger: Logger, concurrency: Int = 4, metrics: DeliveryMetrics? = nil, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
         self.store = store
+        self.metrics = metrics
         self.endpoints = Dictionary(endpoints.map { ($0.tenant + "/" + $0.name, $0) }) { first, _ in first }
         self.logger = logger
         self.concurrency = concurrency
@@ -137,6 +139,7 @@ public final class DeliveryWorker: Service, Sendable {
             ("webhook-timestamp", String(timestamp)),
             ("webhook-signature", WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: body, key: endpoint.key)),
         ]
+        let started = ContinuousClock.now
         let result = await withCheckedContinuation { continuation in
             // libcurl blocks: run it on its own thread, not the cooperative pool.
             Thread.detachNewThread {
@@ -150,6 +153,7 @@ public final class DeliveryWorker: Service, Sendable {
         let now = clock()
         let outcome = AttemptOutcome.classify(result, attempt: delivery.attempts + 1, schedule: endpoint.retrySchedule, now: now, jitter: Double.random(in: -0.1...0.1))
         let error = result.error ?? result.status.map { "HTTP \($0)" }
+        metrics?.record(outcome, took: ContinuousClock.now - started)
         switch outcome {
         case .delivered:
             try await store.recordAttempt(id: delivery.id, status: "delivered", nextAttemptAt: nil, httpStatus: result.status, error: nil, at: now)

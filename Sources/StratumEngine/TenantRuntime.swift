@@ -34,7 +34,7 @@ public struct TenantRuntime: Sendable {
         plannedRequiredProperties = required
         profileSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
             let types = Set(webhook.events).subtracting([.segmentEntered, .segmentExited])
-            return types.isEmpty ? nil : ProfileSubscription(webhook: webhook.name, types: types, requiresConsent: webhook.requiresConsent)
+            return types.isEmpty ? nil : ProfileSubscription(webhook: webhook.name, types: types, requiresConsent: webhook.requiresConsent, segments: webhook.segments.map(Set.init))
         }
     }
 }
@@ -44,6 +44,8 @@ public struct ProfileSubscription: Sendable {
     public var webhook: String
     public var types: Set<WebhookEventType>
     public var requiresConsent: String?
+    /// Only profiles that are members of one of these segments (nil: all).
+    public var segments: Set<String>?
 }
 
 /// A source as ingestion sees it: who it is and how to authenticate it.

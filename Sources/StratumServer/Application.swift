@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 import StratumDefinitions
 import StratumDelivery
@@ -35,10 +36,17 @@ public final class ServerState: Sendable {
     let evaluator: DefinitionEvaluator?
     /// Webhook endpoints with their secrets resolved, for the webhook API.
     let webhookEndpoints: [WebhookEndpoint]
+    /// What /metrics shows.
+    let metrics: PrometheusCollectorRegistry
+    let acceptedMessages: Counter
+    let rejectedRequests: Counter
     private let current: Mutex<(Runtime, AdminTokens)>
 
-    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], evaluator: DefinitionEvaluator? = nil, logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
+    public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], evaluator: DefinitionEvaluator? = nil, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
         self.logger = logger
+        self.metrics = metrics
+        acceptedMessages = metrics.makeCounter(descriptor: MetricNameDescriptor(namespace: "stratum", metricName: "ingested_messages", unitName: "total", helpText: "Messages committed by the ingestion API."))
+        rejectedRequests = metrics.makeCounter(descriptor: MetricNameDescriptor(namespace: "stratum", metricName: "rejected_requests", unitName: "total", helpText: "Ingestion requests answered with an error."))
         self.evaluator = evaluator
         webhookEndpoints = WebhookEndpoint.endpoints(definitions: definitions, environment: environment).0
         self.store = store
@@ -75,6 +83,9 @@ public final class ServerState: Sendable {
 public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
     let router = Router(context: StratumRequestContext.self)
     router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
+    router.get("/metrics") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.emitToBuffer())))
+    }
     router.get("/readyz") { _, _ in
         _ = try await state.store.read { try $0.countProfiles(tenant: Tenant.defaultID) }
         return jsonResponse(["status": "ready"])

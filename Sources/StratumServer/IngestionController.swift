@@ -12,14 +12,24 @@ struct IngestionController: Sendable {
     func register(on router: Router<StratumRequestContext>) {
         for type in MessageType.allCases {
             router.post("/v1/\(type.rawValue)") { request, context in
-                try await self.single(request, context: context, type: type)
+                try await self.counted { try await self.single(request, context: context, type: type) }
             }
         }
         router.post("/v1/batch") { request, context in
-            try await self.batch(request, context: context)
+            try await self.counted { try await self.batch(request, context: context) }
         }
         router.get("/v1/pixel/:type") { request, context in
             try await self.pixel(request, type: try context.parameters.require("type"))
+        }
+    }
+
+    /// Counts requests that end in an error for /metrics.
+    func counted(_ handle: () async throws -> Response) async throws -> Response {
+        do {
+            return try await handle()
+        } catch {
+            state.rejectedRequests.increment()
+            throw error
         }
     }
 
@@ -116,6 +126,7 @@ struct IngestionController: Sendable {
     func commit(_ messages: [IncomingMessage], source: SourceRuntime) async throws {
         do {
             _ = try await state.writer.submit(messages, source: source)
+            state.acceptedMessages.increment(by: Int64(messages.count))
         } catch IngestionWriter.WriterError.shuttingDown {
             throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the daemon is shutting down; retry", headers: [.retryAfter: "5"])
         } catch {

@@ -276,6 +276,14 @@ struct SQLiteTransaction: StoreTransaction {
             """), arguments: [tenant, profileID, type]) ?? false
     }
 
+    func isMember(tenant: String, profileID: String, ofAny segments: Set<String>) throws -> Bool {
+        let statement = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?)")
+        for segment in segments.sorted() where try Bool.fetchOne(statement, arguments: [tenant, segment, profileID]) == true {
+            return true
+        }
+        return false
+    }
+
     func insertConsent(_ consent: ConsentRecord) throws {
         try db.cachedStatement(sql: """
             INSERT INTO consents (tenant_id, id, profile_id, consent_type, granted, granted_at, revoked_at, source, ip_address,

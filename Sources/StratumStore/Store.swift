@@ -69,6 +69,8 @@ public protocol StoreTransaction: StoreReader {
     func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at: Milliseconds) throws
     /// Whether the profile's latest consent of `type` (or `all`) is granted.
     func consentGranted(tenant: String, profileID: String, type: String) throws -> Bool
+    /// Whether the profile is a member of any of `segments`.
+    func isMember(tenant: String, profileID: String, ofAny segments: Set<String>) throws -> Bool
     /// Marks an identifier as its profile's primary (canonical) one, or not.
     func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws
     /// Runs `body` in a savepoint: if it throws, its writes are undone and the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
 import StratumDefinitions
 import StratumDelivery
@@ -33,6 +34,7 @@ extension Stratum {
             let store = try location.openStore(settings: settings)
             let environment = ProcessInfo.processInfo.environment
             let state: ServerState
+            let registry = PrometheusCollectorRegistry()
             let touched = TouchedProfiles()
             let writer: IngestionWriter
             let evaluator: DefinitionEvaluator
@@ -40,7 +42,7 @@ extension Stratum {
                 let runtime = Runtime(definitions: loaded.definitions, environment: environment)
                 writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger, touched: touched)
                 evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime)
-                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, evaluator: evaluator, logger: logger)
+                state = try ServerState(store: store, writer: writer, definitions: loaded.definitions, environment: environment, evaluator: evaluator, metrics: registry, logger: logger)
             } catch {
                 printError("error: the definitions cannot run:\n\(error)")
                 throw ExitCode(1)
@@ -51,7 +53,7 @@ extension Stratum {
                 printError("error: the definitions cannot run:\n" + problems.joined(separator: "\n"))
                 throw ExitCode(1)
             }
-            let deliveries = DeliveryWorker(store: store, endpoints: endpoints, logger: logger)
+            let deliveries = DeliveryWorker(store: store, endpoints: endpoints, logger: logger, metrics: DeliveryMetrics(registry: registry))
             let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler, deliveries], logger: logger) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))

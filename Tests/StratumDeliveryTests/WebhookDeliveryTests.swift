@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Prometheus
 import StratumCrypto
 import StratumDefinitions
 import StratumDelivery
@@ -134,8 +135,12 @@ struct WebhookDeliveryTests {
             let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
             let buyers = try #require(evaluator.definitions.segments.first?.definition)
             _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
-            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"))
+            let registry = PrometheusCollectorRegistry()
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), metrics: DeliveryMetrics(registry: registry))
             #expect(try await worker.drainOnce() == 2)
+            let exposition = registry.emitToString()
+            #expect(exposition.contains(#"stratum_webhook_attempts_total{outcome="delivered"} 2"#))
+            #expect(exposition.contains("stratum_webhook_attempt_duration_seconds_count 2"))
             let requests = receiver.received.withLock { $0 }
             #expect(requests.count == 2)
             var profiles: [JSONValue] = []
@@ -160,17 +165,21 @@ struct WebhookDeliveryTests {
         }
     }
 
-    @Test func aProfileWithoutTheRequiredConsentIsNeverSent() async throws {
+    @Test func aProfileWhoseConsentIsMissingDeniedOrRevokedIsNeverSent() async throws {
         let receiver = Receiver()
         try await receiver.serve { url in
             let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            // u1 and u3 granted ads, u2 denied it; now u3 revokes it and u4 never says.
+            try await harness.ingest([
+                ["type": "track", "userId": "u3", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"],
+                ["type": "track", "userId": "u4", "event": "Purchase", "properties": ["total": 5], "messageId": "silent"],
+            ])
             let buyers = try #require(evaluator.definitions.segments.first?.definition)
             _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
             try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test")).drainOnce()
             let sent = receiver.received.withLock { $0 }.flatMap { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue ?? [] }
-            let u2 = try #require(try await harness.profileID(type: "external_id", value: "u2"))
-            #expect(sent.count == 2)
-            #expect(!sent.contains { $0["profile_id"] == .string(u2) })
+            let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+            #expect(sent.map { $0["profile_id"] } == [.string(u1)])
         }
     }
 
@@ -178,7 +187,7 @@ struct WebhookDeliveryTests {
         // 500, then 429 with Retry-After: 7, then success.
         let receiver = Receiver(answers: [(500, [:]), (429, ["Retry-After": "7"]), (200, [:])])
         try await receiver.serve { url in
-            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, extra: "\nbatch_size: 10".replacingOccurrences(of: "\nbatch_size: 10", with: ""))
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
             let buyers = try #require(evaluator.definitions.segments.first?.definition)
             let start = EngineHarness.instant("2026-01-02T00:00:00Z")
             _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
@@ -207,6 +216,23 @@ struct WebhookDeliveryTests {
             _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
             try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1).drainOnce()
             #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["disabled", "disabled"])
+        }
+    }
+
+    @Test func aReceiverThatHangsPastTheTimeoutIsRetriedLater() async throws {
+        let receiver = Receiver(delay: .seconds(3))
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, extra: "\ntimeout: {connect: 1s, total: 1s}")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), clock: { start })
+            let began = ContinuousClock.now
+            #expect(try await worker.drainOnce() == 2)
+            #expect(ContinuousClock.now - began < .seconds(2.5), "the 1 s total timeout cut the attempts short")
+            let deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.status) == ["pending", "pending"])
+            #expect(deliveries.allSatisfy { $0.lastStatus == nil && $0.lastError?.lowercased().contains("timeout") == true && $0.nextAttemptAt > start })
         }
     }
 
@@ -261,6 +287,21 @@ struct ProfileWebhookTests {
             #expect(received["data"]?["event"]?["message_id"] == "m1")
             #expect(received["timestamp"] == "2026-01-01T00:00:00.000Z")
         }
+    }
+
+    @Test func aSegmentFilterLimitsProfileNoticesToItsMembers() async throws {
+        let definitions = [
+            "vip.yaml": "kind: Segment\nname: vip\nsegment_type: static\n",
+            "vip-events.yaml": "kind: Webhook\nname: vip-events\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\nsegments: [vip]\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        try await harness.ingest([["type": "track", "userId": "insider", "event": "A", "messageId": "1"], ["type": "track", "userId": "outsider", "event": "A", "messageId": "2"]])
+        let insider = try #require(try await harness.profileID(type: "external_id", value: "insider"))
+        _ = try await harness.store.changeStaticMembers(tenant: "default", segment: "vip", add: [insider], remove: [], at: 0, runID: "r")
+        try await harness.ingest([["type": "track", "userId": "insider", "event": "B", "messageId": "3"], ["type": "track", "userId": "outsider", "event": "B", "messageId": "4"]])
+        let deliveries = try await harness.store.deliveries(tenant: "default")
+        #expect(deliveries.count == 1)
+        #expect((try JSONParser.parse(deliveries[0].payload))["data"]?["profile_id"] == .string(insider))
     }
 }
 

@@ -194,10 +194,15 @@ struct ProfileAPITests {
         }
     }
 
-    @Test func healthAndReadinessAnswer() async throws {
+    @Test func healthReadinessAndMetricsAnswer() async throws {
         try await ServerHarness.run { server async throws in
             #expect(try await server.get("/healthz", token: nil).json == ["status": "ok"])
             #expect(try await server.get("/readyz", token: nil).json == ["status": "ready"])
+            _ = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"m","event":"E"},{"type":"page","userId":"m"}]}"#)
+            _ = try await server.send("/v1/track", #"{"event":"E"}"#)
+            let metrics = try await server.get("/metrics", token: nil).text
+            #expect(metrics.contains("stratum_ingested_messages_total 2"))
+            #expect(metrics.contains("stratum_rejected_requests_total 1"))
         }
     }
 }

@@ -38,11 +38,13 @@ public struct IngestionPipeline: Sendable {
 
     /// Writes the profile and event webhook deliveries of one message in its
     /// transaction (the outbox), skipping endpoints whose required consent the
-    /// profile has not granted. Ids derive from the event, so they are stable.
+    /// profile has not granted or whose segment filter it is outside of. Ids
+    /// derive from the event, so they are stable.
     func enqueue(_ notices: [(WebhookEventType, JSONObject)], profile: ProfileRecord, eventID: String, tenant: TenantRuntime, now: Milliseconds, in transaction: any StoreTransaction) throws {
         let identifiers = try transaction.identifiers(tenant: tenant.tenant, profileID: profile.id)
         for subscription in tenant.profileSubscriptions {
             if let consent = subscription.requiresConsent, !(try transaction.consentGranted(tenant: tenant.tenant, profileID: profile.id, type: consent)) { continue }
+            if let segments = subscription.segments, !(try transaction.isMember(tenant: tenant.tenant, profileID: profile.id, ofAny: segments)) { continue }
             for (type, extra) in notices where subscription.types.contains(type) {
                 var data: JSONObject = [
                     "tenant": .string(tenant.tenant),
