@@ -124,7 +124,9 @@ struct WebhookDeliveryTests {
             probe.standardError = FileHandle.nullDevice
             try probe.run()
             probe.waitUntilExit()
-            return probe.terminationStatus == 0 ? false : nil
+            // scripts/test installs the library and requires it; elsewhere its absence skips the check.
+            let required = ProcessInfo.processInfo.environment["STRATUM_REQUIRE_PYTHON_SDK"] == "1"
+            return probe.terminationStatus == 0 || required ? false : nil
         }
         return printed.contains("verified")
     }
