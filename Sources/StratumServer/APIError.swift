@@ -47,3 +47,13 @@ func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers
     headers[.contentType] = "application/json; charset=utf-8"
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.jsonText() + "\n")))
 }
+
+/// The `limit` query parameter of a paged listing: `default` when absent,
+/// 400 naming the parameter when not a whole number in 1...`maximum`.
+func pageSize(_ request: Request, default fallback: Int, maximum: Int) throws(APIError) -> Int {
+    guard let text = request.uri.queryParameters["limit"] else { return fallback }
+    guard let parsed = Int(String(text)), (1...maximum).contains(parsed) else {
+        throw APIError.badRequest("invalid_query", "limit must be a whole number from 1 to \(maximum)", path: "limit")
+    }
+    return parsed
+}

@@ -71,13 +71,7 @@ struct ProfileController: Sendable {
     func events(_ request: Request, id: String) async throws -> Response {
         let tenant = try tenant(request)
         let query = request.uri.queryParameters
-        var limit = 50
-        if let text = query["limit"] {
-            guard let parsed = Int(String(text)), (1...500).contains(parsed) else {
-                throw APIError.badRequest("invalid_query", "limit must be a whole number from 1 to 500", path: "limit")
-            }
-            limit = parsed
-        }
+        let limit = try pageSize(request, default: 50, maximum: 500)
         var cursor: EventCursor?
         if let text = query["cursor"] {
             guard let decoded = Self.decodeCursor(String(text)) else { throw APIError.badRequest("invalid_query", "the cursor is not one this API returned", path: "cursor") }

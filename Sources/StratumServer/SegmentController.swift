@@ -60,13 +60,7 @@ struct SegmentController: Sendable {
         let tenant = try state.adminTenant(request, scope: .read, limit: nil)
         _ = try segment(name, tenant: tenant)
         let query = request.uri.queryParameters
-        var limit = 100
-        if let text = query["limit"] {
-            guard let parsed = Int(String(text)), (1...1_000).contains(parsed) else {
-                throw APIError.badRequest("invalid_query", "limit must be a whole number from 1 to 1000", path: "limit")
-            }
-            limit = parsed
-        }
+        let limit = try pageSize(request, default: 100, maximum: 1_000)
         let cursor = query["cursor"].map(String.init)
         let store = try evaluator().store
         let ids = try await store.segmentMembers(tenant: tenant, segment: name, after: cursor, limit: limit + 1)
