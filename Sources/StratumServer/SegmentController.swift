@@ -109,7 +109,7 @@ struct SegmentController: Sendable {
         guard unknown.isEmpty else {
             throw APIError.badRequest("invalid_members", "no profile \(unknown.prefix(3).joined(separator: ", "))\(unknown.count > 3 ? ", ..." : "") in this tenant", path: "add")
         }
-        let result = try await evaluator().store.changeStaticMembers(tenant: tenant, segment: name, add: add, remove: remove, at: state.clock(), runID: IDGenerator().next())
-        return jsonResponse(["segment": .string(name), "profile_count": .number(Double(result.members)), "entered": .number(Double(result.entered)), "exited": .number(Double(result.exited))])
+        let run = try await evaluator().changeMembers(of: segment, add: add, remove: remove)
+        return jsonResponse(["segment": .string(name), "profile_count": .number(Double(run.profiles)), "entered": .number(Double(run.entered)), "exited": .number(Double(run.exited))])
     }
 }

@@ -56,7 +56,7 @@ struct SQLiteTransaction: StoreTransaction {
     // MARK: Reads
 
     func profile(tenant: String, id: String) throws -> ProfileRecord? {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM profiles WHERE tenant_id = ? AND id = ?")
+        let statement = try db.cachedStatement(sql: "SELECT \(Self.profileColumns) FROM profiles WHERE tenant_id = ? AND id = ?")
         return try Row.fetchOne(statement, arguments: [tenant, id]).map(Self.profile(from:))
     }
 
@@ -79,14 +79,15 @@ struct SQLiteTransaction: StoreTransaction {
         // Without statistics the planner prefers a scan of the tenant's primary-key
         // range (a "covering" read) over this index: a full scan per event.
         let statement = try db.cachedStatement(sql: """
-            SELECT * FROM profile_identifiers INDEXED BY profile_identifiers_by_profile
+            SELECT tenant_id, id, profile_id, identifier_type, identifier_value, identifier_hash, is_primary, confidence_score,
+              verified_at, created_at
+            FROM profile_identifiers INDEXED BY profile_identifiers_by_profile
             WHERE tenant_id = ? AND profile_id = ? ORDER BY created_at, id
             """)
         return try Row.fetchAll(statement, arguments: [tenant, profileID]).map { row in
             IdentifierRecord(
-                tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], type: row["identifier_type"],
-                value: row["identifier_value"], hash: row["identifier_hash"], isPrimary: row["is_primary"],
-                confidence: row["confidence_score"], verifiedAt: row["verified_at"], createdAt: row["created_at"])
+                tenantID: row[0], id: row[1], profileID: row[2], type: row[3], value: row[4], hash: row[5], isPrimary: row[6],
+                confidence: row[7], verifiedAt: row[8], createdAt: row[9])
         }
     }
 
@@ -307,22 +308,30 @@ struct SQLiteTransaction: StoreTransaction {
         ]
     }
 
+    /// The columns `profile(from:)` reads, in the order it reads them by position
+    /// (a lookup by name costs a case-insensitive search per column per row).
+    static let profileColumns = """
+        tenant_id, id, created_at, first_seen_at, external_id, last_seen_at, profile_data, computed_traits, lifecycle_stage,
+        total_events, total_sessions, total_purchases, total_revenue, canonical_type, canonical_hash, last_session_id,
+        last_event_at, updated_at
+        """
+
     static func profile(from row: Row) throws -> ProfileRecord {
-        var profile = ProfileRecord(tenantID: row["tenant_id"], id: row["id"], now: row["created_at"], seenAt: row["first_seen_at"])
-        profile.externalID = row["external_id"]
-        profile.lastSeenAt = row["last_seen_at"]
-        profile.profileData = try jsonObject(row["profile_data"])
-        profile.computedTraits = try jsonObject(row["computed_traits"])
-        profile.storedStage = LifecycleStage(rawValue: row["lifecycle_stage"]) ?? .anonymous
-        profile.totalEvents = row["total_events"]
-        profile.totalSessions = row["total_sessions"]
-        profile.totalPurchases = row["total_purchases"]
-        profile.totalRevenue = Decimal(string: row["total_revenue"] as String, locale: Locale(identifier: "en_US_POSIX")) ?? 0
-        profile.canonicalType = row["canonical_type"]
-        profile.canonicalHash = row["canonical_hash"]
-        profile.lastSessionID = row["last_session_id"]
-        profile.lastEventAt = row["last_event_at"]
-        profile.updatedAt = row["updated_at"]
+        var profile = ProfileRecord(tenantID: row[0], id: row[1], now: row[2], seenAt: row[3])
+        profile.externalID = row[4]
+        profile.lastSeenAt = row[5]
+        profile.profileData = try jsonObject(row[6])
+        profile.computedTraits = try jsonObject(row[7])
+        profile.storedStage = LifecycleStage(rawValue: row[8]) ?? .anonymous
+        profile.totalEvents = row[9]
+        profile.totalSessions = row[10]
+        profile.totalPurchases = row[11]
+        profile.totalRevenue = Decimal(string: row[12] as String, locale: DecimalSum.posix) ?? 0
+        profile.canonicalType = row[13]
+        profile.canonicalHash = row[14]
+        profile.lastSessionID = row[15]
+        profile.lastEventAt = row[16]
+        profile.updatedAt = row[17]
         return profile
     }
 

@@ -180,24 +180,34 @@ extension SQLiteStore {
 }
 
 extension SQLiteStore {
-    /// Adds and removes a static segment's members, recording the changes.
-    public func changeStaticMembers(tenant: String, segment: String, add: [String], remove: [String], at instant: Milliseconds, runID: String) async throws -> (members: Int, entered: Int, exited: Int) {
+    /// Adds and removes a static segment's members, recording the changes and
+    /// writing the deliveries for `subscriptions` in the same transaction.
+    /// With `replace`, every current member not in `add` is removed.
+    public func changeStaticMembers(tenant: String, segment: String, add: [String], remove: [String], replace: Bool = false, at instant: Milliseconds, runID: String, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
         try await pool.write { db in
             var entered = 0
             var exited = 0
-            for id in Set(add) {
+            var remove = remove
+            if replace {
+                remove = try String.fetchAll(db, sql: "SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment])
+            }
+            // Sorted, so the recorded changes (and the deliveries built from them) come out in a stable order.
+            for id in Set(add).sorted() {
                 try db.execute(sql: "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", arguments: [tenant, segment, id, instant])
                 if db.changesCount == 1 {
                     entered += 1
                     try db.execute(sql: "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, 'entered', ?, ?)", arguments: [tenant, segment, id, instant, runID])
                 }
             }
-            for id in Set(remove).subtracting(add) {
+            for id in Set(remove).subtracting(add).sorted() {
                 try db.execute(sql: "DELETE FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?", arguments: [tenant, segment, id])
                 if db.changesCount == 1 {
                     exited += 1
                     try db.execute(sql: "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, 'exited', ?, ?)", arguments: [tenant, segment, id, instant, runID])
                 }
+            }
+            if entered + exited > 0 {
+                try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: segment, runID: runID, asOf: instant, subscriptions: subscriptions)
             }
             let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment]) ?? 0
             try db.execute(sql: """

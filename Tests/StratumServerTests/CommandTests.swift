@@ -62,3 +62,90 @@ struct CommandTests {
         #expect(try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--as-of", "someday"], directory: directory).status == 2)
     }
 }
+
+/// `stratum segment import`: a CSV list becomes a static segment's members.
+struct SegmentImportCommandTests {
+    static func workspace() throws -> URL {
+        let directory = try CommandTests.workspace()
+        try Data("kind: Segment\nname: vips\nsegment_type: static\n".utf8).write(to: directory.appending(path: "definitions/vips.yaml"))
+        try Data("""
+            kind: Webhook
+            name: care
+            url: http://127.0.0.1:9/hooks
+            secret: ${env:CARE_SECRET}
+            events: [segment.entered, segment.exited]
+            segments: [vips]
+
+            """.utf8).write(to: directory.appending(path: "definitions/care.yaml"))
+        let events = [
+            #"{"type":"identify","userId":"u1","traits":{"email":"ana@example.com"},"timestamp":"2026-01-01T00:00:00Z"}"#,
+            #"{"type":"track","userId":"u2","event":"Viewed","timestamp":"2026-01-03T00:00:00Z"}"#,
+            #"{"type":"identify","userId":"u3","traits":{"email":"bo@example.com"},"timestamp":"2026-01-04T00:00:00Z"}"#,
+        ]
+        try Data(events.joined(separator: "\n").utf8).write(to: directory.appending(path: "events.jsonl"))
+        _ = try StratumBinary.run(["import", "events.jsonl", "--source", "web", "--definitions", "definitions", "--store", "s.sqlite"], environment: ["WEB_KEY": "k"], directory: directory)
+        return directory
+    }
+
+    static func write(_ text: String, to name: String, in directory: URL) throws {
+        try Data(text.utf8).write(to: directory.appending(path: name))
+    }
+
+    @Test func addsReplacesAndRemovesMembersByIdentifier() throws {
+        let directory = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let common = ["--definitions", "definitions", "--store", "s.sqlite"]
+        // Identifiers are normalised as ingestion does; a row names its profile by its first non-empty column.
+        try Self.write("email,external_id\n  ANA@Example.com ,u2\n,u2\nnobody@example.com,\n,\nnot-an-email,\n", to: "list.csv", in: directory)
+        let added = try StratumBinary.run(["segment", "import", "vips", "list.csv"] + common, directory: directory)
+        #expect(added.status == 1)
+        #expect(added.stdout.contains("list.csv: 5 rows, 2 profiles matched, 3 skipped; 2 entered, 0 exited; vips has 2 members"))
+        #expect(added.stderr.contains("list.csv:4: warning: no profile holds email nobody@example.com; row skipped"))
+        #expect(added.stderr.contains("list.csv:5: warning: no value in any of email, external_id; row skipped"))
+        #expect(added.stderr.contains("list.csv:6: warning: email \"not-an-email\" is not a usable identifier"))
+
+        let again = try StratumBinary.run(["segment", "import", "vips", "list.csv"] + common, directory: directory)
+        #expect(again.stdout.contains("0 entered, 0 exited; vips has 2 members"))
+
+        try Self.write("external_id\nu3\nu2\n", to: "replacement.csv", in: directory)
+        let preview = try StratumBinary.run(["segment", "import", "vips", "replacement.csv", "--mode", "replace", "--dry-run"] + common, directory: directory)
+        #expect(preview.status == 0)
+        #expect(preview.stdout.contains("would enter 1, exit 1 (dry run, nothing changed)"))
+        let replaced = try StratumBinary.run(["segment", "import", "vips", "replacement.csv", "--mode", "replace"] + common, directory: directory)
+        #expect(replaced.status == 0)
+        #expect(replaced.stdout.contains("1 entered, 1 exited; vips has 2 members"))
+
+        try Self.write("external_id\nu3\n", to: "leavers.csv", in: directory)
+        let removed = try StratumBinary.run(["segment", "import", "vips", "leavers.csv", "--mode", "remove"] + common, directory: directory)
+        #expect(removed.stdout.contains("0 entered, 1 exited; vips has 1 member"))
+
+        // Every change reached the subscribed webhook's outbox: three runs with entries, two with exits.
+        let deliveries = try StratumBinary.run(["webhooks", "deliveries", "care"] + common, directory: directory)
+        let lines = deliveries.stdout.split(separator: "\n")
+        #expect(lines.filter { $0.contains("segment.entered  pending") }.count == 2)
+        #expect(lines.filter { $0.contains("segment.exited  pending") }.count == 2)
+    }
+
+    @Test func refusesBadListsAndNonStaticSegments() throws {
+        let directory = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let common = ["--definitions", "definitions", "--store", "s.sqlite"]
+        try Self.write("emial\nana@example.com\n", to: "typo.csv", in: directory)
+        let typo = try StratumBinary.run(["segment", "import", "vips", "typo.csv"] + common, directory: directory)
+        #expect(typo.status == 2)
+        #expect(typo.stderr.contains("typo.csv:1:1: error: unknown column \"emial\"; did you mean email?"))
+        try Self.write("email\n\"ana@example.com\n", to: "quote.csv", in: directory)
+        let quote = try StratumBinary.run(["segment", "import", "vips", "quote.csv"] + common, directory: directory)
+        #expect(quote.status == 2)
+        #expect(quote.stderr.contains("quote.csv:2:1: error:"))
+        try Self.write("email\nana@example.com,extra\n", to: "wide.csv", in: directory)
+        let wide = try StratumBinary.run(["segment", "import", "vips", "wide.csv"] + common, directory: directory)
+        #expect(wide.status == 2)
+        #expect(wide.stderr.contains("wide.csv:2:17: error: this row has 2 fields; the header has 1"))
+        let dynamic = try StratumBinary.run(["segment", "import", "buyers", "typo.csv"] + common, directory: directory)
+        #expect(dynamic.status == 2)
+        #expect(dynamic.stderr.contains("segment buyers is dynamic; only static segments take members from a list"))
+        let unknown = try StratumBinary.run(["segment", "import", "vip", "typo.csv"] + common, directory: directory)
+        #expect(unknown.stderr.contains("no Segment \"vip\" in tenant default; did you mean vips?"))
+    }
+}

@@ -191,7 +191,7 @@ public enum MessageParser {
         messages.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             if bodySize > maximumMessageBytes {
-                let size = item.jsonText().utf8.count
+                let size = item.compactByteCount
                 if size > maximumMessageBytes {
                     throw MessageError(path: "batch[\(index)]", message: "is \(size / 1024) KB; a message may be at most 32 KB")
                 }

@@ -103,6 +103,20 @@ public struct DefinitionEvaluator: Sendable {
         }
     }
 
+    /// Adds and removes a static segment's members (with `replace`, the
+    /// members become exactly `add`), as one recorded run whose entries and
+    /// exits reach the subscribed webhooks like any segment change.
+    public func changeMembers(of segment: SegmentDefinition, add: [String], remove: [String], replace: Bool = false) async throws -> Run {
+        let runID = newID()
+        let now = clock()
+        return try await recorded(.segment, segment.name, segment.tenantID, now, id: runID) {
+            let result = try await store.changeStaticMembers(
+                tenant: segment.tenantID, segment: segment.name, add: add, remove: remove, replace: replace, at: now, runID: runID,
+                subscriptions: subscriptions(tenant: segment.tenantID))
+            return (result.members, result.entered, result.exited)
+        }
+    }
+
     /// Runs `work`, recording its start, end, status, counts or error.
     private func recorded(_ kind: DefinitionKind, _ name: String, _ tenant: String, _ asOf: Milliseconds, id: String? = nil, _ work: () async throws -> (Int, Int, Int)) async throws -> Run {
         let runID = id ?? newID()
