@@ -11,16 +11,24 @@ public struct RuleContext: Sendable {
     public var churnPeriodDays: Int
     /// The hash of an identifier value, normalised as ingestion does (nil: unusable).
     public var identifierHash: @Sendable (_ type: String, _ value: String) -> String?
-    /// The rules of another segment of the tenant, for `field: segment`.
-    public var segmentRules: @Sendable (_ name: String) -> RuleGroup?
+    /// What another segment of the tenant is, for `field: segment` (nil: no such segment).
+    public var segmentReference: @Sendable (_ name: String) -> SegmentReference?
 
-    public init(tenant: String, asOf: Milliseconds, churnPeriodDays: Int, identifierHash: @escaping @Sendable (String, String) -> String?, segmentRules: @escaping @Sendable (String) -> RuleGroup?) {
+    public init(tenant: String, asOf: Milliseconds, churnPeriodDays: Int, identifierHash: @escaping @Sendable (String, String) -> String?, segmentReference: @escaping @Sendable (String) -> SegmentReference?) {
         self.tenant = tenant
         self.asOf = asOf
         self.churnPeriodDays = churnPeriodDays
         self.identifierHash = identifierHash
-        self.segmentRules = segmentRules
+        self.segmentReference = segmentReference
     }
+}
+
+/// How a referenced segment's membership is decided.
+public enum SegmentReference: Sendable {
+    /// By its rules, evaluated inline as of the same instant (dynamic and computed segments).
+    case rules(RuleGroup)
+    /// By its stored members (static segments: managed by API and import).
+    case storedMembers
 }
 
 /// Compiles the rule language (DESIGN.md, Rule semantics) into one SQLite
@@ -74,13 +82,22 @@ struct SegmentQuery {
     }
 
     /// How a field's values are stored, which decides how they compare.
-    enum Storage {
+    enum Storage: Equatable {
         /// An integer column of milliseconds since the epoch.
         case instantMilliseconds
-        /// A number, string or boolean (JSON values extracted by SQLite, or plain columns).
+        /// A plain column holding a number or a string.
         case value
+        /// A value inside a JSON document; `type` is SQL for its `json_type`
+        /// ('true', 'false', 'integer', 'real', 'text', ...), so that true is
+        /// never the number 1 although SQLite extracts it as 1.
+        case json(type: String)
         /// A decimal kept as text: compared as a number.
         case decimalText
+    }
+
+    /// The value at `path` (a bound JSON path) of `document`, typed.
+    static func jsonValue(_ document: String, _ path: String) -> (String, Storage) {
+        ("json_extract(\(document), \(path))", .json(type: "json_type(\(document), \(path))"))
     }
 
     mutating func field(_ condition: FieldCondition) throws -> String {
@@ -111,9 +128,9 @@ struct SegmentQuery {
         case .totalSessions: return ("p.total_sessions", .value)
         case .totalPurchases: return ("p.total_purchases", .value)
         case .totalRevenue: return ("p.total_revenue", .decimalText)
-        case .profileData(let key): return ("json_extract(p.profile_data, \(bind(Self.jsonPath(key))))", .value)
-        case .computedTrait(let name): return ("json_extract(p.computed_traits, \(bind(Self.jsonPath([name]))))", .value)
-        case .rfm(let model, let part): return ("json_extract(p.computed_traits, \(bind(Self.jsonPath(["rfm." + model, part.rawValue]))))", .value)
+        case .profileData(let key): return Self.jsonValue("p.profile_data", bind(Self.jsonPath(key)))
+        case .computedTrait(let name): return Self.jsonValue("p.computed_traits", bind(Self.jsonPath([name])))
+        case .rfm(let model, let part): return Self.jsonValue("p.computed_traits", bind(Self.jsonPath(["rfm." + model, part.rawValue])))
         case .identifier, .consent, .segment: return ("NULL", .value)
         }
     }
@@ -145,35 +162,49 @@ struct SegmentQuery {
 
     /// One comparison with the missing-value rule applied.
     mutating func compare(_ expression: String, _ storage: Storage, _ op: RuleOperator, _ value: JSONValue?, _ unit: TimeUnit?) -> String {
-        let numeric = "typeof(\(expression)) IN ('integer', 'real')"
         let number = storage == .decimalText ? "CAST(\(expression) AS REAL)" : expression
-        let isNumber = storage == .decimalText ? "\(expression) IS NOT NULL" : numeric
-        // Instants are milliseconds in integer columns, ISO-8601 text in JSON values.
-        let instant = storage == .instantMilliseconds ? expression : "(CAST(strftime('%s', \(expression)) AS INTEGER) * 1000)"
+        let isNumber: String
+        let isText: String
+        switch storage {
+        case .json(let type):
+            isNumber = "\(type) IN ('integer', 'real')"
+            isText = "\(type) = 'text'"
+        case .decimalText:
+            isNumber = "\(expression) IS NOT NULL"
+            isText = "0"
+        case .value, .instantMilliseconds:
+            isNumber = "typeof(\(expression)) IN ('integer', 'real')"
+            isText = "typeof(\(expression)) = 'text'"
+        }
+        // Instants are milliseconds in integer columns, ISO-8601 text elsewhere
+        // (converted with millisecond precision; a number is never a date).
+        let instant = storage == .instantMilliseconds ? expression
+            : "(CASE WHEN \(isText) THEN CAST(round((julianday(\(expression)) - 2440587.5) * 86400000.0) AS INTEGER) END)"
+        /// `expression = value`, true only for a value of the same JSON type.
+        func equal(_ given: JSONValue?) -> String {
+            guard let given else { return "0" }
+            switch (storage, given) {
+            case (.decimalText, .number(let figure)): return "\(number) = \(bind(figure))"
+            case (.instantMilliseconds, _):
+                guard let moment = Self.instant(given) else { return "0" }
+                return "\(expression) = \(bind(moment))"
+            case (.json(let type), .bool(let flag)): return "\(type) = '\(flag ? "true" : "false")'"
+            case (.json, .number): return "(\(isNumber) AND \(expression) = \(bind(Self.sqlValue(given))))"
+            case (.json, .string): return "(\(isText) AND \(expression) = \(bind(Self.sqlValue(given))))"
+            default: return "\(expression) = \(bind(Self.sqlValue(given)))"
+            }
+        }
         switch op {
         case .exists: return "\(expression) IS NOT NULL"
         case .notExists: return "\(expression) IS NULL"
-        case .equals, .notEquals:
-            let equal: String
-            if storage == .decimalText, let given = value?.numberValue {
-                equal = "\(number) = \(bind(given))"
-            } else if storage == .instantMilliseconds, let given = Self.instant(value) {
-                equal = "\(expression) = \(bind(given))"
-            } else {
-                equal = "\(expression) = \(bind(value.flatMap(Self.sqlValue)))"
-            }
-            return op == .equals ? equal : "(\(expression) IS NULL OR NOT (\(equal)))"
+        case .equals: return equal(value)
+        case .notEquals: return "(\(expression) IS NULL OR NOT (\(equal(value))))"
         case .in, .notIn:
-            let values = (value?.arrayValue ?? []).map { item -> String in
-                if storage == .decimalText, let given = item.numberValue { return bind(given) }
-                if storage == .instantMilliseconds, let given = Self.instant(item) { return bind(given) }
-                return bind(Self.sqlValue(item))
-            }
-            let list = values.isEmpty ? "NULL" : values.joined(separator: ", ")
-            let inList = "\(storage == .decimalText ? number : expression) IN (\(list))"
-            return op == .in ? inList : "(\(expression) IS NULL OR NOT (\(inList)))"
+            let items = value?.arrayValue ?? []
+            let any = items.isEmpty ? "0" : items.map { "(\(equal($0)))" }.joined(separator: " OR ")
+            return op == .in ? any : "(\(expression) IS NULL OR NOT (\(any)))"
         case .contains:
-            return "typeof(\(expression)) = 'text' AND instr(\(expression), \(bind(value?.stringValue ?? ""))) > 0"
+            return "\(isText) AND instr(\(expression), \(bind(value?.stringValue ?? ""))) > 0"
         case .greaterThan, .lessThan, .greaterOrEqual, .lessOrEqual:
             let symbol = [RuleOperator.greaterThan: ">", .lessThan: "<", .greaterOrEqual: ">=", .lessOrEqual: "<="][op]!
             return "\(isNumber) AND \(number) \(symbol) \(bind(value?.numberValue))"
@@ -227,11 +258,17 @@ struct SegmentQuery {
         var members: [String] = []
         for name in names {
             guard !expanding.contains(name) else { throw StoreError("segment reference cycle through \(name)") }
-            guard let rules = context.segmentRules(name) else { throw StoreError("unknown segment \(name)") }
-            expanding.append(name)
-            let tenant = bind(context.tenant)
-            members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND (\(try group(rules))))")
-            expanding.removeLast()
+            switch context.segmentReference(name) {
+            case nil:
+                throw StoreError("unknown segment \(name)")
+            case .storedMembers:
+                members.append("p.id IN (SELECT m.profile_id FROM segment_memberships m WHERE m.tenant_id = \(bind(context.tenant)) AND m.segment = \(bind(name)))")
+            case .rules(let rules):
+                expanding.append(name)
+                let tenant = bind(context.tenant)
+                members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND (\(try group(rules))))")
+                expanding.removeLast()
+            }
         }
         let any = members.isEmpty ? "0" : members.map { "(\($0))" }.joined(separator: " OR ")
         switch condition.operator {
@@ -251,8 +288,8 @@ struct SegmentQuery {
         ]
         if let source = condition.source { filters.append("e.source_id = \(bind(source))") }
         for property in condition.where ?? [] {
-            let expression = "json_extract(e.properties, \(bind(Self.jsonPath(property.property))))"
-            filters.append(compare(expression, .value, property.operator, property.value, property.unit))
+            let (expression, storage) = Self.jsonValue("e.properties", bind(Self.jsonPath(property.property)))
+            filters.append(compare(expression, storage, property.operator, property.value, property.unit))
         }
         let matching = "SELECT e.profile_id FROM events e WHERE " + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
         if condition.operator == .notWithinLast {

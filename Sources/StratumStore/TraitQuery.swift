@@ -45,7 +45,7 @@ extension SQLiteStore {
     }
 
     static func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds, in db: Database) throws -> Int {
-        var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentRules: { _ in nil }))
+        var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
         let (sql, arguments) = query.traitValues(trait)
         try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
         try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value ANY)")
@@ -86,8 +86,9 @@ extension SQLiteStore {
                 SELECT e.profile_id AS profile,
                        MAX(CASE WHEN e.event_name = ?1 THEN e.event_time END) AS latest,
                        SUM(CASE WHEN e.event_name = ?2 THEN 1 ELSE 0 END) AS frequency,
-                       stratum_decimal_sum(CASE WHEN e.event_name = ?2 THEN json_extract(e.properties, ?3) END) AS monetary
-                FROM events e
+                       stratum_decimal_sum(CASE WHEN e.event_name = ?2 AND json_type(e.properties, ?3) IN ('integer', 'real')
+                                                THEN json_extract(e.properties, ?3) END) AS monetary
+                FROM events e INDEXED BY events_by_name
                 WHERE e.tenant_id = ?4 AND e.profile_id IS NOT NULL AND e.event_name IN (?1, ?2)
                   AND e.event_time BETWEEN ?5 AND ?6
                 GROUP BY e.profile_id
@@ -132,11 +133,16 @@ extension SegmentQuery {
             filters.append("e.source_id IN (" + sources.map { bindValue($0) }.joined(separator: ", ") + ")")
         }
         for condition in trait.where ?? [] {
-            let expression = "json_extract(e.properties, \(bindValue(Self.jsonPath(condition.property))))"
-            filters.append(compare(expression, .value, condition.operator, condition.value, condition.unit))
+            let (expression, storage) = Self.jsonValue("e.properties", bindValue(Self.jsonPath(condition.property)))
+            filters.append(compare(expression, storage, condition.operator, condition.value, condition.unit))
         }
-        let property = trait.property.map { "json_extract(e.properties, \(bindValue(Self.jsonPath($0))))" } ?? "NULL"
-        let numeric = "CASE WHEN typeof(\(property)) IN ('integer', 'real') THEN \(property) END"
+        let path = trait.property.map { bindValue(Self.jsonPath($0)) } ?? "NULL"
+        let property = "json_extract(e.properties, \(path))"
+        let type = "json_type(e.properties, \(path))"
+        // Numbers only: a JSON true is not 1, and "12.5" is a string (DESIGN.md, Rule semantics).
+        let numeric = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) END"
+        // Numbers by value (1 and 1.0 are one value), everything else by its JSON text ("1" and true are not 1).
+        let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
         let isoTime = "strftime('%Y-%m-%dT%H:%M:%fZ', e.event_time / 1000.0, 'unixepoch')"
         let value: String
         var picker = ""
@@ -144,9 +150,9 @@ extension SegmentQuery {
         case .count: value = "COUNT(*)"
         case .sum: value = "COALESCE(stratum_decimal_sum(\(numeric)), '0')"
         case .average: value = "AVG(\(numeric))"
-        case .min: value = "MIN(\(property))"
-        case .max: value = "MAX(\(property))"
-        case .uniqueCount: value = "COUNT(DISTINCT \(property))"
+        case .min: value = "MIN(\(numeric))"
+        case .max: value = "MAX(\(numeric))"
+        case .uniqueCount: value = "COUNT(DISTINCT \(distinct))"
         case .exists: value = "1"
         case .first, .last:
             let extreme = trait.type == .first ? "MIN" : "MAX"

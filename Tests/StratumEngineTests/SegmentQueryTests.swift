@@ -146,6 +146,45 @@ struct SegmentQueryTests {
             """, ["ann", "dan"])
     }
 
+    @Test func booleansNumbersStringsAndDatesNeverMix() async throws {
+        let h = try await Self.harness()
+        try await h.ingest([
+            ["type": "identify", "userId": "ann", "traits": ["flag": true, "joined": "2026-01-05T10:00:00.700Z"], "timestamp": "2026-01-02T00:00:00Z", "messageId": "a5"],
+            ["type": "identify", "userId": "bob", "traits": ["flag": 1, "joined": 20_260_105], "timestamp": "2025-06-02T00:00:00Z", "messageId": "b5"],
+            ["type": "identify", "userId": "dan", "traits": ["flag": "true", "joined": ["2026-01-05"]], "timestamp": "2026-02-02T00:00:00Z", "messageId": "d5"],
+        ])
+        func check(_ rule: String, _ expected: Set<String>, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
+            let got = try await Self.members(h, "conditions:\n  - " + rule)
+            #expect(got == expected, "\(rule)", sourceLocation: sourceLocation)
+        }
+        try await check("{field: profile_data.flag, operator: equals, value: true}", ["ann"])
+        try await check("{field: profile_data.flag, operator: equals, value: 1}", ["bob"])
+        try await check("{field: profile_data.flag, operator: equals, value: \"true\"}", ["dan"])
+        try await check("{field: profile_data.flag, operator: greater_than, value: 0}", ["bob"])
+        try await check("{field: profile_data.flag, operator: in, value: [true, 1]}", ["ann", "bob"])
+        try await check("{field: profile_data.flag, operator: not_in, value: [1, \"true\"]}", ["ann", "cat"])
+        try await check("{field: profile_data.flag, operator: not_equals, value: true}", ["bob", "cat", "dan"])
+        try await check("{field: profile_data.flag, operator: contains, value: tru}", ["dan"])
+        // Dates compare to the millisecond; a number or a list is never a date.
+        try await check("{field: profile_data.joined, operator: after, value: \"2026-01-05T10:00:00.500Z\"}", ["ann"])
+        try await check("{field: profile_data.joined, operator: before, value: \"2026-01-05T10:00:00.800Z\"}", ["ann"])
+        try await check("{field: profile_data.joined, operator: before, value: \"2026-01-05T10:00:00.700Z\"}", [])
+        try await check("{field: profile_data.joined, operator: within_last, value: 3650, unit: days}", ["ann"])
+        try await check("{field: profile_data.joined, operator: exists}", ["ann", "bob", "dan"])
+    }
+
+    @Test func aStaticSegmentIsReferencedByItsStoredMembers() async throws {
+        let h = try await Self.harness()
+        let extra = ["picked.yaml": "kind: Segment\nname: picked\nsegment_type: static\n"]
+        try await #expect(Self.members(h, "conditions:\n  - {field: segment, operator: equals, value: picked}", extra: extra) == [])
+        let dan = try #require(try await h.profileID(type: "external_id", value: "dan"))
+        let bob = try #require(try await h.profileID(type: "external_id", value: "bob"))
+        _ = try await h.store.changeStaticMembers(tenant: "default", segment: "picked", add: [dan, bob], remove: [], at: Self.asOf, runID: "r1")
+        try await #expect(Self.members(h, "conditions:\n  - {field: segment, operator: equals, value: picked}", extra: extra) == ["bob", "dan"])
+        try await #expect(Self.members(h, "conditions:\n  - {field: segment, operator: in, value: [picked, vip]}", extra: extra) == ["ann", "bob", "dan"])
+        try await #expect(Self.members(h, "conditions:\n  - {field: segment, operator: not_equals, value: picked}\n  - {field: segment, operator: not_equals, value: vip}", extra: extra) == ["cat"])
+    }
+
     @Test func theSeedsExampleSegmentSelectsRecentRepeatCustomersInNorthAmericaAndTheUK() async throws {
         let h = try await Self.harness()
         let got = try await Self.members(h, """

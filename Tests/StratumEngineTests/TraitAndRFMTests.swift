@@ -83,6 +83,34 @@ struct TraitAndRFMTests {
         #expect(traits["spend"]?.jsonText() == "1")
     }
 
+    @Test func onlyNumbersAreNumbersInAggregates() async throws {
+        let files = ["t.yaml": "kind: Trait\nname: x\ntype: count\nevent: Purchase\n"].merging(Self.traits) { $1 }
+        let harness = try EngineHarness(definitions: files)
+        var messages: [JSONValue] = []
+        // true is not 1 and "12.5" is a string: neither is summed, averaged, or a minimum or maximum.
+        for (index, total) in ([true, "12.5", 7, 7.0, .null, 3] as [JSONValue]).enumerated() {
+            messages.append(["type": "track", "userId": "eve", "event": "Purchase", "properties": ["total": total],
+                             "timestamp": .string("2026-02-0\(index + 1)T00:00:00Z"), "messageId": .string("e\(index)")])
+        }
+        try await harness.ingest(messages)
+        let loaded = DefinitionLoader.load(files: files.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store)
+        _ = try await evaluator.refresh(asOf: SegmentQueryTests.asOf)
+        let id = try #require(try await harness.profileID(type: "external_id", value: "eve"))
+        let traits = try #require(try await harness.profile(id)).computedTraits
+        #expect(traits["revenue"] == 17)
+        #expect(traits["aov"]?.numberValue.map { abs($0 - 17.0 / 3) < 0.0001 } == true)
+        #expect(traits["smallest"] == 3)
+        #expect(traits["largest"] == 7)
+        // Distinct values: true, "12.5", 7 (= 7.0) and 3; null is no value.
+        #expect(traits["distinct_totals"] == 4)
+        // RFM's monetary input follows the same rule as the sum trait.
+        let model = try #require(loaded.definitions.rfmModels.first { $0.definition.name == "value" }?.definition)
+        let inputs = try await harness.store.rfmInputs(model, asOf: SegmentQueryTests.asOf)
+        #expect(inputs.first { $0.profileID == id }?.monetary == 17)
+        #expect(inputs.first { $0.profileID == id }?.frequency == 6)
+    }
+
     @Test func rfmQuintilesAndNamedSegments() async throws {
         let (harness, traits) = try await Self.refreshed()
         // days since purchase 3 / 18 / 272, frequency 3 / 2 / 1, spend 129.5 / 25 / 20.

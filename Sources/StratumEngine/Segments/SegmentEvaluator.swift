@@ -19,7 +19,11 @@ public struct SegmentEvaluator: Sendable {
         return RuleContext(
             tenant: tenant, asOf: asOf, churnPeriodDays: runtime.tenants[tenant]?.churnPeriodDays ?? SettingsDefinition.defaultChurnPeriodDays,
             identifierHash: { type, value in identity.identifier(type: type, raw: value)?.hash },
-            segmentRules: { name in segments.first { $0.name == name }?.rules })
+            segmentReference: { name in
+                guard let segment = segments.first(where: { $0.name == name }) else { return nil }
+                if segment.effectiveType == .static { return .storedMembers }
+                return segment.rules.map(SegmentReference.rules)
+            })
     }
 
     /// How many profiles `segment` holds at `asOf`, and the first `sample` of them by id.
