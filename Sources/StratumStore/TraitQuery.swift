@@ -50,28 +50,46 @@ extension SQLiteStore {
         try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
         try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value ANY)")
         try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) " + sql, arguments: StatementArguments(arguments))
-        let path = SegmentQuery.jsonPath([trait.name])
-        let fallback: String
+        // The JSON text each profile's value should have: numbers from their text
+        // (exact decimals), booleans as JSON booleans; absent values get 0
+        // (count, unique_count, sum), false (exists) or no value (the others).
+        let json: String
+        let fallback: String?
         switch trait.type {
-        case .count, .uniqueCount, .sum: fallback = "0"
-        case .exists: fallback = "json('false')"
-        default: fallback = "NULL"
+        case .exists: (json, fallback) = ("CASE WHEN v.value THEN 'true' ELSE 'false' END", "'false'")
+        case .sum, .count, .uniqueCount: (json, fallback) = ("json(v.value)", "'0'")
+        case .average: (json, fallback) = ("json(v.value)", nil)
+        default: (json, fallback) = ("json_quote(v.value)", nil)
         }
-        // JSON numbers are written from their text (exact decimals); booleans as JSON booleans.
-        let json = trait.type == .exists ? "json(CASE WHEN v.value THEN 'true' ELSE 'false' END)"
-            : [.sum, .count, .uniqueCount, .average].contains(trait.type) ? "json(v.value)" : "v.value"
-        try db.execute(sql: """
-            UPDATE profiles SET computed_traits = CASE
-                WHEN (SELECT COUNT(*) FROM temp.trait_values v WHERE v.profile_id = profiles.id) > 0
-                    THEN json_set(computed_traits, ?1, (SELECT \(json) FROM temp.trait_values v WHERE v.profile_id = profiles.id))
-                WHEN \(fallback) IS NULL THEN json_remove(computed_traits, ?1)
-                ELSE json_set(computed_traits, ?1, \(fallback))
-            END
-            WHERE tenant_id = ?2 AND first_seen_at <= ?3
-            """, arguments: [path, trait.tenantID, asOf])
+        try write(traitValues: "temp.trait_values", json: json, fallback: fallback, at: SegmentQuery.jsonPath([trait.name]), tenant: trait.tenantID, in: db)
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.trait_values") ?? 0
         try db.execute(sql: "DROP TABLE temp.trait_values")
         return count
+    }
+
+    /// Makes `computed_traits` at `path` equal the values of `table` (columns
+    /// profile_id and value; `json` turns `v.value` into JSON text) for the
+    /// profiles it lists, and `fallback` (JSON text, or nil: no value) for
+    /// every other profile of the tenant. Only profiles whose stored value
+    /// differs are rewritten: a steady-state refresh writes almost nothing.
+    static func write(traitValues table: String, json: String, fallback: String?, at path: String, tenant: String, in db: Database) throws {
+        try db.execute(sql: """
+            UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
+            FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v) AS n
+            WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
+            """, arguments: [path, tenant])
+        let others = "tenant_id = ?2 AND id NOT IN (SELECT profile_id FROM \(table))"
+        if let fallback {
+            try db.execute(sql: """
+                UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
+                WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
+                """, arguments: [path, tenant])
+        } else {
+            try db.execute(sql: """
+                UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
+                WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
+                """, arguments: [path, tenant])
+        }
     }
 
     /// Recency, frequency and monetary inputs of every profile with at least
@@ -105,16 +123,15 @@ extension SQLiteStore {
     /// Stores RFM results under `computed_traits.rfm.<model>`; profiles not in
     /// `scores` lose theirs (they were not scored this run).
     public func storeRFM(model: String, tenant: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) async throws {
-        let path = SegmentQuery.jsonPath(["rfm." + model])
         try await pool.write { db in
-            try db.execute(sql: "UPDATE profiles SET computed_traits = json_remove(computed_traits, ?) WHERE tenant_id = ?", arguments: [path, tenant])
-            let statement = try db.cachedStatement(sql: """
-                UPDATE profiles SET computed_traits = json_set(computed_traits, ?, json_object('r', ?, 'f', ?, 'm', ?, 'segment', ?))
-                WHERE tenant_id = ? AND id = ?
-                """)
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.rfm_scores")
+            try db.execute(sql: "CREATE TEMP TABLE rfm_scores (profile_id TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            let insert = try db.makeStatement(sql: "INSERT INTO temp.rfm_scores (profile_id, value) VALUES (?, json_object('r', ?, 'f', ?, 'm', ?, 'segment', ?))")
             for score in scores {
-                try statement.execute(arguments: [path, score.r, score.f, score.m, score.segment, tenant, score.profileID])
+                try insert.execute(arguments: [score.profileID, score.r, score.f, score.m, score.segment])
             }
+            try Self.write(traitValues: "temp.rfm_scores", json: "v.value", fallback: nil, at: SegmentQuery.jsonPath(["rfm." + model]), tenant: tenant, in: db)
+            try db.execute(sql: "DROP TABLE temp.rfm_scores")
         }
     }
 }

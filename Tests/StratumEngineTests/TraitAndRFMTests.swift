@@ -111,6 +111,25 @@ struct TraitAndRFMTests {
         #expect(inputs.first { $0.profileID == id }?.frequency == 6)
     }
 
+    @Test func aLaterRefreshRewritesOnlyWhatChanged() async throws {
+        let (harness, before) = try await Self.refreshed()
+        #expect(before["ann"]?["purchases_30d"] == 3)
+        let files = SegmentQueryTests.definitions.merging(Self.traits) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
+        let evaluator = DefinitionEvaluator(definitions: DefinitionLoader.load(files: files).definitions, store: harness.store)
+        // Sixty days on, ann's purchases left the 30-day window and bob's left the RFM year.
+        _ = try await evaluator.refresh(asOf: EngineHarness.instant("2026-06-10T00:00:00Z"))
+        let annID = try #require(try await harness.profileID(type: "external_id", value: "ann"))
+        let bobID = try #require(try await harness.profileID(type: "external_id", value: "bob"))
+        let ann = try #require(try await harness.profile(annID)).computedTraits
+        let bob = try #require(try await harness.profile(bobID)).computedTraits
+        #expect(ann["purchases_30d"] == 0)
+        #expect(ann["purchases"] == 3)
+        #expect(ann["revenue"] == before["ann"]?["revenue"])
+        #expect(ann["bought"] == true)
+        #expect(bob["rfm.value"] == nil)
+        #expect(ann["rfm.value"] != nil)
+    }
+
     @Test func rfmQuintilesAndNamedSegments() async throws {
         let (harness, traits) = try await Self.refreshed()
         // days since purchase 3 / 18 / 272, frequency 3 / 2 / 1, spend 129.5 / 25 / 20.
