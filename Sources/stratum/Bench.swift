@@ -6,7 +6,7 @@ extension Stratum {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure Stratum on generated data. Build with -c release for meaningful figures.",
-            subcommands: [BenchValidate.self, BenchIngest.self, BenchSegments.self, BenchWebhooks.self]
+            subcommands: [BenchValidate.self, BenchIngest.self, BenchSegments.self, BenchFreshness.self, BenchWebhooks.self]
         )
     }
 

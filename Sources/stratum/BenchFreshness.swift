@@ -1,0 +1,225 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import StratumDefinitions
+import StratumEngine
+import StratumServer
+import StratumStore
+import Synchronization
+
+extension Stratum {
+    struct BenchFreshness: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "freshness",
+            abstract: "Measure how soon a dynamic segment records a profile after its event is accepted, under steady ingestion.",
+            discussion: """
+                Starts the daemon in-process (HTTP ingestion, group commit, the scheduler's incremental
+                segment runs) on a fresh store with one dynamic segment, "bought in the last day". Paced
+                clients send page views at the given rate; every so often a visitor who never bought
+                before sends a Purchase. Freshness is the time from the 200 answer for that event to
+                the moment a reader sees the profile's "entered" change in the store (polled every
+                10 ms, so figures are at most 10 ms pessimistic). Prints p50/p95/p99/max freshness and
+                the rate achieved. The run lasts --seconds and stops by itself.
+                """
+        )
+
+        @Option(help: "Events per second to send, all clients together.")
+        var rate = 5_000
+
+        @Option(help: "How long to send, in seconds.")
+        var seconds = 30
+
+        @Option(help: "One event in this many is a first purchase (a profile that must enter the segment).")
+        var purchaseEvery = 100
+
+        @Option(help: "Concurrent client connections.")
+        var clients = 4
+
+        @Option(help: "Events per batch request.")
+        var batch = 25
+
+        func validate() throws {
+            guard (1...100_000).contains(rate) else { throw ValidationError("--rate must be 1...100000") }
+            guard (1...600).contains(seconds) else { throw ValidationError("--seconds must be 1...600") }
+            guard (1...64).contains(clients), (1...500).contains(batch) else { throw ValidationError("--clients must be 1...64 and --batch 1...500") }
+            guard purchaseEvery >= 2 else { throw ValidationError("--purchase-every must be at least 2") }
+        }
+
+        static let segmentName = "recent-buyers"
+
+        func run() async throws {
+            let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-bench-freshness-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let environment = ["BENCH_KEY": "bench-key"]
+            let definitions = DefinitionLoader.load(files: [
+                ("source.yaml", Array("kind: Source\nname: bench\ntype: server_api\nwrite_key: ${env:BENCH_KEY}\nrate_limit: {requests_per_minute: 100000000}\n".utf8)),
+                ("settings.yaml", Array("kind: Settings\nname: stratum\npurchase_events: [Purchase]\nrevenue_property: total\n".utf8)),
+                ("segment.yaml", Array("""
+                    kind: Segment
+                    name: \(Self.segmentName)
+                    segment_type: dynamic
+                    schedule: {every: 1h}
+                    rules:
+                      conditions:
+                        - {field: event, event_name: Purchase, operator: within_last, value: 1, unit: days}
+
+                    """.utf8)),
+            ], environment: environment)
+            guard definitions.isValid else { throw ValidationError("the bench definitions are invalid: \(definitions.diagnostics.map(\.formatted))") }
+            let store = try SQLiteStore(path: directory.appending(path: "bench.sqlite").path)
+            var logger = Logger(label: "bench")
+            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            let runtime = Runtime(definitions: definitions.definitions, environment: environment)
+            let touched = TouchedProfiles()
+            let writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger, touched: touched)
+            let evaluator = DefinitionEvaluator(definitions: definitions.definitions, store: store, runtime: runtime)
+            let scheduler = Scheduler(evaluator: evaluator, logger: logger, touched: touched)
+            let state = try ServerState(store: store, writer: writer, definitions: definitions.definitions, environment: environment, evaluator: evaluator)
+            let portBox = PortBox()
+            let app = buildApplication(state: state, host: "127.0.0.1", port: 0, services: [writer, scheduler], logger: logger) { port in portBox.set(port) }
+            let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
+            let server = Task { try await group.run() }
+            let port = try await portBox.wait()
+            print("bench freshness: \(rate) events/s for \(seconds) s from \(clients) clients (batches of \(batch)), one first purchase in \(purchaseEvery), to 127.0.0.1:\(port)")
+
+            let observed = ObservedEntries()
+            let watching = Task { try await watch(store: store, into: observed) }
+            let started = ContinuousClock.now
+            let (acknowledged, sent, failures) = await drive(port: port)
+            let sending = ContinuousClock.now - started
+            // Give the last purchases time to land (bounded).
+            let deadline = ContinuousClock.now + .seconds(5)
+            while observed.count < acknowledged.count && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            watching.cancel()
+            _ = await watching.result
+            await group.triggerGracefulShutdown()
+            _ = await server.result
+
+            guard let identity = runtime.tenants[Tenant.defaultID]?.identity else { throw ValidationError("no default tenant") }
+            let entries = observed.value
+            let pairs = acknowledged.map { user, at in (identity.identifier(type: "external_id", raw: user)?.hash ?? "", at) }
+            let profiles = try await store.read { reader in
+                try pairs.map { hash, _ in try reader.matches(tenant: Tenant.defaultID, identifiers: [("external_id", hash)]).first?.profileID }
+            }
+            var delays: [Double] = []
+            var missing = 0
+            for ((_, at), profile) in zip(pairs, profiles) {
+                guard let profile, let seen = entries[profile] else { missing += 1; continue }
+                delays.append(max(0, Self.seconds(seen - at)))
+            }
+            let latencies = LatencyList(values: delays)
+            let achieved = Double(sent) / Self.seconds(sending)
+            print(String(format: "  sent %d events in %.1f s: %.0f events/s (%d failed requests)", sent, Self.seconds(sending), achieved, failures))
+            print(String(format: "  freshness of %d first purchases (accepted → membership recorded): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms; %d not recorded within 5 s of the end",
+                         delays.count, latencies.percentile(0.50) * 1000, latencies.percentile(0.95) * 1000, latencies.percentile(0.99) * 1000,
+                         (latencies.values.last ?? 0) * 1000, missing))
+            print(String(format: "  peak RSS %.0f MiB", peakResidentMiB()))
+            if failures > 0 || missing > 0 { throw ExitCode(1) }
+        }
+
+        /// Polls the recorded membership changes, noting when each entry is first seen.
+        func watch(store: SQLiteStore, into observed: ObservedEntries) async throws {
+            var after: Int64 = 0
+            while !Task.isCancelled {
+                let changes = try await store.segmentChanges(tenant: Tenant.defaultID, after: after, limit: 10_000)
+                let now = ContinuousClock.now
+                for change in changes where change.segment == Self.segmentName && change.change == "entered" {
+                    observed.record(change.profileID, at: now)
+                }
+                after = changes.last?.sequence ?? after
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+
+        /// Paced clients: batch i of a client is due at start + i × interval.
+        /// Returns when each first purchase was acknowledged, events sent, failed requests.
+        func drive(port: Int) async -> ([(String, ContinuousClock.Instant)], Int, Int) {
+            let authorization = "Basic " + Data("bench-key:".utf8).base64EncodedString()
+            let interval = Double(batch * clients) / Double(rate)
+            let batches = max(1, rate * seconds / (batch * clients))
+            let results = FreshnessResults()
+            let (batch, clients, purchaseEvery) = (batch, clients, purchaseEvery)
+            await withTaskGroup(of: Void.self) { group in
+                for client in 0..<clients {
+                    group.addTask {
+                        await withCheckedContinuation { continuation in
+                            Thread.detachNewThread {
+                                var acknowledged: [(String, ContinuousClock.Instant)] = []
+                                var sent = 0
+                                var failures = 0
+                                var sequence = 0
+                                do {
+                                    let connection = try LoopbackClient(port: port)
+                                    let start = ContinuousClock.now
+                                    for index in 0..<batches {
+                                        let due = start + .seconds(Double(index) * interval)
+                                        let wait = due - ContinuousClock.now
+                                        if wait > .zero { Thread.sleep(forTimeInterval: Self.seconds(wait)) }
+                                        var items: [String] = []
+                                        var buyers: [String] = []
+                                        for _ in 0..<batch {
+                                            sequence += 1
+                                            let id = "c\(client)-\(sequence)"
+                                            if sequence % purchaseEvery == 0 {
+                                                let user = "buyer-\(id)"
+                                                buyers.append(user)
+                                                items.append(#"{"type":"track","userId":"\#(user)","event":"Purchase","messageId":"\#(id)","properties":{"total":42.5}}"#)
+                                            } else {
+                                                items.append(#"{"type":"page","anonymousId":"visitor-\#(client)-\#(sequence % 5_000)","messageId":"\#(id)","name":"Home"}"#)
+                                            }
+                                        }
+                                        let body = Array(#"{"batch":["#.utf8) + Array(items.joined(separator: ",").utf8) + Array("]}".utf8)
+                                        let (status, _) = try connection.post("/v1/batch", body: body, authorization: authorization)
+                                        let answered = ContinuousClock.now
+                                        if status == 200 {
+                                            sent += batch
+                                            acknowledged += buyers.map { ($0, answered) }
+                                        } else {
+                                            failures += 1
+                                        }
+                                    }
+                                } catch {
+                                    failures += 1
+                                }
+                                results.add(acknowledged, sent, failures)
+                                continuation.resume()
+                            }
+                        }
+                    }
+                }
+            }
+            return results.value
+        }
+
+        static func seconds(_ duration: Swift.Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+    }
+}
+
+/// When each profile's segment entry was first seen.
+final class ObservedEntries: Sendable {
+    private let seen = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    func record(_ profile: String, at instant: ContinuousClock.Instant) {
+        seen.withLock { if $0[profile] == nil { $0[profile] = instant } }
+    }
+
+    var count: Int { seen.withLock { $0.count } }
+    var value: [String: ContinuousClock.Instant] { seen.withLock { $0 } }
+}
+
+/// What the paced client threads report.
+final class FreshnessResults: Sendable {
+    private let state = Mutex<([(String, ContinuousClock.Instant)], Int, Int)>(([], 0, 0))
+
+    func add(_ acknowledged: [(String, ContinuousClock.Instant)], _ sent: Int, _ failed: Int) {
+        state.withLock { $0.0 += acknowledged; $0.1 += sent; $0.2 += failed }
+    }
+
+    var value: ([(String, ContinuousClock.Instant)], Int, Int) { state.withLock { $0 } }
+}
