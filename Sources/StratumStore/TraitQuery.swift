@@ -49,7 +49,9 @@ extension SQLiteStore {
         let (sql, arguments) = query.traitValues(trait)
         try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
         try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value ANY)")
-        try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) " + sql, arguments: StatementArguments(arguments))
+        // A NULL result (an average or minimum of no numbers, a first event without the
+        // property) is no value: the profile gets the fallback like one without events.
+        try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: StatementArguments(arguments))
         // The JSON text each profile's value should have: numbers from their text
         // (exact decimals), booleans as JSON booleans; absent values get 0
         // (count, unique_count, sum), false (exists) or no value (the others).
@@ -59,7 +61,9 @@ extension SQLiteStore {
         case .exists: (json, fallback) = ("CASE WHEN v.value THEN 'true' ELSE 'false' END", "'false'")
         case .sum, .count, .uniqueCount: (json, fallback) = ("json(v.value)", "'0'")
         case .average: (json, fallback) = ("json(v.value)", nil)
-        default: (json, fallback) = ("json_quote(v.value)", nil)
+        // The property's JSON text, so true stays true and objects stay objects.
+        case .first, .last: (json, fallback) = (trait.property == nil ? "json_quote(v.value)" : "json(v.value)", nil)
+        case .min, .max: (json, fallback) = ("json_quote(v.value)", nil)
         }
         try write(traitValues: "temp.trait_values", json: json, fallback: fallback, at: SegmentQuery.jsonPath([trait.name]), tenant: trait.tenantID, in: db)
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.trait_values") ?? 0
@@ -177,8 +181,8 @@ extension SegmentQuery {
                 value = "\(extreme)(\(isoTime))"
             } else {
                 // With MIN/MAX in the select list, SQLite takes a bare column's value
-                // from the row holding the extreme: the first/last event's property.
-                value = property
+                // from the row holding the extreme: the first/last event's property, as JSON text.
+                value = "e.properties -> \(path)"
                 picker = ", \(extreme)(e.event_time) AS picked_at"
             }
         }

@@ -92,6 +92,8 @@ struct TraitAndRFMTests {
             messages.append(["type": "track", "userId": "eve", "event": "Purchase", "properties": ["total": total],
                              "timestamp": .string("2026-02-0\(index + 1)T00:00:00Z"), "messageId": .string("e\(index)")])
         }
+        // fay's only total is a string: no average, minimum or maximum at all, and a sum of 0.
+        messages.append(["type": "track", "userId": "fay", "event": "Purchase", "properties": ["total": "9.99"], "timestamp": "2026-02-01T00:00:00Z", "messageId": "f0"])
         try await harness.ingest(messages)
         let loaded = DefinitionLoader.load(files: files.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store)
@@ -104,6 +106,16 @@ struct TraitAndRFMTests {
         #expect(traits["largest"] == 7)
         // Distinct values: true, "12.5", 7 (= 7.0) and 3; null is no value.
         #expect(traits["distinct_totals"] == 4)
+        // first/last keep the property's JSON value as sent.
+        #expect(traits["first_total"] == true)
+        #expect(traits["last_total"] == 3)
+        let fayID = try #require(try await harness.profileID(type: "external_id", value: "fay"))
+        let fay = try #require(try await harness.profile(fayID)).computedTraits
+        #expect(fay["aov"] == nil)
+        #expect(fay["smallest"] == nil)
+        #expect(fay["largest"] == nil)
+        #expect(fay["revenue"] == 0)
+        #expect(fay["first_total"] == "9.99")
         // RFM's monetary input follows the same rule as the sum trait.
         let model = try #require(loaded.definitions.rfmModels.first { $0.definition.name == "value" }?.definition)
         let inputs = try await harness.store.rfmInputs(model, asOf: SegmentQueryTests.asOf)
