@@ -35,7 +35,7 @@ extension SQLiteStore {
     /// Deliveries for `subscriptions` are written in the same transaction
     /// (a transactional outbox): nothing is sent for a run that rolled back.
     public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
-        var query = SegmentQuery(context: context)
+        var query = SegmentQuery(context: context, scope: only == nil ? nil : "temp.scope")
         let select = try query.select(rules)
         let arguments = StatementArguments(query.arguments)
         let tenant = context.tenant
@@ -52,10 +52,8 @@ extension SQLiteStore {
                 let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.scope (id) VALUES (?)")
                 for id in only { try insert.execute(arguments: [id]) }
                 scope = " AND profile_id IN (SELECT id FROM temp.scope)"
-                try db.execute(sql: "INSERT INTO temp.new_members (id) SELECT id FROM (" + select + ") WHERE id IN (SELECT id FROM temp.scope)", arguments: arguments)
-            } else {
-                try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
             }
+            try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
             try db.execute(sql: """
                 INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
                 SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n

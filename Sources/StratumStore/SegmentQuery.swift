@@ -42,12 +42,18 @@ public enum SegmentReference: Sendable {
 /// relative to `RuleContext.asOf`.
 struct SegmentQuery {
     let context: RuleContext
+    /// A table of profile ids (column `id`) the query is limited to, for an
+    /// incremental run: every part of it, event subqueries included, reads
+    /// only those profiles' rows, so its cost follows the touched profiles,
+    /// not the store's size.
+    let scope: String?
     private(set) var arguments: [DatabaseValueConvertible?] = []
     /// Segments being expanded, to stop a reference cycle the validator missed.
     private var expanding: [String] = []
 
-    init(context: RuleContext) {
+    init(context: RuleContext, scope: String? = nil) {
         self.context = context
+        self.scope = scope
     }
 
     /// `SELECT p.id FROM profiles p WHERE <tenant> AND <seen by asOf> AND <rules>`:
@@ -55,7 +61,12 @@ struct SegmentQuery {
     mutating func select(_ rules: RuleGroup) throws -> String {
         let tenant = bind(context.tenant)
         let seen = bind(context.asOf)
-        return "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND p.first_seen_at <= \(seen) AND (\(try group(rules)))"
+        return "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND p.first_seen_at <= \(seen) AND (\(try group(rules)))"
+    }
+
+    /// ` AND <column> IN (SELECT id FROM <scope>)`, or nothing without a scope.
+    private func scoped(_ column: String) -> String {
+        scope.map { " AND \(column) IN (SELECT id FROM \($0))" } ?? ""
     }
 
     /// A numbered parameter (`?3`), so an expression can appear twice in the
@@ -266,7 +277,7 @@ struct SegmentQuery {
             case .rules(let rules):
                 expanding.append(name)
                 let tenant = bind(context.tenant)
-                members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant) AND (\(try group(rules))))")
+                members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND (\(try group(rules))))")
                 expanding.removeLast()
             }
         }
@@ -283,15 +294,25 @@ struct SegmentQuery {
     mutating func event(_ condition: EventCondition) throws -> String {
         let window = Int64(condition.value) * Int64(condition.unit.seconds) * 1000
         var filters = [
-            "e.tenant_id = \(bind(context.tenant))", "e.profile_id IS NOT NULL", "e.event_name = \(bind(condition.eventName))",
+            "e.tenant_id = \(bind(context.tenant))", "e.event_name = \(bind(condition.eventName))",
             "e.event_time BETWEEN \(bind(context.asOf - window)) AND \(bind(context.asOf))",
         ]
         if let source = condition.source { filters.append("e.source_id = \(bind(source))") }
+        // In full: the window of the event name (events_by_name). Scoped: each touched
+        // profile's window (events_by_profile), which the planner would otherwise not pick.
+        let events: String
+        if let scope {
+            events = "events e INDEXED BY events_by_profile"
+            filters.append("e.profile_id IN (SELECT id FROM \(scope))")
+        } else {
+            events = "events e"
+            filters.append("e.profile_id IS NOT NULL")
+        }
         for property in condition.where ?? [] {
             let (expression, storage) = Self.jsonValue("e.properties", bind(Self.jsonPath(property.property)))
             filters.append(compare(expression, storage, property.operator, property.value, property.unit))
         }
-        let matching = "SELECT e.profile_id FROM events e WHERE " + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
+        let matching = "SELECT e.profile_id FROM \(events) WHERE " + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
         if condition.operator == .notWithinLast {
             return "p.id NOT IN (\(matching))"
         }

@@ -39,10 +39,20 @@ extension Stratum {
         @Option(help: "Events per batch request.")
         var batch = 25
 
+        @Option(help: "The segment's window: bought in the last N days.")
+        var windowDays = 1
+
+        @Option(help: "Shop history written into the store before the run (profiles), as bench segments generates it.")
+        var historyProfiles = 0
+
+        @Option(help: "Shop history written into the store before the run (events over 2026).")
+        var historyEvents = 0
+
         func validate() throws {
             guard (1...100_000).contains(rate) else { throw ValidationError("--rate must be 1...100000") }
             guard (1...600).contains(seconds) else { throw ValidationError("--seconds must be 1...600") }
             guard (1...64).contains(clients), (1...500).contains(batch) else { throw ValidationError("--clients must be 1...64 and --batch 1...500") }
+            guard windowDays >= 1, historyEvents >= 0, historyProfiles >= 0 else { throw ValidationError("--window-days must be at least 1 and the history sizes not negative") }
             guard purchaseEvery >= 2 else { throw ValidationError("--purchase-every must be at least 2") }
         }
 
@@ -63,12 +73,16 @@ extension Stratum {
                     schedule: {every: 1h}
                     rules:
                       conditions:
-                        - {field: event, event_name: Purchase, operator: within_last, value: 1, unit: days}
+                        - {field: event, event_name: Purchase, operator: within_last, value: \(windowDays), unit: days}
 
                     """.utf8)),
             ], environment: environment)
             guard definitions.isValid else { throw ValidationError("the bench definitions are invalid: \(definitions.diagnostics.map(\.formatted))") }
             let store = try SQLiteStore(path: directory.appending(path: "bench.sqlite").path)
+            if historyEvents > 0 {
+                try await store.generateShopData(profiles: max(historyProfiles, 1), events: historyEvents)
+                print("wrote a history of \(historyProfiles) profiles and \(historyEvents) events")
+            }
             var logger = Logger(label: "bench")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
             let runtime = Runtime(definitions: definitions.definitions, environment: environment)
@@ -82,10 +96,21 @@ extension Stratum {
             let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
             let server = Task { try await group.run() }
             let port = try await portBox.wait()
+            // The scheduler evaluates the segment in full at start; measure after that.
+            let waitStarted = ContinuousClock.now
+            while try await store.segmentStates(tenant: Tenant.defaultID).first(where: { $0.segment == Self.segmentName })?.lastComputedAt == nil {
+                try await Task.sleep(for: .milliseconds(20))
+                guard ContinuousClock.now - waitStarted < .seconds(600) else { throw ValidationError("the first full evaluation took over 10 minutes") }
+            }
             print("bench freshness: \(rate) events/s for \(seconds) s from \(clients) clients (batches of \(batch)), one first purchase in \(purchaseEvery), to 127.0.0.1:\(port)")
 
+            // Entries of the history (the first full evaluation) are not measured.
+            var recorded: Int64 = 0
+            while let last = try await store.segmentChanges(tenant: Tenant.defaultID, after: recorded, limit: 10_000).last {
+                recorded = last.sequence
+            }
             let observed = ObservedEntries()
-            let watching = Task { try await watch(store: store, into: observed) }
+            let watching = Task { [recorded] in try await watch(store: store, after: recorded, into: observed) }
             let started = ContinuousClock.now
             let (acknowledged, sent, failures) = await drive(port: port)
             let sending = ContinuousClock.now - started
@@ -122,8 +147,8 @@ extension Stratum {
         }
 
         /// Polls the recorded membership changes, noting when each entry is first seen.
-        func watch(store: SQLiteStore, into observed: ObservedEntries) async throws {
-            var after: Int64 = 0
+        func watch(store: SQLiteStore, after start: Int64, into observed: ObservedEntries) async throws {
+            var after = start
             while !Task.isCancelled {
                 let changes = try await store.segmentChanges(tenant: Tenant.defaultID, after: after, limit: 10_000)
                 let now = ContinuousClock.now

@@ -115,15 +115,25 @@ struct IncrementalSegmentTests {
               conditions:
                 - {field: profile_data.country, operator: in, value: [US, CA]}
                 - {field: total_revenue, operator: greater_than, value: 50}
+            - logic: and
+              conditions:
+                - {field: event, event_name: Viewed, operator: not_within_last, value: 3, unit: days}
+                - {field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: less_than, value: 2}}
+                - {field: profile_data.country, operator: equals, value: DE}
+            - logic: and
+              conditions:
+                - {field: segment, operator: equals, value: viewers}
+                - {field: profile_data.country, operator: equals, value: CA}
         """
+    static let viewers = "kind: Segment\nname: viewers\nrules:\n  conditions:\n    - {field: event, event_name: Viewed, operator: within_last, value: 5, unit: days}\n"
 
     @Test(arguments: [1, 2, 3, 4])
     func incrementalMembershipEqualsFullRecomputation(seed: UInt64) async throws {
-        let harness = try EngineHarness(definitions: ["engaged.yaml": Self.segment])
+        let harness = try EngineHarness(definitions: ["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers])
         harness.setNow("2026-01-10T00:00:00Z")
         let asOf = EngineHarness.instant("2026-01-10T00:00:00Z")
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["engaged.yaml": Self.segment]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
-        let segment = try #require(loaded.definitions.segments.first?.definition)
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let segment = try #require(loaded.definitions.segments.first { $0.definition.name == "engaged" }?.definition)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
         let context = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime).context(tenant: "default", asOf: asOf)
         let touched = TouchedProfiles()
