@@ -110,6 +110,8 @@ struct SegmentController: Sendable {
             throw APIError.badRequest("invalid_members", "no profile \(unknown.prefix(3).joined(separator: ", "))\(unknown.count > 3 ? ", ..." : "") in this tenant", path: "add")
         }
         let run = try await evaluator().changeMembers(of: segment, add: add, remove: remove)
+        // Dynamic segments that refer to this one re-evaluate these profiles now, not at their next schedule.
+        state.writer.touch(tenant: tenant, profiles: add + remove)
         return jsonResponse(["segment": .string(name), "profile_count": .number(Double(run.profiles)), "entered": .number(Double(run.entered)), "exited": .number(Double(run.exited))])
     }
 }

@@ -56,6 +56,11 @@ public final class IngestionWriter: Service, Sendable {
         state.withLock { $0.wake = continuation }
     }
 
+    /// Announces profiles changed outside ingestion to the incremental segment runs.
+    public func touch(tenant: String, profiles: [String]) {
+        touched?.add(tenant: tenant, profiles: profiles)
+    }
+
     /// Replaces the runtime (definitions reloaded); jobs already queued use the new one.
     public func update(runtime: Runtime) {
         pipeline.withLock { $0.runtime = runtime }

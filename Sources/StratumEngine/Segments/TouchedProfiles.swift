@@ -18,6 +18,14 @@ public final class TouchedProfiles: Sendable {
         byTenant.withLock { $0[tenant, default: []].formUnion(ids) }
     }
 
+    /// Records profiles changed other than by ingestion (a static segment's
+    /// members), so dynamic segments that refer to them follow too.
+    public func add(tenant: String, profiles: some Sequence<String>) {
+        let ids = Set(profiles)
+        guard !ids.isEmpty else { return }
+        byTenant.withLock { $0[tenant, default: []].formUnion(ids) }
+    }
+
     /// Takes everything recorded so far.
     public func drain() -> [String: Set<String>] {
         byTenant.withLock { current in
