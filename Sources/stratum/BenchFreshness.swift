@@ -1,10 +1,7 @@
 import ArgumentParser
 import Foundation
-import Logging
-import ServiceLifecycle
 import StratumDefinitions
 import StratumEngine
-import StratumServer
 import StratumStore
 import Synchronization
 
@@ -62,40 +59,23 @@ extension Stratum {
             let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-bench-freshness-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let environment = ["BENCH_KEY": "bench-key"]
-            let definitions = DefinitionLoader.load(files: [
-                ("source.yaml", Array("kind: Source\nname: bench\ntype: server_api\nwrite_key: ${env:BENCH_KEY}\nrate_limit: {requests_per_minute: 100000000}\n".utf8)),
-                ("settings.yaml", Array("kind: Settings\nname: stratum\npurchase_events: [Purchase]\nrevenue_property: total\n".utf8)),
-                ("segment.yaml", Array("""
-                    kind: Segment
-                    name: \(Self.segmentName)
-                    segment_type: dynamic
-                    schedule: {every: 1h}
-                    rules:
-                      conditions:
-                        - {field: event, event_name: Purchase, operator: within_last, value: \(windowDays), unit: days}
-
-                    """.utf8)),
-            ], environment: environment)
-            guard definitions.isValid else { throw ValidationError("the bench definitions are invalid: \(definitions.diagnostics.map(\.formatted))") }
             let store = try SQLiteStore(path: directory.appending(path: "bench.sqlite").path)
             if historyEvents > 0 {
                 try await store.generateShopData(profiles: max(historyProfiles, 1), events: historyEvents)
                 print("wrote a history of \(historyProfiles) profiles and \(historyEvents) events")
             }
-            var logger = Logger(label: "bench")
-            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-            let runtime = Runtime(definitions: definitions.definitions, environment: environment)
-            let touched = TouchedProfiles()
-            let writer = IngestionWriter(store: store, pipeline: IngestionPipeline(runtime: runtime), logger: logger, touched: touched)
-            let evaluator = DefinitionEvaluator(definitions: definitions.definitions, store: store, runtime: runtime)
-            let scheduler = Scheduler(evaluator: evaluator, logger: logger, touched: touched)
-            let state = try ServerState(store: store, writer: writer, definitions: definitions.definitions, environment: environment, evaluator: evaluator)
-            let portBox = PortBox()
-            let app = buildApplication(state: state, host: "127.0.0.1", port: 0, services: [writer, scheduler], logger: logger) { port in portBox.set(port) }
-            let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
-            let server = Task { try await group.run() }
-            let port = try await portBox.wait()
+            let segment = """
+                kind: Segment
+                name: \(Self.segmentName)
+                segment_type: dynamic
+                schedule: {every: 1h}
+                rules:
+                  conditions:
+                    - {field: event, event_name: Purchase, operator: within_last, value: \(windowDays), unit: days}
+
+                """
+            let daemon = try await BenchDaemon.start(store: store, extraDefinitions: [("segment.yaml", segment)], scheduled: true)
+            let port = daemon.port
             // The scheduler evaluates the segment in full at start; measure after that.
             let waitStarted = ContinuousClock.now
             while try await store.segmentStates(tenant: Tenant.defaultID).first(where: { $0.segment == Self.segmentName })?.lastComputedAt == nil {
@@ -121,10 +101,9 @@ extension Stratum {
             }
             watching.cancel()
             _ = await watching.result
-            await group.triggerGracefulShutdown()
-            _ = await server.result
+            await daemon.stop()
 
-            guard let identity = runtime.tenants[Tenant.defaultID]?.identity else { throw ValidationError("no default tenant") }
+            guard let identity = daemon.runtime.tenants[Tenant.defaultID]?.identity else { throw ValidationError("no default tenant") }
             let entries = observed.value
             let pairs = acknowledged.map { user, at in (identity.identifier(type: "external_id", raw: user)?.hash ?? "", at) }
             let profiles = try await store.read { reader in
@@ -163,7 +142,7 @@ extension Stratum {
         /// Paced clients: batch i of a client is due at start + i × interval.
         /// Returns when each first purchase was acknowledged, events sent, failed requests.
         func drive(port: Int) async -> ([(String, ContinuousClock.Instant)], Int, Int) {
-            let authorization = "Basic " + Data("bench-key:".utf8).base64EncodedString()
+            let authorization = BenchDaemon.authorization
             let interval = Double(batch * clients) / Double(rate)
             let batches = max(1, rate * seconds / (batch * clients))
             let results = FreshnessResults()

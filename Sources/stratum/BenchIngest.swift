@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
-import Logging
-import ServiceLifecycle
 import StratumCrypto
 import StratumDefinitions
 import StratumEngine
-import StratumServer
 import StratumStore
 import Synchronization
 
@@ -44,27 +41,13 @@ extension Stratum {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             let storePath = store ?? directory.appending(path: "bench.sqlite").path
-            let definitions = DefinitionLoader.load(files: [
-                ("source.yaml", Array("kind: Source\nname: bench\ntype: server_api\nwrite_key: ${env:BENCH_KEY}\nrate_limit: {requests_per_minute: 100000000}\n".utf8)),
-                ("settings.yaml", Array("kind: Settings\nname: stratum\npurchase_events: [Purchase]\nrevenue_property: total\n".utf8)),
-            ], environment: ["BENCH_KEY": "bench-key"])
-            let environment = ["BENCH_KEY": "bench-key"]
             let sqlite = try SQLiteStore(path: storePath)
-            var logger = Logger(label: "bench")
-            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-            let runtime = Runtime(definitions: definitions.definitions, environment: environment)
-            let writer = IngestionWriter(store: sqlite, pipeline: IngestionPipeline(runtime: runtime), logger: logger)
-            let state = try ServerState(store: sqlite, writer: writer, definitions: definitions.definitions, environment: environment)
-            let portBox = PortBox()
-            let app = buildApplication(state: state, host: "127.0.0.1", port: 0, services: [writer], logger: logger) { port in portBox.set(port) }
-            let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
-            let server = Task { try await group.run() }
-            let port = try await portBox.wait()
+            let daemon = try await BenchDaemon.start(store: sqlite)
+            let port = daemon.port
             print("bench ingest: \(events) events in batches of \(batch) from \(clients) clients to 127.0.0.1:\(port)")
 
             let (elapsed, latencies, failures) = try await drive(port: port)
-            await group.triggerGracefulShutdown()
-            _ = await server.result
+            await daemon.stop()
 
             let sent = events / batch * batch
             let stored = try await sqlite.read { try $0.countProfiles(tenant: Tenant.defaultID) }
@@ -82,7 +65,7 @@ extension Stratum {
         func drive(port: Int) async throws -> (Double, LatencyList, Int) {
             let perClient = events / batch / clients
             let remainder = events / batch % clients
-            let authorization = "Basic " + Data("bench-key:".utf8).base64EncodedString()
+            let authorization = BenchDaemon.authorization
             let results = ResultsBox()
             let started = Date()
             await withTaskGroup(of: Void.self) { group in
@@ -170,21 +153,6 @@ struct ShopTraffic {
         default:
             return #"{"type":"track",\#(common),"event":"Purchase","properties":{"order_id":"o-\#(id)","total":\#(product % 200 + 10).5,"currency":"USD"}}"#
         }
-    }
-}
-
-/// The port the in-process server bound, once it is listening.
-final class PortBox: Sendable {
-    private let port = Mutex<Int?>(nil)
-
-    func set(_ value: Int) { port.withLock { $0 = value } }
-
-    func wait() async throws -> Int {
-        for _ in 0..<3_000 {
-            if let value = port.withLock({ $0 }) { return value }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw ValidationError("the server did not start within 30 s")
     }
 }
 
