@@ -37,9 +37,10 @@ struct SegmentController: Sendable {
         let evaluator = try evaluator()
         let states = Dictionary(try await evaluator.store.segmentStates(tenant: tenant).map { ($0.segment, $0) }) { first, _ in first }
         let segments = evaluator.definitions.segments.map(\.definition).filter { $0.tenantID == tenant }.sorted { $0.name < $1.name }
+        let now = state.clock()
         return jsonResponse(["segments": .array(segments.map { segment in
             let recorded = states[segment.name]
-            let status = segment.status == .draft ? "draft" : recorded?.status ?? "stale"
+            let status = segment.status == .draft ? "draft" : recorded?.status(at: now) ?? "stale"
             return [
                 "name": .string(segment.name),
                 "display_name": segment.displayName.map(JSONValue.string) ?? .null,

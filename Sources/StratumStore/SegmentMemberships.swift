@@ -11,6 +11,27 @@ public struct SegmentState: Sendable, Hashable {
     public var lastComputedAt: Milliseconds?
     public var computationDurationMilliseconds: Int?
     public var nextRefreshAt: Milliseconds?
+
+    public init(tenant: String, segment: String, status: String, profileCount: Int, lastComputedAt: Milliseconds?, computationDurationMilliseconds: Int?, nextRefreshAt: Milliseconds?) {
+        self.tenant = tenant
+        self.segment = segment
+        self.status = status
+        self.profileCount = profileCount
+        self.lastComputedAt = lastComputedAt
+        self.computationDurationMilliseconds = computationDurationMilliseconds
+        self.nextRefreshAt = nextRefreshAt
+    }
+
+    /// How late a scheduled full refresh may be before the segment shows as stale.
+    public static let overdueGrace: Milliseconds = 5 * 60_000
+
+    /// The status to show at `now`: the recorded one, except that an active
+    /// segment whose scheduled full refresh is overdue by more than the grace
+    /// period is stale (its time windows have moved on without it).
+    public func status(at now: Milliseconds) -> String {
+        if status == "active", let next = nextRefreshAt, now > next + Self.overdueGrace { return "stale" }
+        return status
+    }
 }
 
 /// One recorded membership change.
@@ -137,6 +158,17 @@ extension SQLiteStore {
         try await pool.write { db in
             try db.execute(sql: "INSERT INTO evaluation_runs (id, tenant_id, kind, name, as_of, started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
                            arguments: [id, tenant, kind.rawValue, name, asOf, startedAt])
+        }
+    }
+
+    /// Sets a segment's status — `computing` while a full run is under way,
+    /// `stale` after one failed — keeping its metrics and members.
+    public func setSegmentStatus(tenant: String, segment: String, status: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO segment_state (tenant_id, segment, status) VALUES (?, ?, ?)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = excluded.status
+                """, arguments: [tenant, segment, status])
         }
     }
 

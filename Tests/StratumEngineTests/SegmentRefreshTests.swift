@@ -173,3 +173,44 @@ struct IncrementalSegmentTests {
         }
     }
 }
+
+/// The seed's segment statuses: computing during a full run, active after
+/// one, stale after a failed run or when a scheduled refresh is overdue.
+struct SegmentStatusTests {
+    @Test func aFailedRunLeavesTheSegmentStaleWithItsMembers() async throws {
+        let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
+        let harness = try EngineHarness(definitions: ["buyers.yaml": good])
+        try await harness.ingest([["type": "track", "userId": "u1", "event": "Purchase", "properties": ["total": 5], "messageId": "m1"]])
+        let asOf = EngineHarness.instant("2027-01-01T00:00:00Z")
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let segment = try #require(loaded.definitions.segments.first?.definition)
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: asOf + 3_600_000)
+        var state = try #require(try await harness.store.segmentStates(tenant: "default").first)
+        #expect(state.status == "active")
+        #expect(state.profileCount == 1)
+
+        // The same name with rules that cannot run (a reference to no segment): the run fails.
+        var broken = segment
+        broken.rules = RuleGroup(conditions: [.field(FieldCondition(field: "segment", operator: .equals, value: "missing"))])
+        await #expect(throws: (any Error).self) { try await evaluator.refresh(segment: broken, asOf: asOf, nextRefreshAt: nil) }
+        state = try #require(try await harness.store.segmentStates(tenant: "default").first)
+        #expect(state.status == "stale")
+        #expect(state.profileCount == 1)
+        #expect(try await harness.store.segmentMembers(tenant: "default", segment: "buyers", after: nil, limit: 10).count == 1)
+        #expect(try await harness.store.evaluationRuns(tenant: "default").last?.status == "failed")
+    }
+
+    @Test func anOverdueScheduledRefreshShowsAsStale() {
+        let state = SegmentState(tenant: "default", segment: "s", status: "active", profileCount: 1, lastComputedAt: 0, computationDurationMilliseconds: 1, nextRefreshAt: 1_000_000)
+        #expect(state.status(at: 1_000_000) == "active")
+        #expect(state.status(at: 1_000_000 + SegmentState.overdueGrace) == "active")
+        #expect(state.status(at: 1_000_001 + SegmentState.overdueGrace) == "stale")
+        var computing = state
+        computing.status = "computing"
+        #expect(computing.status(at: 9_999_999_999) == "computing")
+        var manual = state
+        manual.nextRefreshAt = nil
+        #expect(manual.status(at: 9_999_999_999) == "active")
+    }
+}

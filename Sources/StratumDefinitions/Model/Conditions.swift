@@ -47,6 +47,12 @@ public struct RuleGroup: Sendable, Codable, Hashable {
     public var conditions: [Condition]?
     public var groups: [RuleGroup]?
 
+    public init(logic: RuleLogic? = nil, conditions: [Condition]? = nil, groups: [RuleGroup]? = nil) {
+        self.logic = logic
+        self.conditions = conditions
+        self.groups = groups
+    }
+
     public var effectiveLogic: RuleLogic { logic ?? .and }
 }
 

@@ -90,16 +90,24 @@ public struct DefinitionEvaluator: Sendable {
 
     /// Evaluates a segment for all its tenant's profiles, or with `only` just
     /// those (an incremental run for touched profiles).
+    ///
+    /// A full run shows the segment as `computing` while it runs and leaves it
+    /// `stale` (members as they were) if it fails; a successful run makes it `active`.
     public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> Run {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
         let runID = newID()
-        return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
-            guard let rules = segment.rules else { return (0, 0, 0) }
-            let result = try await store.refreshSegment(
-                segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only,
-                subscriptions: subscriptions(tenant: segment.tenantID))
-
-            return (result.members, result.entered, result.exited)
+        if only == nil { try await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "computing") }
+        do {
+            return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
+                guard let rules = segment.rules else { return (0, 0, 0) }
+                let result = try await store.refreshSegment(
+                    segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only,
+                    subscriptions: subscriptions(tenant: segment.tenantID))
+                return (result.members, result.entered, result.exited)
+            }
+        } catch {
+            if only == nil { try? await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "stale") }
+            throw error
         }
     }
 
