@@ -40,7 +40,7 @@ struct SegmentController: Sendable {
         let now = state.clock()
         return jsonResponse(["segments": .array(segments.map { segment in
             let recorded = states[segment.name]
-            let status = segment.status == .draft ? "draft" : recorded?.status(at: now) ?? "stale"
+            let status = segment.status == .draft ? "draft" : recorded?.status(at: now, scheduled: segment.autoRefresh != false) ?? "stale"
             return [
                 "name": .string(segment.name),
                 "display_name": segment.displayName.map(JSONValue.string) ?? .null,

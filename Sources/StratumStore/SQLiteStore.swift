@@ -31,6 +31,7 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             db.add(function: DecimalSum.function)
+            db.add(function: InstantFunction.function)
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)

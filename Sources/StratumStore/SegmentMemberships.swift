@@ -26,10 +26,11 @@ public struct SegmentState: Sendable, Hashable {
     public static let overdueGrace: Milliseconds = 5 * 60_000
 
     /// The status to show at `now`: the recorded one, except that an active
-    /// segment whose scheduled full refresh is overdue by more than the grace
-    /// period is stale (its time windows have moved on without it).
-    public func status(at now: Milliseconds) -> String {
-        if status == "active", let next = nextRefreshAt, now > next + Self.overdueGrace { return "stale" }
+    /// segment refreshed on a schedule whose next full refresh is overdue by
+    /// more than the grace period is stale (its time windows have moved on
+    /// without it).
+    public func status(at now: Milliseconds, scheduled: Bool = true) -> String {
+        if scheduled, status == "active", let next = nextRefreshAt, now > next + Self.overdueGrace { return "stale" }
         return status
     }
 }
@@ -105,12 +106,20 @@ extension SQLiteStore {
             if only != nil { try db.execute(sql: "DROP TABLE temp.scope") }
             let elapsed = ContinuousClock.now - started
             let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-            try db.execute(sql: """
-                INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
-                VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
-                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
-                  computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
-                """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
+            if only == nil {
+                try db.execute(sql: """
+                    INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
+                    VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
+                    ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
+                      computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
+                    """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
+            } else {
+                // An incremental run changes the count only: the status and metrics are the full runs'.
+                try db.execute(sql: """
+                    INSERT INTO segment_state (tenant_id, segment, status, profile_count) VALUES (?1, ?2, 'stale', ?3)
+                    ON CONFLICT (tenant_id, segment) DO UPDATE SET profile_count = ?3
+                    """, arguments: [tenant, name, members])
+            }
             return (members, entered, exited)
         }
     }
@@ -169,6 +178,16 @@ extension SQLiteStore {
                 INSERT INTO segment_state (tenant_id, segment, status) VALUES (?, ?, ?)
                 ON CONFLICT (tenant_id, segment) DO UPDATE SET status = excluded.status
                 """, arguments: [tenant, segment, status])
+        }
+    }
+
+    /// Marks what a process that stopped mid-run left behind: runs still
+    /// `running` become `failed` ("interrupted") and segments still
+    /// `computing` become `stale`. Called when the daemon starts.
+    public func recoverInterruptedRuns(at instant: Milliseconds) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE evaluation_runs SET status = 'failed', finished_at = ?, error = 'interrupted: the process stopped during the run' WHERE status = 'running'", arguments: [instant])
+            try db.execute(sql: "UPDATE segment_state SET status = 'stale' WHERE status = 'computing'")
         }
     }
 

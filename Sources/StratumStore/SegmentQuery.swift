@@ -187,18 +187,22 @@ struct SegmentQuery {
             isNumber = "typeof(\(expression)) IN ('integer', 'real')"
             isText = "typeof(\(expression)) = 'text'"
         }
-        // Instants are milliseconds in integer columns, ISO-8601 text elsewhere
-        // (converted with millisecond precision; a number is never a date).
+        // Instants are milliseconds in integer columns, ISO-8601 text elsewhere, read
+        // by the same parser as rule values (stratum_instant: NULL for anything that
+        // is not a date, so "1990" or a number never is one).
         let instant = storage == .instantMilliseconds ? expression
-            : "(CASE WHEN \(isText) THEN CAST(round((julianday(\(expression)) - 2440587.5) * 86400000.0) AS INTEGER) END)"
-        /// `expression = value`, true only for a value of the same JSON type.
+            : "(CASE WHEN \(isText) THEN stratum_instant(\(expression)) END)"
+        /// `expression = value`, true only for a value of the same JSON type; a
+        /// value that is a date compares as an instant.
         func equal(_ given: JSONValue?) -> String {
-            guard let given else { return "0" }
+            guard let given, Self.sqlValue(given) != nil else { return "0" }
             switch (storage, given) {
             case (.decimalText, .number(let figure)): return "\(number) = \(bind(figure))"
             case (.instantMilliseconds, _):
                 guard let moment = Self.instant(given) else { return "0" }
                 return "\(expression) = \(bind(moment))"
+            case (_, .string) where Self.instant(given) != nil:
+                return "\(instant) = \(bind(Self.instant(given)))"
             case (.json(let type), .bool(let flag)): return "\(type) = '\(flag ? "true" : "false")'"
             case (.json, .number): return "(\(isNumber) AND \(expression) = \(bind(Self.sqlValue(given))))"
             case (.json, .string): return "(\(isText) AND \(expression) = \(bind(Self.sqlValue(given))))"

@@ -34,6 +34,16 @@ struct DecimalSum: DatabaseAggregate {
     static let function = DatabaseFunction("stratum_decimal_sum", argumentCount: 1, pure: true, aggregate: DecimalSum.self)
 }
 
+/// `stratum_instant(text)`: milliseconds since the epoch of an ISO-8601 date
+/// or date-time, read by the parser rule values go through (`Instant.parse`),
+/// or NULL for anything else — so stored and rule dates always agree.
+enum InstantFunction {
+    static let function = DatabaseFunction("stratum_instant", argumentCount: 1, pure: true) { values in
+        guard case .string(let text) = values[0].storage, let seconds = Instant.parse(text) else { return nil }
+        return Int64((seconds * 1000).rounded())
+    }
+}
+
 /// One computed trait's values for every profile, from one grouped query.
 extension SQLiteStore {
     /// Computes `trait` as of `asOf` for every profile of its tenant and stores
@@ -48,7 +58,8 @@ extension SQLiteStore {
         var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
         let (sql, arguments) = query.traitValues(trait)
         try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
-        try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value ANY)")
+        // `value` has no declared type, so no affinity: decimal sums stay exact text.
+        try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value)")
         // A NULL result (an average or minimum of no numbers, a first event without the
         // property) is no value: the profile gets the fallback like one without events.
         try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: StatementArguments(arguments))
@@ -166,7 +177,6 @@ extension SegmentQuery {
         let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
         let isoTime = "strftime('%Y-%m-%dT%H:%M:%fZ', e.event_time / 1000.0, 'unixepoch')"
         let value: String
-        var picker = ""
         switch trait.type {
         case .count: value = "COUNT(*)"
         case .sum: value = "COALESCE(stratum_decimal_sum(\(numeric)), '0')"
@@ -177,16 +187,20 @@ extension SegmentQuery {
         case .exists: value = "1"
         case .first, .last:
             let extreme = trait.type == .first ? "MIN" : "MAX"
-            if trait.property == nil {
+            guard trait.property != nil else {
                 value = "\(extreme)(\(isoTime))"
-            } else {
-                // With MIN/MAX in the select list, SQLite takes a bare column's value
-                // from the row holding the extreme: the first/last event's property, as JSON text.
-                value = "e.properties -> \(path)"
-                picker = ", \(extreme)(e.event_time) AS picked_at"
+                break
             }
+            // The property (as JSON text) of the first/last event that carries one;
+            // events at the same instant are ordered as they were stored.
+            let order = trait.type == .first ? "ASC" : "DESC"
+            filters.append("\(type) IS NOT NULL AND \(type) <> 'null'")
+            let ranked = "SELECT e.profile_id AS profile_id, e.properties -> \(path) AS value, "
+                + "ROW_NUMBER() OVER (PARTITION BY e.profile_id ORDER BY e.event_time \(order), e.seq \(order)) AS position FROM events e WHERE "
+                + filters.map { "(\($0))" }.joined(separator: " AND ")
+            return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
         }
-        let grouped = "SELECT e.profile_id AS profile_id, \(value) AS value\(picker) FROM events e WHERE "
+        let grouped = "SELECT e.profile_id AS profile_id, \(value) AS value FROM events e WHERE "
             + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
         return ("SELECT profile_id, value FROM (\(grouped))", arguments)
     }

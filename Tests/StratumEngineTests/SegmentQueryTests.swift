@@ -149,9 +149,9 @@ struct SegmentQueryTests {
     @Test func booleansNumbersStringsAndDatesNeverMix() async throws {
         let h = try await Self.harness()
         try await h.ingest([
-            ["type": "identify", "userId": "ann", "traits": ["flag": true, "joined": "2026-01-05T10:00:00.700Z"], "timestamp": "2026-01-02T00:00:00Z", "messageId": "a5"],
-            ["type": "identify", "userId": "bob", "traits": ["flag": 1, "joined": 20_260_105], "timestamp": "2025-06-02T00:00:00Z", "messageId": "b5"],
-            ["type": "identify", "userId": "dan", "traits": ["flag": "true", "joined": ["2026-01-05"]], "timestamp": "2026-02-02T00:00:00Z", "messageId": "d5"],
+            ["type": "identify", "userId": "ann", "traits": ["flag": true, "joined": "2026-01-05T10:00:00.700Z", "since": "2026-01-05T11:00:00+0100"], "timestamp": "2026-01-02T00:00:00Z", "messageId": "a5"],
+            ["type": "identify", "userId": "bob", "traits": ["flag": 1, "joined": 20_260_105, "since": "1990"], "timestamp": "2025-06-02T00:00:00Z", "messageId": "b5"],
+            ["type": "identify", "userId": "dan", "traits": ["flag": "true", "joined": ["2026-01-05"], "since": "2026-01-05"], "timestamp": "2026-02-02T00:00:00Z", "messageId": "d5"],
         ])
         func check(_ rule: String, _ expected: Set<String>, sourceLocation: Testing.SourceLocation = #_sourceLocation) async throws {
             let got = try await Self.members(h, "conditions:\n  - " + rule)
@@ -171,6 +171,14 @@ struct SegmentQueryTests {
         try await check("{field: profile_data.joined, operator: before, value: \"2026-01-05T10:00:00.700Z\"}", [])
         try await check("{field: profile_data.joined, operator: within_last, value: 3650, unit: days}", ["ann"])
         try await check("{field: profile_data.joined, operator: exists}", ["ann", "bob", "dan"])
+        // Stored dates are read by the rule parser: an offset without a colon is a date, "1990" is not.
+        try await check("{field: profile_data.since, operator: equals, value: \"2026-01-05T10:00:00Z\"}", ["ann"])
+        try await check("{field: profile_data.since, operator: equals, value: \"2026-01-05T00:00:00.000Z\"}", ["dan"])
+        try await check("{field: profile_data.since, operator: before, value: \"2000-01-01\"}", [])
+        try await check("{field: profile_data.since, operator: equals, value: \"1990\"}", ["bob"])
+        // A null in a list matches nothing and hides nothing.
+        try await check("{field: profile_data.flag, operator: not_in, value: [1, null]}", ["ann", "cat", "dan"])
+        try await check("{field: profile_data.flag, operator: in, value: [1, null]}", ["bob"])
     }
 
     @Test func aStaticSegmentIsReferencedByItsStoredMembers() async throws {

@@ -199,6 +199,19 @@ struct SegmentStatusTests {
         #expect(state.profileCount == 1)
         #expect(try await harness.store.segmentMembers(tenant: "default", segment: "buyers", after: nil, limit: 10).count == 1)
         #expect(try await harness.store.evaluationRuns(tenant: "default").last?.status == "failed")
+
+        // An incremental run for touched profiles leaves the failed full run's status alone.
+        _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil, only: [])
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "stale")
+        // So does a run interrupted by a crash, once the daemon starts again.
+        try await harness.store.setSegmentStatus(tenant: "default", segment: "buyers", status: "computing")
+        try await harness.store.startRun(id: "crashed", tenant: "default", kind: .segment, name: "buyers", asOf: asOf, at: asOf)
+        try await harness.store.recoverInterruptedRuns(at: asOf + 1)
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "stale")
+        #expect(try await harness.store.evaluationRuns(tenant: "default").first { $0.id == "crashed" }?.status == "failed")
+        // The next full run makes it active again.
+        _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil)
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "active")
     }
 
     @Test func anOverdueScheduledRefreshShowsAsStale() {
@@ -212,5 +225,7 @@ struct SegmentStatusTests {
         var manual = state
         manual.nextRefreshAt = nil
         #expect(manual.status(at: 9_999_999_999) == "active")
+        // A segment refreshed on request only is never overdue, whatever an earlier schedule left.
+        #expect(state.status(at: 9_999_999_999, scheduled: false) == "active")
     }
 }

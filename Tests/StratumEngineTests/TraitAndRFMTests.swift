@@ -83,6 +83,39 @@ struct TraitAndRFMTests {
         #expect(traits["spend"]?.jsonText() == "1")
     }
 
+    @Test func largeSumsStayExact() async throws {
+        let trait = "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n"
+        let harness = try EngineHarness(definitions: ["t.yaml": trait])
+        try await harness.ingest([
+            ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 12_345_678_901_234.56], "messageId": "m1"],
+            ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 0.01], "messageId": "m2"],
+        ])
+        let loaded = DefinitionLoader.load(files: [("t.yaml", Array(trait.utf8))])
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let id = try #require(try await harness.profileID(type: "external_id", value: "u"))
+        #expect(try #require(try await harness.profile(id)).computedTraits["spend"]?.jsonText() == "12345678901234.57")
+    }
+
+    @Test func firstAndLastFollowStorageOrderAtTheSameInstantAndSkipEventsWithoutTheProperty() async throws {
+        let trait = "kind: Trait\nname: last_category\ntype: last\nevent: Viewed\nproperty: category\n"
+        let first = "kind: Trait\nname: first_category\ntype: first\nevent: Viewed\nproperty: category\n"
+        let harness = try EngineHarness(definitions: ["t.yaml": trait, "f.yaml": first])
+        harness.setNow("2026-03-01T00:00:00Z")
+        // One batch without client timestamps: all three share the receiving instant.
+        try await harness.ingest([
+            ["type": "track", "userId": "u", "event": "Viewed", "properties": ["category": .null], "messageId": "m0"],
+            ["type": "track", "userId": "u", "event": "Viewed", "properties": ["category": "shoes"], "messageId": "m1"],
+            ["type": "track", "userId": "u", "event": "Viewed", "properties": ["category": "hats"], "messageId": "m2"],
+            ["type": "track", "userId": "u", "event": "Viewed", "properties": [:], "messageId": "m3"],
+        ])
+        let loaded = DefinitionLoader.load(files: [("t.yaml", Array(trait.utf8)), ("f.yaml", Array(first.utf8))])
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2026-03-02T00:00:00Z"))
+        let id = try #require(try await harness.profileID(type: "external_id", value: "u"))
+        let traits = try #require(try await harness.profile(id)).computedTraits
+        #expect(traits["last_category"] == "hats")
+        #expect(traits["first_category"] == "shoes")
+    }
+
     @Test func onlyNumbersAreNumbersInAggregates() async throws {
         let files = ["t.yaml": "kind: Trait\nname: x\ntype: count\nevent: Purchase\n"].merging(Self.traits) { $1 }
         let harness = try EngineHarness(definitions: files)

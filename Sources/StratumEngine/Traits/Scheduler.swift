@@ -146,6 +146,11 @@ public final class Scheduler: Service, Sendable {
     public func run() async throws {
         logger.info("Scheduler started.", metadata: ["definitions": "\(entries.count)"])
         do {
+            try await evaluator.store.recoverInterruptedRuns(at: clock())
+        } catch {
+            logger.error("Runs interrupted by an earlier stop could not be marked; their segments may show as computing.", metadata: ["error": "\(error)"])
+        }
+        do {
             try await cancelWhenGracefulShutdown {
                 var next: Milliseconds? = self.clock()
                 while !Task.isCancelled {
