@@ -237,11 +237,15 @@ TRAITS = {
             FROM ({events_of(c, 'Purchase')}) e GROUP BY e.profile_id""",
     },
     "last_viewed_category": {
-        # The latest event's property, NULL included (SQLite's bare column next to MAX).
+        # The property of the latest event that carries one (absent and JSON null
+        # skipped), as TraitQuery ranks them; ties at one instant go by storage
+        # order there and are not reproduced here (the bench data has none).
         "spec": {"type": "last", "event": "ProductView", "property": "category"},
         "sql": lambda c: f"""
             SELECT e.profile_id, arg_max_null(json_extract(e.properties, '$.category'), e.event_time) AS value
-            FROM ({events_of(c, 'ProductView')}) e GROUP BY e.profile_id""",
+            FROM ({events_of(c, 'ProductView')}) e
+            WHERE json_type(e.properties, '$.category') IS NOT NULL AND json_type(e.properties, '$.category') <> 'NULL'
+            GROUP BY e.profile_id""",
     },
     "lifetime_value": {
         "spec": {"type": "sum", "event": "Purchase", "property": "total", "window": "all"},
