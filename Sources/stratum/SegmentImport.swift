@@ -15,7 +15,12 @@ extension Stratum.Segment {
                 ingestion does; a row's first non-empty column counts. Merged-away profile ids follow
                 their survivor. Rows naming no stored profile are reported as FILE:LINE and skipped.
                 The changes are recorded like any segment run and reach subscribed webhooks.
-                Exit codes: 0 applied, 1 applied with skipped rows, 2 usage, I/O or format error.
+                --mode replace refuses a list that matches no profile or had rows skipped (those people
+                would leave the segment) unless --allow-skipped is given. A CLI import does not wake a
+                running daemon: dynamic segments that refer to this one follow at their next full run
+                (the admin API's member changes take effect at once).
+                Exit codes: 0 applied, 1 applied with skipped rows, 2 usage, I/O or format error, or a
+                replace refused.
                 """
         )
 
@@ -37,6 +42,9 @@ extension Stratum.Segment {
 
         @Flag(help: "Report what would change without changing anything.")
         var dryRun = false
+
+        @Flag(help: "With --mode replace, apply the list even though some rows were skipped (those people leave the segment).")
+        var allowSkipped = false
 
         @OptionGroup var location: StoreOptions
 
@@ -84,6 +92,15 @@ extension Stratum.Segment {
                 }
                 print("\(summary); would enter \(entering), exit \(exiting) (dry run, nothing changed)")
             } else {
+                // Replacing from a list that lost rows would silently drop those people.
+                if mode == .replace && ids.isEmpty {
+                    printError("error: \(file) names no stored profile; replacing would empty \(segment). Fix the list, or use --mode remove to take people out")
+                    throw ExitCode(2)
+                }
+                if mode == .replace && !problems.isEmpty && !allowSkipped {
+                    printError("error: \(problems.count) row\(problems.count == 1 ? " was" : "s were") skipped (above); replacing would take those people out of \(segment) if they are members. Fix the list, or pass --allow-skipped")
+                    throw ExitCode(2)
+                }
                 let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime)
                 let run = try await evaluator.changeMembers(
                     of: definition, add: mode == .remove ? [] : ids, remove: mode == .remove ? ids : [], replace: mode == .replace)

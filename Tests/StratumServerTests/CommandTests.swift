@@ -115,6 +115,19 @@ struct SegmentImportCommandTests {
         #expect(replaced.status == 0)
         #expect(replaced.stdout.contains("1 entered, 1 exited; vips has 2 members"))
 
+        // Replacing from a list that matches nobody, or that lost rows, is refused.
+        try Self.write("email\n", to: "empty.csv", in: directory)
+        let empty = try StratumBinary.run(["segment", "import", "vips", "empty.csv", "--mode", "replace"] + common, directory: directory)
+        #expect(empty.status == 2)
+        #expect(empty.stderr.contains("empty.csv names no stored profile; replacing would empty vips"))
+        try Self.write("external_id\nu3\nu2\nnobody\n", to: "lossy.csv", in: directory)
+        let lossy = try StratumBinary.run(["segment", "import", "vips", "lossy.csv", "--mode", "replace"] + common, directory: directory)
+        #expect(lossy.status == 2)
+        #expect(lossy.stderr.contains("1 row was skipped (above); replacing would take those people out of vips"))
+        let allowed = try StratumBinary.run(["segment", "import", "vips", "lossy.csv", "--mode", "replace", "--allow-skipped"] + common, directory: directory)
+        #expect(allowed.status == 1)
+        #expect(allowed.stdout.contains("0 entered, 0 exited; vips has 2 members"))
+
         try Self.write("external_id\nu3\n", to: "leavers.csv", in: directory)
         let removed = try StratumBinary.run(["segment", "import", "vips", "leavers.csv", "--mode", "remove"] + common, directory: directory)
         #expect(removed.stdout.contains("0 entered, 1 exited; vips has 1 member"))
