@@ -9,10 +9,14 @@ import StratumJSON
 public final class SQLiteStore: Store {
     let pool: DatabasePool
     public let path: String
+    /// Profiles per write transaction when evaluation stores traits and RFM
+    /// scores: small enough that ingestion never waits long for the writer.
+    let writeChunk: Int
 
     /// Opens (creating if needed) the store at `path` and runs pending migrations.
-    public init(path: String) throws {
+    public init(path: String, writeChunk: Int = 20_000) throws {
         self.path = path
+        self.writeChunk = max(1, writeChunk)
         var configuration = Configuration()
         configuration.journalMode = .wal
         configuration.busyMode = .timeout(10)

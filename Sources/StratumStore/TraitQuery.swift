@@ -50,19 +50,21 @@ extension SQLiteStore {
     /// it in `computed_traits.<name>`. Profiles without a matching event get 0
     /// (count, unique_count, sum), false (exists), or no value (the others).
     /// Returns how many profiles have a value.
+    ///
+    /// The query runs on a reader and the results are written in short
+    /// transactions (see `write(traitValues:...)`), so ingestion and
+    /// incremental segment runs go on while a trait over millions of events
+    /// is computed.
     public func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds) async throws -> Int {
-        try await pool.write { db in try Self.computeTrait(trait, asOf: asOf, in: db) }
-    }
-
-    static func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds, in db: Database) throws -> Int {
         var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
         let (sql, arguments) = query.traitValues(trait)
-        try db.execute(sql: "DROP TABLE IF EXISTS temp.trait_values")
-        // `value` has no declared type, so no affinity: decimal sums stay exact text.
-        try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value)")
-        // A NULL result (an average or minimum of no numbers, a first event without the
-        // property) is no value: the profile gets the fallback like one without events.
-        try db.execute(sql: "INSERT INTO temp.trait_values (profile_id, value) SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: StatementArguments(arguments))
+        let statementArguments = StatementArguments(arguments)
+        // A NULL result (an average or minimum of no numbers) is no value: the
+        // profile gets the fallback like one without events.
+        let values = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: statementArguments)
+                .map { TraitValue(profileID: $0[0], value: $0[1]) }
+        }
         // The JSON text each profile's value should have: numbers from their text
         // (exact decimals), booleans as JSON booleans; absent values get 0
         // (count, unique_count, sum), false (exists) or no value (the others).
@@ -76,35 +78,71 @@ extension SQLiteStore {
         case .first, .last: (json, fallback) = (trait.property == nil ? "json_quote(v.value)" : "json(v.value)", nil)
         case .min, .max: (json, fallback) = ("json_quote(v.value)", nil)
         }
-        try write(traitValues: "temp.trait_values", json: json, fallback: fallback, at: SegmentQuery.jsonPath([trait.name]), tenant: trait.tenantID, in: db)
-        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM temp.trait_values") ?? 0
-        try db.execute(sql: "DROP TABLE temp.trait_values")
-        return count
+        try await write(traitValues: values, json: json, fallback: fallback, at: SegmentQuery.jsonPath([trait.name]), tenant: trait.tenantID)
+        return values.count
     }
 
-    /// Makes `computed_traits` at `path` equal the values of `table` (columns
-    /// profile_id and value; `json` turns `v.value` into JSON text) for the
-    /// profiles it lists, and `fallback` (JSON text, or nil: no value) for
-    /// every other profile of the tenant. Only profiles whose stored value
-    /// differs are rewritten: a steady-state refresh writes almost nothing.
-    static func write(traitValues table: String, json: String, fallback: String?, at path: String, tenant: String, in db: Database) throws {
-        try db.execute(sql: """
-            UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
-            FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v) AS n
-            WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
-            """, arguments: [path, tenant])
-        let others = "tenant_id = ?2 AND id NOT IN (SELECT profile_id FROM \(table))"
-        if let fallback {
-            try db.execute(sql: """
-                UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
-                WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
-                """, arguments: [path, tenant])
-        } else {
-            try db.execute(sql: """
-                UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
-                WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
-                """, arguments: [path, tenant])
+    /// One profile's computed value, as SQLite returned it.
+    struct TraitValue: Sendable {
+        var profileID: String
+        var value: DatabaseValue
+    }
+
+    /// Makes `computed_traits` at `path` equal `values` (`json` turns `v.value`
+    /// into JSON text) for the profiles listed, and `fallback` (JSON text, or
+    /// nil: no value) for every other profile of the tenant. Only profiles
+    /// whose stored value differs are rewritten: a steady-state refresh writes
+    /// almost nothing.
+    ///
+    /// The work is split into transactions of at most `writeChunk` profiles
+    /// (staged in a temporary table of the writer connection, then applied by
+    /// ranges of profile ids), so no transaction holds the writer for long.
+    func write(traitValues values: [TraitValue], json: String, fallback: String?, at path: String, tenant: String) async throws {
+        let table = "temp.trait_values_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())"
+        // `value` has no declared type, so no affinity: decimal sums stay exact text.
+        try await pool.write { db in try db.execute(sql: "CREATE TEMP TABLE \(table) (profile_id TEXT PRIMARY KEY, value)") }
+        do {
+            for start in stride(from: 0, to: values.count, by: writeChunk) {
+                let chunk = values[start..<min(start + writeChunk, values.count)]
+                try await pool.write { db in
+                    let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (profile_id, value) VALUES (?, ?)")
+                    for value in chunk { try insert.execute(arguments: [value.profileID, value.value]) }
+                }
+            }
+            let ids = try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? ORDER BY id", arguments: [tenant]) }
+            // Ranges (lower, upper]: the last one is open, for profiles created meanwhile.
+            let uppers: [String?] = stride(from: writeChunk - 1, to: ids.count, by: writeChunk).map { ids[$0] } + [nil]
+            var lower: String?
+            for upper in uppers {
+                @Sendable func range(_ id: String) -> String { "(?3 IS NULL OR \(id) > ?3) AND (?4 IS NULL OR \(id) <= ?4)" }
+                let arguments: StatementArguments = [path, tenant, lower, upper]
+                try await pool.write { db in
+                    try db.execute(sql: """
+                        UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
+                        FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v) AS n
+                        WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND \(range("profiles.id"))
+                          AND (profiles.computed_traits -> ?1) IS NOT n.value
+                        """, arguments: arguments)
+                    let others = "tenant_id = ?2 AND \(range("id")) AND id NOT IN (SELECT profile_id FROM \(table))"
+                    if let fallback {
+                        try db.execute(sql: """
+                            UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
+                            WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
+                            """, arguments: arguments)
+                    } else {
+                        try db.execute(sql: """
+                            UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
+                            WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
+                            """, arguments: arguments)
+                    }
+                }
+                lower = upper
+            }
+        } catch {
+            try? await pool.write { db in try db.execute(sql: "DROP TABLE IF EXISTS \(table)") }
+            throw error
         }
+        try await pool.write { db in try db.execute(sql: "DROP TABLE \(table)") }
     }
 
     /// Recency, frequency and monetary inputs of every profile with at least
@@ -138,16 +176,12 @@ extension SQLiteStore {
     /// Stores RFM results under `computed_traits.rfm.<model>`; profiles not in
     /// `scores` lose theirs (they were not scored this run).
     public func storeRFM(model: String, tenant: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "DROP TABLE IF EXISTS temp.rfm_scores")
-            try db.execute(sql: "CREATE TEMP TABLE rfm_scores (profile_id TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            let insert = try db.makeStatement(sql: "INSERT INTO temp.rfm_scores (profile_id, value) VALUES (?, json_object('r', ?, 'f', ?, 'm', ?, 'segment', ?))")
-            for score in scores {
-                try insert.execute(arguments: [score.profileID, score.r, score.f, score.m, score.segment])
-            }
-            try Self.write(traitValues: "temp.rfm_scores", json: "v.value", fallback: nil, at: SegmentQuery.jsonPath(["rfm." + model]), tenant: tenant, in: db)
-            try db.execute(sql: "DROP TABLE temp.rfm_scores")
+        let values = scores.map { score in
+            TraitValue(profileID: score.profileID, value: JSONValue.object([
+                "r": .number(Double(score.r)), "f": .number(Double(score.f)), "m": .number(Double(score.m)), "segment": .string(score.segment),
+            ]).jsonText().databaseValue)
         }
+        try await write(traitValues: values, json: "v.value", fallback: nil, at: SegmentQuery.jsonPath(["rfm." + model]), tenant: tenant)
     }
 }
 

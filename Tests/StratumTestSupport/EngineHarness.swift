@@ -23,7 +23,8 @@ public final class EngineHarness: Sendable {
     public init(definitions extra: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "stratum-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try SQLiteStore(path: directory.appending(path: "store.sqlite").path)
+        // Three profiles per evaluation write transaction: the hand-built fixtures span several.
+        store = try SQLiteStore(path: directory.appending(path: "store.sqlite").path, writeChunk: 3)
         let files = Self.baseDefinitions.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
         let loaded = DefinitionLoader.load(files: files, environment: ["WEB_KEY": "k"])
         precondition(loaded.isValid, "\(loaded.diagnostics.map(\.formatted))")
