@@ -152,14 +152,27 @@ public final class Scheduler: Service, Sendable {
         }
         do {
             try await cancelWhenGracefulShutdown {
-                var next: Milliseconds? = self.clock()
-                while !Task.isCancelled {
-                    if let due = next, due <= self.clock() { next = await self.tick(now: self.clock()) }
-                    await self.refreshTouched(now: self.clock())
-                    // Wake at the next due time, for touched profiles, and at least once a minute.
-                    let limit = self.touched == nil ? 60_000 : Self.incrementalInterval
-                    let wait = max(0, min((next ?? .max) - self.clock(), limit))
-                    try await Task.sleep(for: .milliseconds(max(wait, 50)))
+                // Two loops: full runs on their schedules, and incremental runs for
+                // touched profiles every 250 ms, which must not wait for a full run
+                // over millions of events to finish.
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        var next: Milliseconds? = self.clock()
+                        while !Task.isCancelled {
+                            if let due = next, due <= self.clock() { next = await self.tick(now: self.clock()) }
+                            // Wake at the next due time, and at least once a minute.
+                            let wait = max(0, min((next ?? .max) - self.clock(), 60_000))
+                            try await Task.sleep(for: .milliseconds(max(wait, 50)))
+                        }
+                    }
+                    if self.touched != nil {
+                        group.addTask {
+                            while !Task.isCancelled {
+                                await self.refreshTouched(now: self.clock())
+                                try await Task.sleep(for: .milliseconds(Self.incrementalInterval))
+                            }
+                        }
+                    }
                 }
             }
         } catch is CancellationError {
