@@ -39,6 +39,9 @@ extension Stratum {
         @Option(help: "The segment's window: bought in the last N days.")
         var windowDays = 1
 
+        @Option(help: "How many such dynamic segments (each re-evaluated for touched profiles); a purchase counts as recorded once it entered all of them.")
+        var segments = 1
+
         @Option(help: "How often the segment also runs in full (an every: duration); shorter than --seconds to measure freshness across full runs.")
         var fullRefreshEvery = "1h"
 
@@ -59,6 +62,7 @@ extension Stratum {
             guard (1...600).contains(seconds) else { throw ValidationError("--seconds must be 1...600") }
             guard (1...64).contains(clients), (1...500).contains(batch) else { throw ValidationError("--clients must be 1...64 and --batch 1...500") }
             guard windowDays >= 1, historyEvents >= 0, historyProfiles >= 0 else { throw ValidationError("--window-days must be at least 1 and the history sizes not negative") }
+            guard (1...100).contains(segments) else { throw ValidationError("--segments must be 1...100") }
             guard (historyEvents == 0) == (historyProfiles == 0) else { throw ValidationError("--history-profiles and --history-events go together") }
             guard TimeSpan(parsing: fullRefreshEvery) != nil, traitEvery.map({ TimeSpan(parsing: $0) != nil }) ?? true else {
                 throw ValidationError("--full-refresh-every and --trait-every must be durations such as 30s, 15m or 1h")
@@ -66,7 +70,8 @@ extension Stratum {
             guard purchaseEvery >= 2 else { throw ValidationError("--purchase-every must be at least 2") }
         }
 
-        static let segmentName = "recent-buyers"
+        /// The measured segments: recent-buyers, or recent-buyers-1 ... recent-buyers-N.
+        var segmentNames: [String] { segments == 1 ? ["recent-buyers"] : (1...segments).map { "recent-buyers-\($0)" } }
 
         func run() async throws {
             let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-bench-freshness-\(UUID().uuidString)")
@@ -77,36 +82,38 @@ extension Stratum {
                 try await store.generateShopData(profiles: max(historyProfiles, 1), events: historyEvents)
                 print("wrote a history of \(historyProfiles) profiles and \(historyEvents) events")
             }
-            let segment = """
-                kind: Segment
-                name: \(Self.segmentName)
-                segment_type: dynamic
-                schedule: {every: \(fullRefreshEvery)}
-                rules:
-                  conditions:
-                    - {field: event, event_name: Purchase, operator: within_last, value: \(windowDays), unit: days}
+            var definitions = segmentNames.map { name in
+                ("\(name).yaml", """
+                    kind: Segment
+                    name: \(name)
+                    segment_type: dynamic
+                    schedule: {every: \(fullRefreshEvery)}
+                    rules:
+                      conditions:
+                        - {field: event, event_name: Purchase, operator: within_last, value: \(windowDays), unit: days}
 
-                """
-            var definitions = [("segment.yaml", segment)]
+                    """)
+            }
             if let traitEvery {
                 definitions.append(("trait.yaml", "kind: Trait\nname: bench_spend\ntype: sum\nevent: Purchase\nproperty: total\nschedule: {every: \(traitEvery)}\n"))
             }
             let daemon = try await BenchDaemon.start(store: store, extraDefinitions: definitions, scheduled: true)
             let port = daemon.port
-            // The scheduler evaluates the segment in full at start; measure after that.
+            // The scheduler evaluates the segments in full at start; measure after that.
             let waitStarted = ContinuousClock.now
-            while try await store.segmentStates(tenant: Tenant.defaultID).first(where: { $0.segment == Self.segmentName })?.lastComputedAt == nil {
+            let names = Set(segmentNames)
+            while try await store.segmentStates(tenant: Tenant.defaultID).filter({ names.contains($0.segment) && $0.lastComputedAt != nil }).count < names.count {
                 try await Task.sleep(for: .milliseconds(20))
                 guard ContinuousClock.now - waitStarted < .seconds(600) else { throw ValidationError("the first full evaluation took over 10 minutes") }
             }
-            print("bench freshness: \(rate) events/s for \(seconds) s from \(clients) clients (batches of \(batch)), one first purchase in \(purchaseEvery), to 127.0.0.1:\(port)")
+            print("bench freshness: \(rate) events/s for \(seconds) s from \(clients) clients (batches of \(batch)), one first purchase in \(purchaseEvery), \(segments) dynamic segment\(segments == 1 ? "" : "s"), to 127.0.0.1:\(port)")
 
             // Entries of the history (the first full evaluation) are not measured.
             var recorded: Int64 = 0
             while let last = try await store.segmentChanges(tenant: Tenant.defaultID, after: recorded, limit: 10_000).last {
                 recorded = last.sequence
             }
-            let observed = ObservedEntries()
+            let observed = ObservedEntries(segments: names)
             let watching = Task { [recorded] in try await watch(store: store, after: recorded, into: observed) }
             let started = ContinuousClock.now
             let (acknowledged, sent, failures) = await drive(port: port)
@@ -152,8 +159,8 @@ extension Stratum {
             while !Task.isCancelled {
                 let changes = try await store.segmentChanges(tenant: Tenant.defaultID, after: after, limit: 10_000)
                 let now = ContinuousClock.now
-                for change in changes where change.segment == Self.segmentName && change.change == "entered" {
-                    observed.record(change.profileID, at: now)
+                for change in changes where change.change == "entered" {
+                    observed.record(change.profileID, segment: change.segment, at: now)
                 }
                 after = changes.last?.sequence ?? after
                 try await Task.sleep(for: .milliseconds(10))
@@ -226,16 +233,23 @@ extension Stratum {
     }
 }
 
-/// When each profile's segment entry was first seen.
+/// When each profile was first seen to have entered every measured segment.
 final class ObservedEntries: Sendable {
-    private let seen = Mutex<[String: ContinuousClock.Instant]>([:])
+    let segments: Set<String>
+    private let state = Mutex<(entered: [String: Set<String>], complete: [String: ContinuousClock.Instant])>(([:], [:]))
 
-    func record(_ profile: String, at instant: ContinuousClock.Instant) {
-        seen.withLock { if $0[profile] == nil { $0[profile] = instant } }
+    init(segments: Set<String>) { self.segments = segments }
+
+    func record(_ profile: String, segment: String, at instant: ContinuousClock.Instant) {
+        guard segments.contains(segment) else { return }
+        state.withLock { state in
+            state.entered[profile, default: []].insert(segment)
+            if state.entered[profile]?.count == segments.count, state.complete[profile] == nil { state.complete[profile] = instant }
+        }
     }
 
-    var count: Int { seen.withLock { $0.count } }
-    var value: [String: ContinuousClock.Instant] { seen.withLock { $0 } }
+    var count: Int { state.withLock { $0.complete.count } }
+    var value: [String: ContinuousClock.Instant] { state.withLock { $0.complete } }
 }
 
 /// What the paced client threads report.

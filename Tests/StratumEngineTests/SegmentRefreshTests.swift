@@ -171,6 +171,9 @@ struct IncrementalSegmentTests {
             let full = try await harness.store.evaluate(try #require(segment.rules), context: context, limit: 10_000)
             #expect(stored == Set(full.sample), "seed \(seed), after message \(sequence)")
         }
+        // Incremental runs (several a second in a daemon) are not evaluation runs on record; their changes are.
+        #expect(try await harness.store.evaluationRuns(tenant: "default").isEmpty)
+        #expect(try await harness.store.segmentChanges(tenant: "default").isEmpty == false)
     }
 }
 

@@ -92,21 +92,33 @@ public struct DefinitionEvaluator: Sendable {
     /// those (an incremental run for touched profiles).
     ///
     /// A full run shows the segment as `computing` while it runs and leaves it
-    /// `stale` (members as they were) if it fails; a successful run makes it `active`.
+    /// `stale` (members as they were) if it fails; a successful run makes it
+    /// `active`. Full runs are recorded in `evaluation_runs`; incremental runs,
+    /// several a second under traffic, are not (their changes are, in
+    /// `segment_changes`, and a failure is thrown to the caller to log).
     public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> Run {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
         let runID = newID()
-        if only == nil { try await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "computing") }
+        if let only {
+            let started = ContinuousClock.now
+            guard let rules = segment.rules else { return Run(kind: .segment, name: segment.name, tenant: segment.tenantID, profiles: 0, duration: .zero) }
+            let result = try await store.refreshSegment(
+                segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nil, only: only,
+                subscriptions: subscriptions(tenant: segment.tenantID))
+            return Run(kind: .segment, name: segment.name, tenant: segment.tenantID, profiles: result.members, duration: ContinuousClock.now - started,
+                       entered: result.entered, exited: result.exited)
+        }
+        try await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "computing")
         do {
             return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
                 guard let rules = segment.rules else { return (0, 0, 0) }
                 let result = try await store.refreshSegment(
-                    segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt, only: only,
+                    segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt,
                     subscriptions: subscriptions(tenant: segment.tenantID))
                 return (result.members, result.entered, result.exited)
             }
         } catch {
-            if only == nil { try? await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "stale") }
+            try? await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "stale")
             throw error
         }
     }
