@@ -35,6 +35,8 @@ extension SQLiteStore {
     /// profiles with email identifiers and countries, and events (page views,
     /// product views, carts, checkouts, purchases with totals) over 2026.
     public func generateShopData(profiles: Int, events: Int, tenant: String = "default") async throws {
+        // Profiles and identifiers written here bypass the ingestion cache.
+        defer { writerCache.clear() }
         try await pool.write { db in
             var random = SplitMix64(seed: 42)
             func next() -> UInt64 { random.next() }

@@ -12,6 +12,8 @@ public final class SQLiteStore: Store {
     /// Profiles per write transaction when evaluation stores traits and RFM
     /// scores: small enough that ingestion never waits long for the writer.
     let writeChunk: Int
+    /// Identifier and profile lookups of ingestion, kept for the writer connection.
+    let writerCache = WriterCache()
 
     /// Opens (creating if needed) the store at `path` and runs pending migrations.
     public init(path: String, writeChunk: Int = 20_000) throws {
@@ -46,23 +48,38 @@ public final class SQLiteStore: Store {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) throws -> T) async throws -> T {
-        try await pool.write { db in try body(SQLiteTransaction(db: db)) }
+        let cache = writerCache
+        do {
+            return try await pool.write { db in
+                try cache.synchronize(with: db)
+                return try body(SQLiteTransaction(db: db, cache: cache))
+            }
+        } catch {
+            // The transaction rolled back: what it cached may not exist.
+            cache.clear()
+            throw error
+        }
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
-        try await pool.read { db in try body(SQLiteTransaction(db: db)) }
+        try await pool.read { db in try body(SQLiteTransaction(db: db, cache: nil)) }
     }
 }
 
-/// Reads and writes on one GRDB connection, with cached statements for the hot paths.
+/// Reads and writes on one GRDB connection, with cached statements for the hot
+/// paths and, on the writer, the `WriterCache`.
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
+    let cache: WriterCache?
 
     // MARK: Reads
 
     func profile(tenant: String, id: String) throws -> ProfileRecord? {
+        if let cached = cache?.profile(tenant: tenant, id: id) { return cached }
         let statement = try db.cachedStatement(sql: "SELECT \(Self.profileColumns) FROM profiles WHERE tenant_id = ? AND id = ?")
-        return try Row.fetchOne(statement, arguments: [tenant, id]).map(Self.profile(from:))
+        let profile = try Row.fetchOne(statement, arguments: [tenant, id]).map(Self.profile(from:))
+        if let profile { cache?.store(profile) }
+        return profile
     }
 
     func survivor(tenant: String, absorbedID: String) throws -> String? {
@@ -73,7 +90,10 @@ struct SQLiteTransaction: StoreTransaction {
         let statement = try db.cachedStatement(sql: "SELECT profile_id FROM profile_identifiers WHERE tenant_id = ? AND identifier_type = ? AND identifier_hash = ?")
         var result: [IdentifierMatch] = []
         for identifier in identifiers {
-            if let profileID = try String.fetchOne(statement, arguments: [tenant, identifier.type, identifier.hash]) {
+            if let profileID = cache?.profileID(tenant: tenant, type: identifier.type, hash: identifier.hash) {
+                result.append(IdentifierMatch(type: identifier.type, hash: identifier.hash, profileID: profileID))
+            } else if let profileID = try String.fetchOne(statement, arguments: [tenant, identifier.type, identifier.hash]) {
+                cache?.store(tenant: tenant, type: identifier.type, hash: identifier.hash, profileID: profileID)
                 result.append(IdentifierMatch(type: identifier.type, hash: identifier.hash, profileID: profileID))
             }
         }
@@ -166,6 +186,14 @@ struct SQLiteTransaction: StoreTransaction {
               last_session_id, last_event_at, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: StatementArguments(Self.profileValues(profile)))
+        cache?.store(Self.stored(profile))
+    }
+
+    /// The record as a fresh read returns it (no pending change flags).
+    static func stored(_ profile: ProfileRecord) -> ProfileRecord {
+        var stored = profile
+        stored.dataChanged = false
+        return stored
     }
 
     func updateProfile(_ profile: ProfileRecord) throws {
@@ -191,10 +219,12 @@ struct SQLiteTransaction: StoreTransaction {
                 ])
         }
         if db.changesCount != 1 { throw StoreError("profile \(profile.id) does not exist in tenant \(profile.tenantID)") }
+        cache?.store(Self.stored(profile))
     }
 
     func deleteProfile(tenant: String, id: String) throws {
         try db.execute(sql: "DELETE FROM profiles WHERE tenant_id = ? AND id = ?", arguments: [tenant, id])
+        cache?.removeProfile(tenant: tenant, id: id)
     }
 
     func insertIdentifier(_ identifier: IdentifierRecord) throws {
@@ -206,10 +236,12 @@ struct SQLiteTransaction: StoreTransaction {
                 identifier.tenantID, identifier.type, identifier.hash, identifier.id, identifier.profileID, identifier.value,
                 identifier.isPrimary, identifier.confidence, identifier.verifiedAt, identifier.createdAt,
             ])
+        cache?.store(tenant: identifier.tenantID, type: identifier.type, hash: identifier.hash, profileID: identifier.profileID)
     }
 
     func moveIdentifiers(tenant: String, from: String, to: String) throws -> Int {
         try db.execute(sql: "UPDATE profile_identifiers SET profile_id = ?, is_primary = 0 WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
+        cache?.clearIdentifiers()
         return db.changesCount
     }
 
@@ -256,9 +288,15 @@ struct SQLiteTransaction: StoreTransaction {
 
     func savepoint<T>(_ body: () throws -> T) throws -> T {
         var result: T?
-        try db.inSavepoint {
-            result = try body()
-            return .commit
+        do {
+            try db.inSavepoint {
+                result = try body()
+                return .commit
+            }
+        } catch {
+            // Rolled back: what the savepoint cached may not exist.
+            cache?.clear()
+            throw error
         }
         return result!
     }

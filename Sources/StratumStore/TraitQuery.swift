@@ -136,6 +136,8 @@ extension SQLiteStore {
                             """, arguments: arguments)
                     }
                 }
+                // computed_traits changed behind the ingestion cache's back.
+                writerCache.clearProfiles()
                 lower = upper
             }
         } catch {
