@@ -58,70 +58,137 @@ extension SQLiteStore {
     /// (a transactional outbox): nothing is sent for a run that rolled back.
     public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
         var query = SegmentQuery(context: context, scope: only == nil ? nil : "temp.scope")
-        let select = try query.select(rules)
-        let arguments = StatementArguments(query.arguments)
-        let tenant = context.tenant
-        let asOf = context.asOf
+        let compiled = CompiledSegment(name: name, runID: runID, select: try query.select(rules), arguments: query.arguments)
         return try await pool.write { db in
-            let started = ContinuousClock.now
-            try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
-            try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
-            // The scope: every profile, or the touched ones.
-            var scope = ""
-            if let only {
-                try db.execute(sql: "DROP TABLE IF EXISTS temp.scope")
-                try db.execute(sql: "CREATE TEMP TABLE scope (id TEXT PRIMARY KEY)")
-                let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.scope (id) VALUES (?)")
-                for id in only { try insert.execute(arguments: [id]) }
-                scope = " AND profile_id IN (SELECT id FROM temp.scope)"
-            }
-            try db.execute(sql: "INSERT INTO temp.new_members (id) " + select, arguments: arguments)
-            try db.execute(sql: """
-                INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
-                SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n
-                WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id = n.id)
-                ORDER BY n.id
-                """, arguments: [tenant, name, asOf, runID])
-            let entered = db.changesCount
-            try db.execute(sql: """
-                INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
-                SELECT ?1, ?2, m.profile_id, 'exited', ?3, ?4 FROM segment_memberships m
-                WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)\(scope.replacingOccurrences(of: "profile_id", with: "m.profile_id"))
-                ORDER BY m.profile_id
-                """, arguments: [tenant, name, asOf, runID])
-            let exited = db.changesCount
-            try db.execute(sql: """
-                DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)\(scope)
-                """, arguments: [tenant, name])
-            try db.execute(sql: """
-                INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at)
-                SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
-                ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
-                """, arguments: [tenant, name, asOf])
-            if entered + exited > 0 {
-                try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: name, runID: runID, asOf: asOf, subscriptions: subscriptions)
-            }
-            let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
-            try db.execute(sql: "DROP TABLE temp.new_members")
-            if only != nil { try db.execute(sql: "DROP TABLE temp.scope") }
-            let elapsed = ContinuousClock.now - started
-            let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-            if only == nil {
-                try db.execute(sql: """
-                    INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
-                    VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
-                    ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
-                      computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
-                    """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
-            } else {
-                // An incremental run changes the count only: the status and metrics are the full runs'.
-                try db.execute(sql: """
-                    INSERT INTO segment_state (tenant_id, segment, status, profile_count) VALUES (?1, ?2, 'stale', ?3)
-                    ON CONFLICT (tenant_id, segment) DO UPDATE SET profile_count = ?3
-                    """, arguments: [tenant, name, members])
-            }
-            return (members, entered, exited)
+            if let only { try Self.createScope(only, in: db) }
+            defer { if only != nil { try? db.execute(sql: "DROP TABLE IF EXISTS temp.scope") } }
+            return try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: only != nil, subscriptions: subscriptions, in: db)
         }
+    }
+
+    /// One segment of an incremental refresh: its name, rules and run id.
+    public struct IncrementalRefresh: Sendable {
+        public var name: String
+        public var rules: RuleGroup
+        public var runID: String
+
+        public init(name: String, rules: RuleGroup, runID: String) {
+            self.name = name
+            self.rules = rules
+            self.runID = runID
+        }
+    }
+
+    /// Re-evaluates several segments for the profiles `only`, in one
+    /// transaction (one commit per tick, however many dynamic segments), each
+    /// in its own savepoint: a segment that fails leaves the others' results.
+    public func refreshIncrementally(_ segments: [IncrementalRefresh], context: RuleContext, only: [String], subscriptions: [SegmentSubscription]) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
+        let compiled = segments.map { segment -> Result<CompiledSegment, StoreError> in
+            var query = SegmentQuery(context: context, scope: "temp.scope")
+            do {
+                return .success(CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments))
+            } catch {
+                return .failure(StoreError("\(error)"))
+            }
+        }
+        return try await pool.write { db in
+            try Self.createScope(only, in: db)
+            defer { try? db.execute(sql: "DROP TABLE IF EXISTS temp.scope") }
+            return compiled.map { segment in
+                segment.flatMap { segment in
+                    var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
+                    do {
+                        try db.inSavepoint {
+                            result = try Self.apply(segment, context: context, nextRefreshAt: nil, incremental: true, subscriptions: subscriptions, in: db)
+                            return .commit
+                        }
+                        return .success(result)
+                    } catch {
+                        return .failure(StoreError("\(error)"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A segment's rules compiled to SQL, ready to apply.
+    struct CompiledSegment: Sendable {
+        var name: String
+        var runID: String
+        var select: String
+        var argumentValues: [DatabaseValue]
+
+        init(name: String, runID: String, select: String, arguments: [DatabaseValueConvertible?]) {
+            self.name = name
+            self.runID = runID
+            self.select = select
+            argumentValues = arguments.map { $0?.databaseValue ?? .null }
+        }
+    }
+
+    /// The touched profiles an incremental run is limited to, as temp.scope.
+    static func createScope(_ ids: [String], in db: Database) throws {
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.scope")
+        try db.execute(sql: "CREATE TEMP TABLE scope (id TEXT PRIMARY KEY)")
+        let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.scope (id) VALUES (?)")
+        for id in ids { try insert.execute(arguments: [id]) }
+    }
+
+    /// Makes one segment's stored membership equal its compiled query's result
+    /// (for the profiles in temp.scope when `incremental`), recording changes,
+    /// deliveries and the segment's state.
+    static func apply(_ segment: CompiledSegment, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+        let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
+        let started = ContinuousClock.now
+        try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
+        try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
+        // The scope: every profile, or the touched ones.
+        let scope = incremental ? " AND profile_id IN (SELECT id FROM temp.scope)" : ""
+        try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
+        try db.execute(sql: """
+            INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
+            SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n
+            WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id = n.id)
+            ORDER BY n.id
+            """, arguments: [tenant, name, asOf, runID])
+        let entered = db.changesCount
+        try db.execute(sql: """
+            INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
+            SELECT ?1, ?2, m.profile_id, 'exited', ?3, ?4 FROM segment_memberships m
+            WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)\(scope.replacingOccurrences(of: "profile_id", with: "m.profile_id"))
+            ORDER BY m.profile_id
+            """, arguments: [tenant, name, asOf, runID])
+        let exited = db.changesCount
+        try db.execute(sql: """
+            DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)\(scope)
+            """, arguments: [tenant, name])
+        try db.execute(sql: """
+            INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at)
+            SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
+            ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
+            """, arguments: [tenant, name, asOf])
+        if entered + exited > 0 {
+            try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: name, runID: runID, asOf: asOf, subscriptions: subscriptions)
+        }
+        let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
+        try db.execute(sql: "DROP TABLE temp.new_members")
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        if !incremental {
+            try db.execute(sql: """
+                INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
+                VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
+                  computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
+                """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
+        } else {
+            // An incremental run changes the count only: the status and metrics are the full runs'.
+            try db.execute(sql: """
+                INSERT INTO segment_state (tenant_id, segment, status, profile_count) VALUES (?1, ?2, 'stale', ?3)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET profile_count = ?3
+                """, arguments: [tenant, name, members])
+        }
+        return (members, entered, exited)
     }
 
     /// The recorded state of a tenant's segments.

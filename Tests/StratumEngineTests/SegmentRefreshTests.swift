@@ -134,6 +134,7 @@ struct IncrementalSegmentTests {
         let asOf = EngineHarness.instant("2026-01-10T00:00:00Z")
         let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
         let segment = try #require(loaded.definitions.segments.first { $0.definition.name == "engaged" }?.definition)
+        let viewers = try #require(loaded.definitions.segments.first { $0.definition.name == "viewers" }?.definition)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
         let context = SegmentEvaluator(definitions: loaded.definitions, runtime: harness.runtime).context(tenant: "default", asOf: asOf)
         let touched = TouchedProfiles()
@@ -159,7 +160,10 @@ struct IncrementalSegmentTests {
             }
             touched.add(tenant: "default", outcomes: try await harness.ingest(batch))
             let ids = Array(touched.drain()["default"] ?? [])
-            _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil, only: ids)
+            // Both dynamic segments in one transaction, referenced one first, as the scheduler runs them.
+            let results = try await evaluator.refreshIncrementally([viewers, segment], tenant: "default", asOf: asOf, only: ids)
+            #expect(results.map(\.segment) == ["viewers", "engaged"])
+            for (_, result) in results { _ = try result.get() }
 
             var stored: Set<String> = []
             var cursor: String?
@@ -170,6 +174,9 @@ struct IncrementalSegmentTests {
             } while cursor != nil
             let full = try await harness.store.evaluate(try #require(segment.rules), context: context, limit: 10_000)
             #expect(stored == Set(full.sample), "seed \(seed), after message \(sequence)")
+            let storedViewers = try await harness.store.segmentMembers(tenant: "default", segment: "viewers", after: nil, limit: 10_000)
+            let fullViewers = try await harness.store.evaluate(try #require(viewers.rules), context: context, limit: 10_000)
+            #expect(Set(storedViewers) == Set(fullViewers.sample), "viewers, seed \(seed), after message \(sequence)")
         }
         // Incremental runs (several a second in a daemon) are not evaluation runs on record; their changes are.
         #expect(try await harness.store.evaluationRuns(tenant: "default").isEmpty)
@@ -215,6 +222,23 @@ struct SegmentStatusTests {
         // The next full run makes it active again.
         _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil)
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "active")
+    }
+
+    @Test func oneFailingIncrementalSegmentLeavesTheOthers() async throws {
+        let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
+        let harness = try EngineHarness(definitions: ["buyers.yaml": good])
+        let outcomes = try await harness.ingest([["type": "track", "userId": "u1", "event": "Purchase", "properties": ["total": 5], "messageId": "m1"]])
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let buyers = try #require(loaded.definitions.segments.first?.definition)
+        var broken = buyers
+        broken.name = "broken"
+        broken.rules = RuleGroup(conditions: [.field(FieldCondition(field: "segment", operator: .equals, value: "missing"))])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        let results = try await evaluator.refreshIncrementally([broken, buyers], tenant: "default", asOf: EngineHarness.instant("2027-01-01T00:00:00Z"), only: outcomes.compactMap(profileID(of:)))
+        #expect(results.map(\.segment) == ["broken", "buyers"])
+        #expect((try? results[0].result.get()) == nil)
+        #expect(try results[1].result.get().entered == 1)
+        #expect(try await harness.store.segmentMembers(tenant: "default", segment: "buyers", after: nil, limit: 10).count == 1)
     }
 
     @Test func anOverdueScheduledRefreshShowsAsStale() {

@@ -123,6 +123,22 @@ public struct DefinitionEvaluator: Sendable {
         }
     }
 
+    /// Re-evaluates dynamic `segments` of `tenant` (in the order given:
+    /// reference order) for the touched profiles `only`, all in one
+    /// transaction; a segment that fails leaves the others' results.
+    public func refreshIncrementally(_ segments: [SegmentDefinition], tenant: String, asOf: Milliseconds, only: [String]) async throws -> [(segment: String, result: Result<Run, StoreError>)] {
+        let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
+        let evaluated = segments.filter { $0.rules != nil }
+        let started = ContinuousClock.now
+        let results = try await store.refreshIncrementally(
+            evaluated.map { SQLiteStore.IncrementalRefresh(name: $0.name, rules: $0.rules!, runID: newID()) },
+            context: context, only: only, subscriptions: subscriptions(tenant: tenant))
+        let duration = ContinuousClock.now - started
+        return zip(evaluated, results).map { segment, result in
+            (segment.name, result.map { Run(kind: .segment, name: segment.name, tenant: tenant, profiles: $0.members, duration: duration, entered: $0.entered, exited: $0.exited) })
+        }
+    }
+
     /// Adds and removes a static segment's members (with `replace`, the
     /// members become exactly `add`), as one recorded run whose entries and
     /// exits reach the subscribed webhooks like any segment change.

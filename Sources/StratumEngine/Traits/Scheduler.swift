@@ -129,15 +129,18 @@ public final class Scheduler: Service, Sendable {
         for (tenant, ids) in drained.sorted(by: { $0.key < $1.key }) {
             let only = ids.sorted()
             looked += only.count
-            for entry in entries where entry.kind == .segment && entry.tenant == tenant {
-                guard let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == tenant && $0.definition.name == entry.name })?.definition,
-                    segment.effectiveType == .dynamic
-                else { continue }
-                do {
-                    _ = try await evaluator.refresh(segment: segment, asOf: now, nextRefreshAt: nil, only: only)
-                } catch {
-                    logger.error("An incremental segment run failed; the next full run corrects it.", metadata: ["segment": "\(segment.name)", "error": "\(error)"])
+            let dynamic = entries.filter { $0.kind == .segment && $0.tenant == tenant }.compactMap { entry in
+                evaluator.definitions.segments.first { $0.definition.tenantID == tenant && $0.definition.name == entry.name }?.definition
+            }.filter { $0.effectiveType == .dynamic }
+            guard !dynamic.isEmpty else { continue }
+            do {
+                for (segment, result) in try await evaluator.refreshIncrementally(dynamic, tenant: tenant, asOf: now, only: only) {
+                    if case .failure(let error) = result {
+                        logger.error("An incremental segment run failed; the next full run corrects it.", metadata: ["segment": "\(segment)", "error": "\(error)"])
+                    }
                 }
+            } catch {
+                logger.error("Incremental segment runs failed; the next full runs correct them.", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
             }
         }
         return looked
