@@ -198,6 +198,15 @@ enum Migrations {
                 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
                 """)
         }
+        migrator.registerMigration("2026-11-27-events-by-name-covering") { db in
+            // Traits, RFM recency/frequency and event conditions without property
+            // filters read only these columns: with them in the index they never
+            // visit the table rows (a random read each, about 3 µs).
+            try db.execute(sql: """
+                DROP INDEX events_by_name;
+                CREATE INDEX events_by_name ON events (tenant_id, event_name, event_time, profile_id, source_id);
+                """)
+        }
         return migrator
     }
 }

@@ -16,7 +16,7 @@ public final class SQLiteStore: Store {
     let writerCache = WriterCache()
 
     /// Opens (creating if needed) the store at `path` and runs pending migrations.
-    public init(path: String, writeChunk: Int = 20_000) throws {
+    public init(path: String, writeChunk: Int = 50_000) throws {
         self.path = path
         self.writeChunk = max(1, writeChunk)
         var configuration = Configuration()

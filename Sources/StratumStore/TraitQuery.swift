@@ -62,8 +62,10 @@ extension SQLiteStore {
         // A NULL result (an average or minimum of no numbers) is no value: the
         // profile gets the fallback like one without events.
         let values = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: statementArguments)
-                .map { TraitValue(profileID: $0[0], value: $0[1]) }
+            var values: [TraitValue] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: statementArguments)
+            while let row = try rows.next() { values.append(TraitValue(profileID: row[0], value: row[1])) }
+            return values
         }
         // The JSON text each profile's value should have: numbers from their text
         // (exact decimals), booleans as JSON booleans; absent values get 0
@@ -94,36 +96,50 @@ extension SQLiteStore {
     /// whose stored value differs are rewritten: a steady-state refresh writes
     /// almost nothing.
     ///
-    /// The work is split into transactions of at most `writeChunk` profiles
-    /// (staged in a temporary table of the writer connection, then applied by
-    /// ranges of profile ids), so no transaction holds the writer for long.
+    /// The work is split by ranges of `writeChunk` profile ids, one transaction
+    /// each (the range's values staged in a temporary table of the writer
+    /// connection, then applied), so no transaction holds the writer for long.
     func write(traitValues values: [TraitValue], json: String, fallback: String?, at path: String, tenant: String) async throws {
         let table = "temp.trait_values_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())"
         // `value` has no declared type, so no affinity: decimal sums stay exact text.
         try await pool.write { db in try db.execute(sql: "CREATE TEMP TABLE \(table) (profile_id TEXT PRIMARY KEY, value)") }
         do {
-            for start in stride(from: 0, to: values.count, by: writeChunk) {
-                let chunk = values[start..<min(start + writeChunk, values.count)]
+            let sorted = values.sorted { $0.profileID < $1.profileID }
+            // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
+            let chunk = writeChunk
+            let uppers: [String?] = try await pool.read { db in
+                var uppers: [String?] = []
+                while let upper = try String.fetchOne(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?",
+                                                      arguments: [tenant, uppers.last.flatMap { $0 } ?? "", chunk - 1]) {
+                    uppers.append(upper)
+                }
+                return uppers + [nil]
+            }
+            var lower: String?
+            var next = 0
+            for upper in uppers {
+                // This range's values: staged, then applied, in one transaction.
+                var end = next
+                while end < sorted.count, upper.map({ sorted[end].profileID <= $0 }) ?? true { end += 1 }
+                let staged = sorted[next..<end]
+                next = end
+                // Plain comparisons (no "?3 IS NULL OR ..."), so SQLite seeks the key range.
+                let (low, high) = (lower, upper)
+                @Sendable func range(_ id: String) -> String {
+                    [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }.joined(separator: " AND ").nonEmpty ?? "1"
+                }
+                // As many arguments as the highest parameter number used.
+                let arguments: StatementArguments = upper != nil ? [path, tenant, lower, upper] : lower != nil ? [path, tenant, lower] : [path, tenant]
                 try await pool.write { db in
                     let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (profile_id, value) VALUES (?, ?)")
-                    for value in chunk { try insert.execute(arguments: [value.profileID, value.value]) }
-                }
-            }
-            let ids = try await pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? ORDER BY id", arguments: [tenant]) }
-            // Ranges (lower, upper]: the last one is open, for profiles created meanwhile.
-            let uppers: [String?] = stride(from: writeChunk - 1, to: ids.count, by: writeChunk).map { ids[$0] } + [nil]
-            var lower: String?
-            for upper in uppers {
-                @Sendable func range(_ id: String) -> String { "(?3 IS NULL OR \(id) > ?3) AND (?4 IS NULL OR \(id) <= ?4)" }
-                let arguments: StatementArguments = [path, tenant, lower, upper]
-                try await pool.write { db in
+                    for value in staged { try insert.execute(arguments: [value.profileID, value.value]) }
                     try db.execute(sql: """
                         UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
-                        FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v) AS n
-                        WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND \(range("profiles.id"))
-                          AND (profiles.computed_traits -> ?1) IS NOT n.value
+                        FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v WHERE \(range("v.profile_id"))) AS n
+                        WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
                         """, arguments: arguments)
-                    let others = "tenant_id = ?2 AND \(range("id")) AND id NOT IN (SELECT profile_id FROM \(table))"
+                    // NOT EXISTS probes the staged table's key per profile; NOT IN would copy it whole per statement.
+                    let others = "tenant_id = ?2 AND \(range("id")) AND NOT EXISTS (SELECT 1 FROM \(table) v WHERE v.profile_id = profiles.id)"
                     if let fallback {
                         try db.execute(sql: """
                             UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
@@ -251,4 +267,9 @@ extension SQLiteStore {
                 .map { $0.flatMap { try? JSONParser.parse($0) } }
         }
     }
+}
+
+extension String {
+    /// The string, or nil when it is empty.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }
