@@ -35,9 +35,10 @@ extension SQLiteStore {
     /// profiles with email identifiers and countries, and events (page views,
     /// product views, carts, checkouts, purchases with totals) over 2026.
     public func generateShopData(profiles: Int, events: Int, tenant: String = "default") async throws {
-        // Profiles and identifiers written here bypass the ingestion cache.
-        defer { writerCache.clear() }
+        let cache = writerCache
         try await pool.write { db in
+            // Profiles and identifiers written here bypass the ingestion cache.
+            defer { cache.clear() }
             var random = SplitMix64(seed: 42)
             func next() -> UInt64 { random.next() }
             let start: Int64 = 1_767_225_600_000 // 2026-01-01

@@ -49,15 +49,21 @@ public final class SQLiteStore: Store {
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreTransaction) throws -> T) async throws -> T {
         let cache = writerCache
-        do {
-            return try await pool.write { db in
-                try cache.synchronize(with: db)
-                return try body(SQLiteTransaction(db: db, cache: cache))
+        return try await pool.writeWithoutTransaction { db in
+            do {
+                var result: T?
+                try db.inTransaction {
+                    try cache.synchronize(with: db)
+                    result = try body(SQLiteTransaction(db: db, cache: cache))
+                    return .commit
+                }
+                return result!
+            } catch {
+                // Rolled back (or the commit failed): what the transaction cached may
+                // not exist. Cleared while this write still holds the writer.
+                cache.clear()
+                throw error
             }
-        } catch {
-            // The transaction rolled back: what it cached may not exist.
-            cache.clear()
-            throw error
         }
     }
 

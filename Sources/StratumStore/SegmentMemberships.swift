@@ -56,13 +56,18 @@ extension SQLiteStore {
     ///
     /// Deliveries for `subscriptions` are written in the same transaction
     /// (a transactional outbox): nothing is sent for a run that rolled back.
-    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
+    ///
+    /// With `yieldingToIncremental`, a full run leaves alone the profiles
+    /// ingestion updated after `asOf`: incremental runs, evaluating them at a
+    /// later instant, own their membership (a full run started before their
+    /// event must not exit them).
+    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
         var query = SegmentQuery(context: context, scope: only == nil ? nil : "temp.scope")
         let compiled = CompiledSegment(name: name, runID: runID, select: try query.select(rules), arguments: query.arguments)
         return try await pool.write { db in
             if let only { try Self.createScope(only, in: db) }
             defer { if only != nil { try? db.execute(sql: "DROP TABLE IF EXISTS temp.scope") } }
-            return try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: only != nil, subscriptions: subscriptions, in: db)
+            return try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: only != nil, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
         }
     }
 
@@ -99,7 +104,7 @@ extension SQLiteStore {
                     var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
                     do {
                         try db.inSavepoint {
-                            result = try Self.apply(segment, context: context, nextRefreshAt: nil, incremental: true, subscriptions: subscriptions, in: db)
+                            result = try Self.apply(segment, context: context, nextRefreshAt: nil, incremental: true, yieldingToIncremental: false, subscriptions: subscriptions, in: db)
                             return .commit
                         }
                         return .success(result)
@@ -137,7 +142,7 @@ extension SQLiteStore {
     /// Makes one segment's stored membership equal its compiled query's result
     /// (for the profiles in temp.scope when `incremental`), recording changes,
     /// deliveries and the segment's state.
-    static func apply(_ segment: CompiledSegment, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+    static func apply(_ segment: CompiledSegment, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
         let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
         let started = ContinuousClock.now
         try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
@@ -145,6 +150,18 @@ extension SQLiteStore {
         // The scope: every profile, or the touched ones.
         let scope = incremental ? " AND profile_id IN (SELECT id FROM temp.scope)" : ""
         try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
+        if yieldingToIncremental && !incremental {
+            // Profiles updated after the evaluation instant keep the membership they have.
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.recent")
+            try db.execute(sql: "CREATE TEMP TABLE recent (id TEXT PRIMARY KEY)")
+            try db.execute(sql: "INSERT INTO temp.recent (id) SELECT id FROM profiles WHERE tenant_id = ? AND updated_at > ?", arguments: [tenant, asOf])
+            try db.execute(sql: "DELETE FROM temp.new_members WHERE id IN (SELECT id FROM temp.recent)")
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO temp.new_members (id)
+                SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id IN (SELECT id FROM temp.recent)
+                """, arguments: [tenant, name])
+            try db.execute(sql: "DROP TABLE temp.recent")
+        }
         try db.execute(sql: """
             INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
             SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n

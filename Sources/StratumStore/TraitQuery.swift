@@ -115,6 +115,7 @@ extension SQLiteStore {
                 }
                 return uppers + [nil]
             }
+            let cache = writerCache
             var lower: String?
             var next = 0
             for upper in uppers {
@@ -151,9 +152,10 @@ extension SQLiteStore {
                             WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
                             """, arguments: arguments)
                     }
+                    // computed_traits changed behind the ingestion cache's back: forget the
+                    // cached profiles before the writer is free for the next transaction.
+                    cache.clearProfiles()
                 }
-                // computed_traits changed behind the ingestion cache's back.
-                writerCache.clearProfiles()
                 lower = upper
             }
         } catch {

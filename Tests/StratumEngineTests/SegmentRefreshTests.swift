@@ -241,6 +241,27 @@ struct SegmentStatusTests {
         #expect(try await harness.store.segmentMembers(tenant: "default", segment: "buyers", after: nil, limit: 10).count == 1)
     }
 
+    @Test func aFullRunLeavesProfilesUpdatedAfterItsInstantToIncrementalRuns() async throws {
+        let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
+        let harness = try EngineHarness(definitions: ["buyers.yaml": good])
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let buyers = try #require(loaded.definitions.segments.first?.definition)
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        harness.setNow("2026-03-01T00:00:00Z")
+        try await harness.ingest([["type": "track", "userId": "early", "event": "Purchase", "properties": ["total": 5], "messageId": "m0"]])
+        harness.setNow("2026-03-01T12:00:00Z")
+        let late = try await harness.ingest([["type": "track", "userId": "late", "event": "Purchase", "properties": ["total": 5], "messageId": "m1"]])
+        // The buyer entered through an incremental run at 12:00 ...
+        _ = try await evaluator.refreshIncrementally([buyers], tenant: "default", asOf: EngineHarness.instant("2026-03-01T12:00:00Z"), only: late.compactMap(profileID(of:)))
+        // ... and a full run that started at 11:00 (a long tick) leaves them in; the earlier buyer is evaluated as usual.
+        let run = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-03-01T11:00:00Z"), nextRefreshAt: nil, yieldingToIncremental: true)
+        #expect(run.exited == 0)
+        #expect(run.profiles == 2)
+        // Without yielding, the same full run would exit the late buyer, who did not exist at 11:00.
+        let strict = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-03-01T11:00:00Z"), nextRefreshAt: nil)
+        #expect(strict.exited == 1)
+    }
+
     @Test func anOverdueScheduledRefreshShowsAsStale() {
         let state = SegmentState(tenant: "default", segment: "s", status: "active", profileCount: 1, lastComputedAt: 0, computationDurationMilliseconds: 1, nextRefreshAt: 1_000_000)
         #expect(state.status(at: 1_000_000) == "active")

@@ -96,7 +96,11 @@ public struct DefinitionEvaluator: Sendable {
     /// `active`. Full runs are recorded in `evaluation_runs`; incremental runs,
     /// several a second under traffic, are not (their changes are, in
     /// `segment_changes`, and a failure is thrown to the caller to log).
-    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil) async throws -> Run {
+    ///
+    /// `yieldingToIncremental` (the daemon's full runs of dynamic segments):
+    /// profiles updated after `asOf` keep their membership, which the
+    /// incremental runs decide.
+    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil, yieldingToIncremental: Bool = false) async throws -> Run {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
         let runID = newID()
         if let only {
@@ -114,7 +118,7 @@ public struct DefinitionEvaluator: Sendable {
                 guard let rules = segment.rules else { return (0, 0, 0) }
                 let result = try await store.refreshSegment(
                     segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt,
-                    subscriptions: subscriptions(tenant: segment.tenantID))
+                    yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions(tenant: segment.tenantID))
                 return (result.members, result.entered, result.exited)
             }
         } catch {

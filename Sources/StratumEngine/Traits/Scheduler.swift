@@ -107,7 +107,12 @@ public final class Scheduler: Service, Sendable {
                     }
                 default:
                     if let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
-                        let run = try await evaluator.refresh(segment: segment, asOf: now, nextRefreshAt: entry.cadence.next(after: now))
+                        // Its own instant (earlier runs of this tick may have taken a while), and the
+                        // profiles touched since are left to the incremental runs.
+                        let asOf = max(now, clock())
+                        let run = try await evaluator.refresh(
+                            segment: segment, asOf: asOf, nextRefreshAt: entry.cadence.next(after: now),
+                            yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
                         logger.debug("Refreshed a segment.", metadata: ["segment": "\(entry.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
                     }
                 }
