@@ -97,72 +97,68 @@ extension SQLiteStore {
     /// almost nothing.
     ///
     /// The work is split by ranges of `writeChunk` profile ids, one transaction
-    /// each (the range's values staged in a temporary table of the writer
-    /// connection, then applied), so no transaction holds the writer for long.
+    /// each (the range's values staged in a temporary table that lives and dies
+    /// inside it, then applied), so no transaction holds the writer for long.
     func write(traitValues values: [TraitValue], json: String, fallback: String?, at path: String, tenant: String) async throws {
-        let table = "temp.trait_values_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())"
-        // `value` has no declared type, so no affinity: decimal sums stay exact text.
-        try await pool.write { db in try db.execute(sql: "CREATE TEMP TABLE \(table) (profile_id TEXT PRIMARY KEY, value)") }
-        do {
-            let sorted = values.sorted { $0.profileID < $1.profileID }
-            // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
-            let chunk = writeChunk
-            let uppers: [String?] = try await pool.read { db in
-                var uppers: [String?] = []
-                while let upper = try String.fetchOne(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?",
-                                                      arguments: [tenant, uppers.last.flatMap { $0 } ?? "", chunk - 1]) {
-                    uppers.append(upper)
-                }
-                return uppers + [nil]
+        let table = "temp.trait_values"
+        let sorted = values.sorted { $0.profileID < $1.profileID }
+        // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
+        let chunk = writeChunk
+        let uppers: [String?] = try await pool.read { db in
+            var uppers: [String?] = []
+            while let upper = try String.fetchOne(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?",
+                                                  arguments: [tenant, uppers.last.flatMap { $0 } ?? "", chunk - 1]) {
+                uppers.append(upper)
             }
-            let cache = writerCache
-            var lower: String?
-            var next = 0
-            for upper in uppers {
-                // This range's values: staged, then applied, in one transaction.
-                var end = next
-                while end < sorted.count, upper.map({ sorted[end].profileID <= $0 }) ?? true { end += 1 }
-                let staged = sorted[next..<end]
-                next = end
-                // Plain comparisons (no "?3 IS NULL OR ..."), so SQLite seeks the key range.
-                let (low, high) = (lower, upper)
-                @Sendable func range(_ id: String) -> String {
-                    [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }.joined(separator: " AND ").nonEmpty ?? "1"
-                }
-                // As many arguments as the highest parameter number used.
-                let arguments: StatementArguments = upper != nil ? [path, tenant, lower, upper] : lower != nil ? [path, tenant, lower] : [path, tenant]
-                try await pool.write { db in
-                    let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (profile_id, value) VALUES (?, ?)")
-                    for value in staged { try insert.execute(arguments: [value.profileID, value.value]) }
-                    try db.execute(sql: """
-                        UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
-                        FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v WHERE \(range("v.profile_id"))) AS n
-                        WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
-                        """, arguments: arguments)
-                    // NOT EXISTS probes the staged table's key per profile; NOT IN would copy it whole per statement.
-                    let others = "tenant_id = ?2 AND \(range("id")) AND NOT EXISTS (SELECT 1 FROM \(table) v WHERE v.profile_id = profiles.id)"
-                    if let fallback {
-                        try db.execute(sql: """
-                            UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
-                            WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
-                            """, arguments: arguments)
-                    } else {
-                        try db.execute(sql: """
-                            UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
-                            WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
-                            """, arguments: arguments)
-                    }
-                    // computed_traits changed behind the ingestion cache's back: forget the
-                    // cached profiles before the writer is free for the next transaction.
-                    cache.clearProfiles()
-                }
-                lower = upper
-            }
-        } catch {
-            try? await pool.write { db in try db.execute(sql: "DROP TABLE IF EXISTS \(table)") }
-            throw error
+            return uppers + [nil]
         }
-        try await pool.write { db in try db.execute(sql: "DROP TABLE \(table)") }
+        let cache = writerCache
+        var lower: String?
+        var next = 0
+        for upper in uppers {
+            // This range's values: staged, then applied, in one transaction.
+            var end = next
+            while end < sorted.count, upper.map({ sorted[end].profileID <= $0 }) ?? true { end += 1 }
+            let staged = sorted[next..<end]
+            next = end
+            // Plain comparisons (no "?3 IS NULL OR ..."), so SQLite seeks the key range.
+            let (low, high) = (lower, upper)
+            @Sendable func range(_ id: String) -> String {
+                [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }.joined(separator: " AND ").nonEmpty ?? "1"
+            }
+            // As many arguments as the highest parameter number used.
+            let arguments: StatementArguments = upper != nil ? [path, tenant, lower, upper] : lower != nil ? [path, tenant, lower] : [path, tenant]
+            try await pool.write { db in
+                // `value` has no declared type, so no affinity: decimal sums stay exact text.
+                try db.execute(sql: "DROP TABLE IF EXISTS \(table)")
+                try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value)")
+                defer { try? db.execute(sql: "DROP TABLE IF EXISTS \(table)") }
+                let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (profile_id, value) VALUES (?, ?)")
+                for value in staged { try insert.execute(arguments: [value.profileID, value.value]) }
+                try db.execute(sql: """
+                    UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
+                    FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v WHERE \(range("v.profile_id"))) AS n
+                    WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
+                    """, arguments: arguments)
+                // NOT EXISTS probes the staged table's key per profile; NOT IN would copy it whole per statement.
+                let others = "tenant_id = ?2 AND \(range("id")) AND NOT EXISTS (SELECT 1 FROM \(table) v WHERE v.profile_id = profiles.id)"
+                if let fallback {
+                    try db.execute(sql: """
+                        UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
+                        WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
+                        """, arguments: arguments)
+                } else {
+                    try db.execute(sql: """
+                        UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
+                        WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
+                        """, arguments: arguments)
+                }
+                // computed_traits changed behind the ingestion cache's back: forget the
+                // cached profiles before the writer is free for the next transaction.
+                cache.clearProfiles()
+            }
+            lower = upper
+        }
     }
 
     /// Recency, frequency and monetary inputs of every profile with at least
