@@ -51,9 +51,6 @@ extension SQLiteStore {
     /// `asOf` and `runID`, and the segment's metrics — all in one transaction.
     /// Returns (members, entered, exited).
     ///
-    /// With `only`, just those profiles are re-evaluated (an incremental run
-    /// for profiles touched since the last one); the others keep their membership.
-    ///
     /// Deliveries for `subscriptions` are written in the same transaction
     /// (a transactional outbox): nothing is sent for a run that rolled back.
     ///
@@ -61,13 +58,11 @@ extension SQLiteStore {
     /// ingestion updated after `asOf`: incremental runs, evaluating them at a
     /// later instant, own their membership (a full run started before their
     /// event must not exit them).
-    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, only: [String]? = nil, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
-        var query = SegmentQuery(context: context, scope: only == nil ? nil : "temp.scope")
+    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
+        var query = SegmentQuery(context: context)
         let compiled = CompiledSegment(name: name, runID: runID, select: try query.select(rules), arguments: query.arguments)
         return try await pool.write { db in
-            if let only { try Self.createScope(only, in: db) }
-            defer { if only != nil { try? db.execute(sql: "DROP TABLE IF EXISTS temp.scope") } }
-            return try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: only != nil, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
+            try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
         }
     }
 

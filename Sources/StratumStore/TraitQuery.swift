@@ -124,7 +124,8 @@ extension SQLiteStore {
             // Plain comparisons (no "?3 IS NULL OR ..."), so SQLite seeks the key range.
             let (low, high) = (lower, upper)
             @Sendable func range(_ id: String) -> String {
-                [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }.joined(separator: " AND ").nonEmpty ?? "1"
+                let bounds = [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }
+                return bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
             }
             // As many arguments as the highest parameter number used.
             let arguments: StatementArguments = upper != nil ? [path, tenant, lower, upper] : lower != nil ? [path, tenant, lower] : [path, tenant]
@@ -265,9 +266,4 @@ extension SQLiteStore {
                 .map { $0.flatMap { try? JSONParser.parse($0) } }
         }
     }
-}
-
-extension String {
-    /// The string, or nil when it is empty.
-    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -211,7 +211,7 @@ struct SegmentStatusTests {
         #expect(try await harness.store.evaluationRuns(tenant: "default").last?.status == "failed")
 
         // An incremental run for touched profiles leaves the failed full run's status alone.
-        _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil, only: [])
+        _ = try await evaluator.refreshIncrementally([segment], tenant: "default", asOf: asOf, only: [])
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "stale")
         // So does a run interrupted by a crash, once the daemon starts again.
         try await harness.store.setSegmentStatus(tenant: "default", segment: "buyers", status: "computing")

@@ -88,30 +88,19 @@ public struct DefinitionEvaluator: Sendable {
         }
     }
 
-    /// Evaluates a segment for all its tenant's profiles, or with `only` just
-    /// those (an incremental run for touched profiles).
+    /// Evaluates a segment for all its tenant's profiles (incremental runs for
+    /// touched profiles go through `refreshIncrementally`).
     ///
     /// A full run shows the segment as `computing` while it runs and leaves it
     /// `stale` (members as they were) if it fails; a successful run makes it
-    /// `active`. Full runs are recorded in `evaluation_runs`; incremental runs,
-    /// several a second under traffic, are not (their changes are, in
-    /// `segment_changes`, and a failure is thrown to the caller to log).
+    /// `active`. The run is recorded in `evaluation_runs`.
     ///
     /// `yieldingToIncremental` (the daemon's full runs of dynamic segments):
     /// profiles updated after `asOf` keep their membership, which the
     /// incremental runs decide.
-    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, only: [String]? = nil, yieldingToIncremental: Bool = false) async throws -> Run {
+    public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false) async throws -> Run {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
         let runID = newID()
-        if let only {
-            let started = ContinuousClock.now
-            guard let rules = segment.rules else { return Run(kind: .segment, name: segment.name, tenant: segment.tenantID, profiles: 0, duration: .zero) }
-            let result = try await store.refreshSegment(
-                segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nil, only: only,
-                subscriptions: subscriptions(tenant: segment.tenantID))
-            return Run(kind: .segment, name: segment.name, tenant: segment.tenantID, profiles: result.members, duration: ContinuousClock.now - started,
-                       entered: result.entered, exited: result.exited)
-        }
         try await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "computing")
         do {
             return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
@@ -130,15 +119,17 @@ public struct DefinitionEvaluator: Sendable {
     /// Re-evaluates dynamic `segments` of `tenant` (in the order given:
     /// reference order) for the touched profiles `only`, all in one
     /// transaction; a segment that fails leaves the others' results.
+    /// These runs, several a second under traffic, are not recorded in
+    /// `evaluation_runs`; their changes are, in `segment_changes`.
     public func refreshIncrementally(_ segments: [SegmentDefinition], tenant: String, asOf: Milliseconds, only: [String]) async throws -> [(segment: String, result: Result<Run, StoreError>)] {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
-        let evaluated = segments.filter { $0.rules != nil }
+        let evaluated = segments.compactMap { segment in segment.rules.map { (segment, $0) } }
         let started = ContinuousClock.now
         let results = try await store.refreshIncrementally(
-            evaluated.map { SQLiteStore.IncrementalRefresh(name: $0.name, rules: $0.rules!, runID: newID()) },
+            evaluated.map { SQLiteStore.IncrementalRefresh(name: $0.0.name, rules: $0.1, runID: newID()) },
             context: context, only: only, subscriptions: subscriptions(tenant: tenant))
         let duration = ContinuousClock.now - started
-        return zip(evaluated, results).map { segment, result in
+        return zip(evaluated.map(\.0), results).map { segment, result in
             (segment.name, result.map { Run(kind: .segment, name: segment.name, tenant: tenant, profiles: $0.members, duration: duration, entered: $0.entered, exited: $0.exited) })
         }
     }
