@@ -162,3 +162,24 @@ struct SegmentImportCommandTests {
         #expect(unknown.stderr.contains("no Segment \"vip\" in tenant default; did you mean vips?"))
     }
 }
+
+/// Benchmark options are checked before anything runs.
+struct BenchArgumentTests {
+    @Test func badFreshnessOptionsAreRefusedWithTheReason() throws {
+        let directory = FileManager.default.temporaryDirectory
+        let cases: [([String], String)] = [
+            (["--rate", "0"], "--rate must be 1...100000"),
+            (["--trait-every", "soon"], "--full-refresh-every and --trait-every must be durations"),
+            (["--history-profiles", "5"], "--history-profiles and --history-events go together"),
+            (["--segments", "0"], "--segments must be 1...100"),
+        ]
+        for (arguments, message) in cases {
+            let result = try StratumBinary.run(["bench", "freshness"] + arguments, directory: directory)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        let mode = try StratumBinary.run(["segment", "import", "vips", "list.csv", "--mode", "sideways"], directory: directory)
+        #expect(mode.status == 2)
+        #expect(mode.stderr.contains("sideways"))
+    }
+}
