@@ -44,64 +44,106 @@ enum InstantFunction {
     }
 }
 
-/// One computed trait's values for every profile, from one grouped query.
+/// New `computed_traits` values for every profile of a tenant, for one trait
+/// or RFM model: what its query computed, and what every other profile gets.
+public struct TraitColumn: Sendable {
+    /// The key's JSON path under `computed_traits`.
+    let path: String
+    /// The computed values, by profile id.
+    let values: [SQLiteStore.TraitValue]
+    /// How a staged value becomes its JSON text.
+    let json: JSONText
+    /// JSON text (SQL) for profiles without a value; nil: no value.
+    let fallback: String?
+
+    /// How many profiles have a computed value.
+    public var count: Int { values.count }
+
+    /// SQL turning a staged value into JSON text.
+    enum JSONText: Sendable {
+        /// A JSON function of the value (`json`: numbers from their text, so decimals stay exact; `json_quote`).
+        case function(String)
+        /// A truth value as JSON true or false.
+        case boolean
+
+        func sql(_ value: String) -> String {
+            switch self {
+            case .function(let name): "\(name)(\(value))"
+            case .boolean: "CASE WHEN \(value) THEN 'true' ELSE 'false' END"
+            }
+        }
+    }
+}
+
+/// Computed traits and RFM scores: each one's values from one grouped query on
+/// a reader, then many written together in one pass over the profiles.
 extension SQLiteStore {
-    /// Computes `trait` as of `asOf` for every profile of its tenant and stores
-    /// it in `computed_traits.<name>`. Profiles without a matching event get 0
-    /// (count, unique_count, sum), false (exists), or no value (the others).
-    /// Returns how many profiles have a value.
-    ///
-    /// The query runs on a reader and the results are written in short
-    /// transactions (see `write(traitValues:...)`), so ingestion and
-    /// incremental segment runs go on while a trait over millions of events
-    /// is computed.
-    public func computeTrait(_ trait: TraitDefinition, asOf: Milliseconds) async throws -> Int {
-        var query = SegmentQuery(context: RuleContext(tenant: trait.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
-        let (sql, arguments) = query.traitValues(trait)
+    /// Computes `traits` (all of one `TraitScan`) as of `asOf` for every
+    /// profile of their tenant, in one query on a reader;
+    /// `write(columns:tenant:)` stores them in `computed_traits.<name>`.
+    /// Profiles without a matching event get 0 (count, unique_count, sum),
+    /// false (exists), or no value (the others).
+    public func traitColumns(_ traits: [TraitDefinition], asOf: Milliseconds) async throws -> [TraitColumn] {
+        guard let first = traits.first else { return [] }
+        var query = SegmentQuery(context: RuleContext(tenant: first.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
+        let (sql, arguments) = query.traitValues(traits)
         let statementArguments = StatementArguments(arguments)
         // A NULL result (an average or minimum of no numbers) is no value: the
         // profile gets the fallback like one without events.
         let values = try await pool.read { db in
-            var values: [TraitValue] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT profile_id, value FROM (" + sql + ") WHERE value IS NOT NULL", arguments: statementArguments)
-            while let row = try rows.next() { values.append(TraitValue(profileID: row[0], value: row[1])) }
+            var values = Array(repeating: [TraitValue](), count: traits.count)
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
+            while let row = try rows.next() {
+                let profileID: String = row[0]
+                for index in values.indices {
+                    let value: DatabaseValue = row[index + 1]
+                    if !value.isNull { values[index].append(TraitValue(profileID: profileID, value: value)) }
+                }
+            }
             return values
         }
-        // The JSON text each profile's value should have: numbers from their text
-        // (exact decimals), booleans as JSON booleans; absent values get 0
-        // (count, unique_count, sum), false (exists) or no value (the others).
-        let json: String
-        let fallback: String?
-        switch trait.type {
-        case .exists: (json, fallback) = ("CASE WHEN v.value THEN 'true' ELSE 'false' END", "'false'")
-        case .sum, .count, .uniqueCount: (json, fallback) = ("json(v.value)", "'0'")
-        case .average: (json, fallback) = ("json(v.value)", nil)
-        // The property's JSON text, so true stays true and objects stay objects.
-        case .first, .last: (json, fallback) = (trait.property == nil ? "json_quote(v.value)" : "json(v.value)", nil)
-        case .min, .max: (json, fallback) = ("json_quote(v.value)", nil)
+        return zip(traits, values).map { trait, values in
+            // The JSON text each profile's value should have: numbers from their text
+            // (exact decimals), booleans as JSON booleans.
+            let json: TraitColumn.JSONText
+            let fallback: String?
+            switch trait.type {
+            case .exists: (json, fallback) = (.boolean, "'false'")
+            case .sum, .count, .uniqueCount: (json, fallback) = (.function("json"), "'0'")
+            case .average: (json, fallback) = (.function("json"), nil)
+            // The property's JSON text, so true stays true and objects stay objects.
+            case .first, .last: (json, fallback) = (.function(trait.property == nil ? "json_quote" : "json"), nil)
+            case .min, .max: (json, fallback) = (.function("json_quote"), nil)
+            }
+            return TraitColumn(path: SegmentQuery.jsonPath([trait.name]), values: values, json: json, fallback: fallback)
         }
-        try await write(traitValues: values, json: json, fallback: fallback, at: SegmentQuery.jsonPath([trait.name]), tenant: trait.tenantID)
-        return values.count
     }
 
     /// One profile's computed value, as SQLite returned it.
-    struct TraitValue: Sendable {
+    public struct TraitValue: Sendable {
         var profileID: String
         var value: DatabaseValue
     }
 
-    /// Makes `computed_traits` at `path` equal `values` (`json` turns `v.value`
-    /// into JSON text) for the profiles listed, and `fallback` (JSON text, or
-    /// nil: no value) for every other profile of the tenant. Only profiles
-    /// whose stored value differs are rewritten: a steady-state refresh writes
-    /// almost nothing.
+    /// How many columns one write pass takes at most (each adds arguments to
+    /// one `json_set`, and SQLite caps a function's arguments).
+    public static let columnsPerWrite = 32
+
+    /// Makes each column's key of `computed_traits` equal its computed values
+    /// for the profiles listed and its fallback for every other profile of
+    /// `tenant`, all columns in one pass: each profile row is rewritten at
+    /// most once, and only if one of its values differs, so a steady-state
+    /// refresh writes almost nothing.
     ///
-    /// The work is split by ranges of `writeChunk` profile ids, one transaction
-    /// each (the range's values staged in a temporary table that lives and dies
-    /// inside it, then applied), so no transaction holds the writer for long.
-    func write(traitValues values: [TraitValue], json: String, fallback: String?, at path: String, tenant: String) async throws {
+    /// The pass goes by ranges of `writeChunk` profile ids, one transaction
+    /// each (the range's values staged in a temporary table that lives and
+    /// dies inside it, then applied), so no transaction holds the writer for
+    /// long.
+    public func write(columns: [TraitColumn], tenant: String) async throws {
+        precondition(columns.count <= Self.columnsPerWrite, "at most \(Self.columnsPerWrite) columns per write pass")
+        guard !columns.isEmpty else { return }
         let table = "temp.trait_values"
-        let sorted = values.sorted { $0.profileID < $1.profileID }
+        let sorted = columns.map { column in column.values.sorted { $0.profileID < $1.profileID } }
         // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
         let chunk = writeChunk
         let uppers: [String?] = try await pool.read { db in
@@ -112,48 +154,56 @@ extension SQLiteStore {
             }
             return uppers + [nil]
         }
+        // Staged column i is v<i>; its JSON text (or fallback, or NULL: no value) j<i>.
+        let indices = columns.indices
+        let staged = indices.map { "v\($0)" }
+        let target = indices.map { index in
+            let json = columns[index].json.sql("v.v\(index)")
+            return "CASE WHEN v.v\(index) IS NULL THEN \(columns[index].fallback ?? "NULL") ELSE \(json) END AS j\(index)"
+        }
+        // ?1 is the tenant, ?2... the paths. json_set writes every key (a JSON null where
+        // there is no value), then json_remove drops those: `$.""` names no key (trait and
+        // model names are slugs).
+        let path = { (index: Int) in "?\(index + 2)" }
+        let set = indices.map { "\(path($0)), json(n.j\($0))" }.joined(separator: ", ")
+        let remove = indices.map { "CASE WHEN n.j\($0) IS NULL THEN \(path($0)) ELSE '$.\"\"' END" }.joined(separator: ", ")
+        let changed = indices.map { "(profiles.computed_traits -> \(path($0))) IS NOT n.j\($0)" }.joined(separator: " OR ")
+        let update = """
+            UPDATE profiles SET computed_traits = json_remove(json_set(computed_traits, \(set)), \(remove))
+            FROM (SELECT v.profile_id AS profile_id, \(target.joined(separator: ", ")) FROM \(table) v) AS n
+            WHERE profiles.tenant_id = ?1 AND profiles.id = n.profile_id AND (\(changed))
+            """
+        let updateArguments = StatementArguments([tenant] + columns.map(\.path))
         let cache = writerCache
         var lower: String?
-        var next = 0
+        var next = Array(repeating: 0, count: columns.count)
         for upper in uppers {
             // This range's values: staged, then applied, in one transaction.
-            var end = next
-            while end < sorted.count, upper.map({ sorted[end].profileID <= $0 }) ?? true { end += 1 }
-            let staged = sorted[next..<end]
-            next = end
-            // Plain comparisons (no "?3 IS NULL OR ..."), so SQLite seeks the key range.
-            let (low, high) = (lower, upper)
-            @Sendable func range(_ id: String) -> String {
-                let bounds = [low.map { _ in "\(id) > ?3" }, high.map { _ in "\(id) <= ?4" }].compactMap { $0 }
-                return bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
+            var slices: [ArraySlice<TraitValue>] = []
+            for index in indices {
+                var end = next[index]
+                while end < sorted[index].count, upper.map({ sorted[index][end].profileID <= $0 }) ?? true { end += 1 }
+                slices.append(sorted[index][next[index]..<end])
+                next[index] = end
             }
-            // As many arguments as the highest parameter number used.
-            let arguments: StatementArguments = upper != nil ? [path, tenant, lower, upper] : lower != nil ? [path, tenant, lower] : [path, tenant]
+            // Plain comparisons (no "?2 IS NULL OR ..."), so SQLite seeks the key range;
+            // as many arguments as the highest parameter number used.
+            let bounds = [lower.map { _ in "id > ?2" }, upper.map { _ in "id <= ?3" }].compactMap { $0 }
+            let inRange = bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
+            let rangeArguments: StatementArguments = upper != nil ? [tenant, lower ?? "", upper] : lower != nil ? [tenant, lower] : [tenant]
+            let rows = Self.merge(slices)
             try await pool.write { db in
-                // `value` has no declared type, so no affinity: decimal sums stay exact text.
+                // The values have no declared type, so no affinity: decimal sums stay exact text.
                 try db.execute(sql: "DROP TABLE IF EXISTS \(table)")
-                try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, value)")
+                try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, \(staged.joined(separator: ", ")))")
                 defer { try? db.execute(sql: "DROP TABLE IF EXISTS \(table)") }
-                let insert = try db.makeStatement(sql: "INSERT OR REPLACE INTO \(table) (profile_id, value) VALUES (?, ?)")
-                for value in staged { try insert.execute(arguments: [value.profileID, value.value]) }
-                try db.execute(sql: """
-                    UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(n.value))
-                    FROM (SELECT v.profile_id AS profile_id, \(json) AS value FROM \(table) v WHERE \(range("v.profile_id"))) AS n
-                    WHERE profiles.tenant_id = ?2 AND profiles.id = n.profile_id AND (profiles.computed_traits -> ?1) IS NOT n.value
-                    """, arguments: arguments)
-                // NOT EXISTS probes the staged table's key per profile; NOT IN would copy it whole per statement.
-                let others = "tenant_id = ?2 AND \(range("id")) AND NOT EXISTS (SELECT 1 FROM \(table) v WHERE v.profile_id = profiles.id)"
-                if let fallback {
-                    try db.execute(sql: """
-                        UPDATE profiles SET computed_traits = json_set(computed_traits, ?1, json(\(fallback)))
-                        WHERE \(others) AND (computed_traits -> ?1) IS NOT \(fallback)
-                        """, arguments: arguments)
-                } else {
-                    try db.execute(sql: """
-                        UPDATE profiles SET computed_traits = json_remove(computed_traits, ?1)
-                        WHERE \(others) AND (computed_traits -> ?1) IS NOT NULL
-                        """, arguments: arguments)
-                }
+                let insert = try db.makeStatement(sql: """
+                    INSERT INTO \(table) (profile_id, \(staged.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: staged.count)))
+                    """)
+                for row in rows { try insert.execute(arguments: StatementArguments(row)) }
+                // Every other profile of the range, for the fallbacks.
+                try db.execute(sql: "INSERT OR IGNORE INTO \(table) (profile_id) SELECT id FROM profiles WHERE tenant_id = ?1 AND \(inRange)", arguments: rangeArguments)
+                try db.execute(sql: update, arguments: updateArguments)
                 // computed_traits changed behind the ingestion cache's back: forget the
                 // cached profiles before the writer is free for the next transaction.
                 cache.clearProfiles()
@@ -190,21 +240,76 @@ extension SQLiteStore {
         }
     }
 
-    /// Stores RFM results under `computed_traits.rfm.<model>`; profiles not in
+    /// One row per profile from columns' values sorted by profile id: the
+    /// profile id, then each column's value or NULL.
+    static func merge(_ columns: [ArraySlice<TraitValue>]) -> [[DatabaseValue]] {
+        var heads = columns.map(\.startIndex)
+        var rows: [[DatabaseValue]] = []
+        while true {
+            var lowest: String?
+            for (column, head) in zip(columns, heads) where head < column.endIndex {
+                let id = column[head].profileID
+                if lowest.map({ id < $0 }) ?? true { lowest = id }
+            }
+            guard let id = lowest else { return rows }
+            var row = [id.databaseValue]
+            for index in columns.indices {
+                if heads[index] < columns[index].endIndex, columns[index][heads[index]].profileID == id {
+                    row.append(columns[index][heads[index]].value)
+                    heads[index] += 1
+                } else {
+                    row.append(.null)
+                }
+            }
+            rows.append(row)
+        }
+    }
+
+    /// RFM results for `computed_traits.rfm.<model>`; profiles not in
     /// `scores` lose theirs (they were not scored this run).
-    public func storeRFM(model: String, tenant: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) async throws {
+    public static func rfmColumn(model: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) -> TraitColumn {
         let values = scores.map { score in
             TraitValue(profileID: score.profileID, value: JSONValue.object([
                 "r": .number(Double(score.r)), "f": .number(Double(score.f)), "m": .number(Double(score.m)), "segment": .string(score.segment),
             ]).jsonText().databaseValue)
         }
-        try await write(traitValues: values, json: "v.value", fallback: nil, at: SegmentQuery.jsonPath(["rfm." + model]), tenant: tenant)
+        return TraitColumn(path: SegmentQuery.jsonPath(["rfm." + model]), values: values, json: .function("json"), fallback: nil)
+    }
+}
+
+/// The events a trait reads. Traits with the same scan are computed by one
+/// grouped query, one aggregate each, except first/last of a property, which
+/// ranks a profile's events and has a query of its own.
+public struct TraitScan: Hashable, Sendable {
+    let tenant: String
+    let event: String
+    let window: TraitWindow
+    let sources: [String]
+    let conditions: [PropertyCondition]
+    /// Set for first/last of a property: no other trait shares its query.
+    let ranked: String?
+
+    public init(_ trait: TraitDefinition) {
+        tenant = trait.tenantID
+        event = trait.event
+        window = trait.window ?? .all
+        sources = trait.sources ?? []
+        conditions = trait.where ?? []
+        ranked = [.first, .last].contains(trait.type) && trait.property != nil ? trait.name : nil
     }
 }
 
 extension SegmentQuery {
-    /// `SELECT profile_id, <aggregate> FROM events ... GROUP BY profile_id` for a trait.
-    mutating func traitValues(_ trait: TraitDefinition) -> (String, [DatabaseValueConvertible?]) {
+    /// `SELECT profile_id, <aggregate 1>, <aggregate 2>... FROM events ... GROUP BY profile_id`
+    /// for traits of one `TraitScan`.
+    ///
+    /// The events are found by name and time (`events_by_name`, forced): without
+    /// a time bound the planner walks `events_by_profile` to save the GROUP BY
+    /// sort, visiting every event of the tenant in random row order (5x slower
+    /// for an event that is an eighth of the store).
+    mutating func traitValues(_ traits: [TraitDefinition]) -> (String, [DatabaseValueConvertible?]) {
+        let trait = traits[0]
+        precondition(traits.allSatisfy { TraitScan($0) == TraitScan(trait) }, "traits of one query share their scan")
         var filters = [
             "e.tenant_id = \(bindValue(trait.tenantID))", "e.profile_id IS NOT NULL",
             "e.event_name = \(bindValue(trait.event))", "e.event_time <= \(bindValue(context.asOf))",
@@ -219,41 +324,43 @@ extension SegmentQuery {
             let (expression, storage) = Self.jsonValue("e.properties", bindValue(Self.jsonPath(condition.property)))
             filters.append(compare(expression, storage, condition.operator, condition.value, condition.unit))
         }
-        let path = trait.property.map { bindValue(Self.jsonPath($0)) } ?? "NULL"
-        let property = "json_extract(e.properties, \(path))"
-        let type = "json_type(e.properties, \(path))"
-        // Numbers only: a JSON true is not 1, and "12.5" is a string (DESIGN.md, Rule semantics).
-        let numeric = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) END"
-        // Numbers by value (1 and 1.0 are one value), everything else by its JSON text ("1" and true are not 1).
-        let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
-        let isoTime = "strftime('%Y-%m-%dT%H:%M:%fZ', e.event_time / 1000.0, 'unixepoch')"
-        let value: String
-        switch trait.type {
-        case .count: value = "COUNT(*)"
-        case .sum: value = "COALESCE(stratum_decimal_sum(\(numeric)), '0')"
-        case .average: value = "AVG(\(numeric))"
-        case .min: value = "MIN(\(numeric))"
-        case .max: value = "MAX(\(numeric))"
-        case .uniqueCount: value = "COUNT(DISTINCT \(distinct))"
-        case .exists: value = "1"
-        case .first, .last:
-            let extreme = trait.type == .first ? "MIN" : "MAX"
-            guard trait.property != nil else {
-                value = "\(extreme)(\(isoTime))"
-                break
+        var values: [String] = []
+        for trait in traits {
+            let path = trait.property.map { bindValue(Self.jsonPath($0)) } ?? "NULL"
+            let property = "json_extract(e.properties, \(path))"
+            let type = "json_type(e.properties, \(path))"
+            // Numbers only: a JSON true is not 1, and "12.5" is a string (DESIGN.md, Rule semantics).
+            let numeric = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) END"
+            // Numbers by value (1 and 1.0 are one value), everything else by its JSON text ("1" and true are not 1).
+            let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
+            switch trait.type {
+            case .count: values.append("COUNT(*)")
+            case .sum: values.append("COALESCE(stratum_decimal_sum(\(numeric)), '0')")
+            case .average: values.append("AVG(\(numeric))")
+            case .min: values.append("MIN(\(numeric))")
+            case .max: values.append("MAX(\(numeric))")
+            case .uniqueCount: values.append("COUNT(DISTINCT \(distinct))")
+            case .exists: values.append("1")
+            case .first, .last:
+                let extreme = trait.type == .first ? "MIN" : "MAX"
+                guard trait.property != nil else {
+                    // The instant found, formatted once (not every event's).
+                    values.append("strftime('%Y-%m-%dT%H:%M:%fZ', \(extreme)(e.event_time) / 1000.0, 'unixepoch')")
+                    continue
+                }
+                // The property (as JSON text) of the first/last event that carries one;
+                // events at the same instant are ordered as they were stored.
+                let order = trait.type == .first ? "ASC" : "DESC"
+                filters.append("\(type) IS NOT NULL AND \(type) <> 'null'")
+                let ranked = "SELECT e.profile_id AS profile_id, e.properties -> \(path) AS value, "
+                    + "ROW_NUMBER() OVER (PARTITION BY e.profile_id ORDER BY e.event_time \(order), e.seq \(order)) AS position FROM events e INDEXED BY events_by_name WHERE "
+                    + filters.map { "(\($0))" }.joined(separator: " AND ")
+                return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
             }
-            // The property (as JSON text) of the first/last event that carries one;
-            // events at the same instant are ordered as they were stored.
-            let order = trait.type == .first ? "ASC" : "DESC"
-            filters.append("\(type) IS NOT NULL AND \(type) <> 'null'")
-            let ranked = "SELECT e.profile_id AS profile_id, e.properties -> \(path) AS value, "
-                + "ROW_NUMBER() OVER (PARTITION BY e.profile_id ORDER BY e.event_time \(order), e.seq \(order)) AS position FROM events e WHERE "
-                + filters.map { "(\($0))" }.joined(separator: " AND ")
-            return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
         }
-        let grouped = "SELECT e.profile_id AS profile_id, \(value) AS value FROM events e WHERE "
+        let grouped = "SELECT e.profile_id AS profile_id, \(values.joined(separator: ", ")) FROM events e INDEXED BY events_by_name WHERE "
             + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
-        return ("SELECT profile_id, value FROM (\(grouped))", arguments)
+        return (grouped, arguments)
     }
 }
 

@@ -156,6 +156,33 @@ struct TraitAndRFMTests {
         #expect(inputs.first { $0.profileID == id }?.frequency == 6)
     }
 
+    /// Traits over the same events share one query and every value is written
+    /// in one pass; the results must be those of each definition on its own.
+    @Test func definitionsComputedTogetherEqualEachComputedAlone() async throws {
+        let files = SegmentQueryTests.definitions.merging(Self.traits) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
+        let definitions = DefinitionLoader.load(files: files).definitions
+        let traits = definitions.traits.map(\.definition)
+        let models = definitions.rfmModels.map(\.definition)
+        let (alone, together) = (try await SegmentQueryTests.harness(), try await SegmentQueryTests.harness())
+        let one = DefinitionEvaluator(definitions: definitions, store: alone.store)
+        var outcomes: [DefinitionEvaluator.ValueOutcome] = []
+        for trait in traits { outcomes += await one.refreshValues(traits: [trait], rfmModels: [], asOf: SegmentQueryTests.asOf) }
+        for model in models { outcomes += await one.refreshValues(traits: [], rfmModels: [model], asOf: SegmentQueryTests.asOf) }
+        let all = await DefinitionEvaluator(definitions: definitions, store: together.store).refreshValues(traits: traits, rfmModels: models, asOf: SegmentQueryTests.asOf)
+        #expect(all.count == traits.count + models.count)
+        for outcome in outcomes + all {
+            if case .failure(let error) = outcome.result { Issue.record("\(outcome.name): \(error)") }
+        }
+        for (type, value) in [("external_id", "ann"), ("external_id", "bob"), ("external_id", "dan"), ("anonymous_id", "cat")] {
+            let aloneID = try #require(try await alone.profileID(type: type, value: value))
+            let togetherID = try #require(try await together.profileID(type: type, value: value))
+            let separately = try #require(try await alone.profile(aloneID)).computedTraits
+            let jointly = try #require(try await together.profile(togetherID)).computedTraits
+            #expect(separately == jointly, "\(value)")
+            if value == "ann" { #expect(separately.count == traits.count + models.count, "ann has a value of every trait and model") }
+        }
+    }
+
     @Test func aLaterRefreshRewritesOnlyWhatChanged() async throws {
         let (harness, before) = try await Self.refreshed()
         #expect(before["ann"]?["purchases_30d"] == 3)

@@ -36,16 +36,9 @@ public struct DefinitionEvaluator: Sendable {
     /// (dynamic or computed, not draft) in reference order, as of `asOf`.
     public func refresh(asOf: Milliseconds, only: Set<DefinitionKind> = [.trait, .rfm, .segment]) async throws -> [Run] {
         var runs: [Run] = []
-        if only.contains(.trait) {
-            for loaded in definitions.traits {
-                runs.append(try await refresh(trait: loaded.definition, asOf: asOf))
-            }
-        }
-        if only.contains(.rfm) {
-            for loaded in definitions.rfmModels {
-                runs.append(try await refresh(rfm: loaded.definition, asOf: asOf))
-            }
-        }
+        let outcomes = await refreshValues(traits: only.contains(.trait) ? definitions.traits.map(\.definition) : [],
+                                           rfmModels: only.contains(.rfm) ? definitions.rfmModels.map(\.definition) : [], asOf: asOf)
+        for outcome in outcomes { runs.append(try outcome.result.get()) }
         if only.contains(.segment) {
             for segment in Self.referenceOrder(definitions.segments.map(\.definition)) where Self.isEvaluated(segment) {
                 runs.append(try await refresh(segment: segment, asOf: asOf, nextRefreshAt: nil))
@@ -71,21 +64,138 @@ public struct DefinitionEvaluator: Sendable {
         segment.effectiveType != .static && segment.status != .draft && segment.rules != nil
     }
 
-    public func refresh(trait: TraitDefinition, asOf: Milliseconds) async throws -> Run {
-        try await recorded(.trait, trait.name, trait.tenantID, asOf) {
-            (try await store.computeTrait(trait, asOf: asOf), 0, 0)
+    /// One trait's or RFM model's run in `refreshValues`.
+    public struct ValueOutcome: Sendable {
+        public var kind: DefinitionKind
+        public var name: String
+        public var tenant: String
+        public var result: Result<Run, any Error>
+    }
+
+    /// Computes `traits` and `rfmModels` as of `asOf`. Each one's query runs
+    /// on a reader, two at a time; then, per tenant, all their values are
+    /// written in one pass over the profiles (`SQLiteStore.write(columns:)`),
+    /// so a profile row is rewritten once for all of them, not once each.
+    ///
+    /// Each definition is recorded as its own run. One whose query fails is
+    /// recorded as failed and the others are still written; if the write pass
+    /// fails, every run it carried fails. A run's duration is its query's time
+    /// plus an even share of the write pass.
+    public func refreshValues(traits: [TraitDefinition], rfmModels: [RFMDefinition], asOf: Milliseconds) async -> [ValueOutcome] {
+        enum Job: Sendable {
+            case trait(TraitDefinition)
+            case rfm(RFMDefinition)
+            var kind: DefinitionKind { if case .trait = self { .trait } else { .rfm } }
+            var name: String { switch self { case .trait(let trait): trait.name; case .rfm(let model): model.name } }
+            var tenant: String { switch self { case .trait(let trait): trait.tenantID; case .rfm(let model): model.tenantID } }
+        }
+        let jobs = traits.map(Job.trait) + rfmModels.map(Job.rfm)
+        var outcomes: [ValueOutcome] = []
+        for tenant in Set(jobs.map(\.tenant)).sorted() {
+            let tenantJobs = jobs.filter { $0.tenant == tenant }
+            for start in stride(from: 0, to: tenantJobs.count, by: SQLiteStore.columnsPerWrite) {
+                var batch: [(job: Job, runID: String)] = []
+                for job in tenantJobs[start..<min(start + SQLiteStore.columnsPerWrite, tenantJobs.count)] {
+                    let runID = newID()
+                    do {
+                        try await store.startRun(id: runID, tenant: tenant, kind: job.kind, name: job.name, asOf: asOf, at: clock())
+                        batch.append((job, runID))
+                    } catch {
+                        outcomes.append(ValueOutcome(kind: job.kind, name: job.name, tenant: tenant, result: .failure(error)))
+                    }
+                }
+                // Traits that read the same events share one query; each RFM model has its own.
+                var units: [(members: [Int], query: @Sendable () async throws -> [TraitColumn])] = []
+                var scans: [TraitScan: Int] = [:]
+                for (index, entry) in batch.enumerated() {
+                    switch entry.job {
+                    case .trait(let trait):
+                        if let unit = scans[TraitScan(trait)] {
+                            units[unit].members.append(index)
+                        } else {
+                            scans[TraitScan(trait)] = units.count
+                            units.append(([index], { [] }))
+                        }
+                    case .rfm(let model):
+                        units.append(([index], { [try await rfmColumn(model, asOf: asOf)] }))
+                    }
+                }
+                for (unit, members) in units.map(\.members).enumerated() {
+                    let traits = members.compactMap { index -> TraitDefinition? in
+                        if case .trait(let trait) = batch[index].job { trait } else { nil }
+                    }
+                    if !traits.isEmpty { units[unit].query = { try await store.traitColumns(traits, asOf: asOf) } }
+                }
+                // Each definition's result, its query's time split evenly among those that shared it.
+                var results = Array<Result<(TraitColumn, Swift.Duration), any Error>>(repeating: .failure(CancellationError()), count: batch.count)
+                for (unit, result) in zip(units, await columns(for: units.map(\.query))) {
+                    for (position, index) in unit.members.enumerated() {
+                        results[index] = result.map { columns, duration in (columns[position], duration / unit.members.count) }
+                    }
+                }
+                let computed = results.compactMap { try? $0.get().0 }
+                let writeStarted = ContinuousClock.now
+                do {
+                    try await store.write(columns: computed, tenant: tenant)
+                    let share = (ContinuousClock.now - writeStarted) / max(computed.count, 1)
+                    results = results.map { $0.map { ($0.0, $0.1 + share) } }
+                } catch {
+                    results = results.map { $0.flatMap { _ in .failure(error) } }
+                }
+                for ((job, runID), result) in zip(batch, results) {
+                    let run: Result<Run, any Error>
+                    do {
+                        let (column, duration) = try result.get()
+                        try await store.finishRun(id: runID, at: clock(), profiles: column.count, entered: 0, exited: 0, error: nil)
+                        run = .success(Run(kind: job.kind, name: job.name, tenant: tenant, profiles: column.count, duration: duration))
+                    } catch {
+                        try? await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
+                        run = .failure(error)
+                    }
+                    outcomes.append(ValueOutcome(kind: job.kind, name: job.name, tenant: tenant, result: run))
+                }
+            }
+        }
+        return outcomes
+    }
+
+    /// Runs the column queries, two at a time (the machine's cores; each on its
+    /// own reader), each timed; results in the order given.
+    private func columns(for queries: [@Sendable () async throws -> [TraitColumn]]) async -> [Result<([TraitColumn], Swift.Duration), any Error>] {
+        await withTaskGroup(of: (Int, Result<([TraitColumn], Swift.Duration), any Error>).self) { group in
+            var results = Array<Result<([TraitColumn], Swift.Duration), any Error>?>(repeating: nil, count: queries.count)
+            var next = 0
+            func add() {
+                guard next < queries.count else { return }
+                let (index, query) = (next, queries[next])
+                next += 1
+                group.addTask {
+                    let started = ContinuousClock.now
+                    do {
+                        let columns = try await query()
+                        return (index, .success((columns, ContinuousClock.now - started)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            add()
+            add()
+            while let (index, result) = await group.next() {
+                results[index] = result
+                add()
+            }
+            return results.map { $0! }
         }
     }
 
-    public func refresh(rfm model: RFMDefinition, asOf: Milliseconds) async throws -> Run {
-        try await recorded(.rfm, model.name, model.tenantID, asOf) {
-            let inputs = try await store.rfmInputs(model, asOf: asOf).map {
-                RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary)
-            }
-            let scores = RFMScoring.score(inputs, model: model)
-            try await store.storeRFM(model: model.name, tenant: model.tenantID, scores: scores.map { ($0.profileID, $0.r, $0.f, $0.m, $0.segment) })
-            return (scores.count, 0, 0)
+    /// An RFM model's scores as a column: inputs on a reader, scored here.
+    private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds) async throws -> TraitColumn {
+        let inputs = try await store.rfmInputs(model, asOf: asOf).map {
+            RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary)
         }
+        let scores = RFMScoring.score(inputs, model: model)
+        return SQLiteStore.rfmColumn(model: model.name, scores: scores.map { ($0.profileID, $0.r, $0.f, $0.m, $0.segment) })
     }
 
     /// Evaluates a segment for all its tenant's profiles (incremental runs for

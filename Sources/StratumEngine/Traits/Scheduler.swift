@@ -94,27 +94,32 @@ public final class Scheduler: Service, Sendable {
     @discardableResult
     public func tick(now: Milliseconds) async -> Milliseconds? {
         let dueNow = due.withLock { due in entries.filter { entry in (due[Self.key(entry)] ?? .max) <= now } }
-        for entry in dueNow {
+        // Traits and RFM models due together are computed together and written in one pass.
+        let dueValues = dueNow.filter { $0.kind != .segment }
+        let traits = dueValues.compactMap { entry in
+            evaluator.definitions.traits.first { entry.kind == .trait && $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name }?.definition
+        }
+        let models = dueValues.compactMap { entry in
+            evaluator.definitions.rfmModels.first { entry.kind == .rfm && $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name }?.definition
+        }
+        for outcome in await evaluator.refreshValues(traits: traits, rfmModels: models, asOf: now) {
+            if case .failure(let error) = outcome.result {
+                logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(outcome.kind.rawValue)/\(outcome.tenant)/\(outcome.name)", "error": "\(error)"])
+            }
+        }
+        for entry in dueValues {
+            due.withLock { $0[Self.key(entry)] = entry.cadence.next(after: now) ?? .max }
+        }
+        for entry in dueNow where entry.kind == .segment {
             do {
-                switch entry.kind {
-                case .trait:
-                    if let trait = evaluator.definitions.traits.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
-                        _ = try await evaluator.refresh(trait: trait, asOf: now)
-                    }
-                case .rfm:
-                    if let model = evaluator.definitions.rfmModels.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
-                        _ = try await evaluator.refresh(rfm: model, asOf: now)
-                    }
-                default:
-                    if let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
-                        // Its own instant (earlier runs of this tick may have taken a while), and the
-                        // profiles touched since are left to the incremental runs.
-                        let asOf = max(now, clock())
-                        let run = try await evaluator.refresh(
-                            segment: segment, asOf: asOf, nextRefreshAt: entry.cadence.next(after: now),
-                            yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
-                        logger.debug("Refreshed a segment.", metadata: ["segment": "\(entry.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
-                    }
+                if let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
+                    // Its own instant (earlier runs of this tick may have taken a while), and the
+                    // profiles touched since are left to the incremental runs.
+                    let asOf = max(now, clock())
+                    let run = try await evaluator.refresh(
+                        segment: segment, asOf: asOf, nextRefreshAt: entry.cadence.next(after: now),
+                        yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
+                    logger.debug("Refreshed a segment.", metadata: ["segment": "\(entry.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
                 }
             } catch {
                 logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(Self.key(entry))", "error": "\(error)"])
