@@ -76,7 +76,9 @@ extension SQLiteStore {
             for index in 0..<events {
                 let owner = Int(next() % UInt64(profiles))
                 let name = names[Int(next() % 8)]
-                let time = start + Int64(next() % year)
+                // Stored in arrival order, as ingestion stores them: times rise through
+                // the year, each up to a minute late or early.
+                let time = start + Int64(index) * Int64(year) / Int64(max(events, 1)) + Int64(next() % 120_000) - 60_000
                 let product = next() % 500
                 let properties = name == "Purchase"
                     ? #"{"total":\#(next() % 300 + 5).\#(next() % 100),"currency":"USD","category":"c\#(product % 12)"}"#
