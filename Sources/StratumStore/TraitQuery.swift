@@ -47,30 +47,44 @@ enum InstantFunction {
 /// New `computed_traits` values for every profile of a tenant, for one trait
 /// or RFM model: what its query computed, and what every other profile gets.
 public struct TraitColumn: Sendable {
-    /// The key's JSON path under `computed_traits`.
-    let path: String
-    /// The computed values, by profile id.
-    let values: [SQLiteStore.TraitValue]
-    /// How a staged value becomes its JSON text.
-    let json: JSONText
-    /// JSON text (SQL) for profiles without a value; nil: no value.
-    let fallback: String?
+    /// The member of `computed_traits` (the trait's name, `rfm.<model>`).
+    let key: String
+    /// The computed values as JSON text, by profile id, sorted.
+    let values: [(profileID: String, json: [UInt8])]
+    /// JSON text for profiles without a value; nil: no value.
+    let fallback: [UInt8]?
 
     /// How many profiles have a computed value.
     public var count: Int { values.count }
 
-    /// SQL turning a staged value into JSON text.
-    enum JSONText: Sendable {
-        /// A JSON function of the value (`json`: numbers from their text, so decimals stay exact; `json_quote`).
-        case function(String)
-        /// A truth value as JSON true or false.
+    /// How a value SQLite returned becomes JSON text.
+    enum Conversion {
+        /// Numbers as numbers; text is JSON already (an exact decimal sum, a property's JSON).
+        case json
+        /// Numbers as numbers, text as a JSON string.
+        case quoted
+        /// A truth value as true or false.
         case boolean
+    }
 
-        func sql(_ value: String) -> String {
-            switch self {
-            case .function(let name): "\(name)(\(value))"
-            case .boolean: "CASE WHEN \(value) THEN 'true' ELSE 'false' END"
-            }
+    init(key: String, values: [(profileID: String, value: DatabaseValue)], conversion: Conversion, fallback: String?) {
+        self.key = key
+        self.values = values.compactMap { value in Self.json(value.value, conversion).map { (value.profileID, $0) } }
+            .sorted { $0.profileID < $1.profileID }
+        self.fallback = fallback.map { Array($0.utf8) }
+    }
+
+    /// The JSON text of `value`, or nil for NULL (no value).
+    static func json(_ value: DatabaseValue, _ conversion: Conversion) -> [UInt8]? {
+        switch (value.storage, conversion) {
+        case (.null, _), (.blob, _): nil
+        case (.int64(let integer), .boolean): Array((integer != 0 ? "true" : "false").utf8)
+        case (.double(let double), .boolean): Array((double != 0 ? "true" : "false").utf8)
+        case (.string, .boolean): nil
+        case (.int64(let integer), _): Array(String(integer).utf8)
+        case (.double(let double), _): JSONValue.number(double).jsonBytes()
+        case (.string(let text), .json): Array(text.utf8)
+        case (.string(let text), .quoted): JSONValue.string(text).jsonBytes()
         }
     }
 }
@@ -91,59 +105,46 @@ extension SQLiteStore {
         // A NULL result (an average or minimum of no numbers) is no value: the
         // profile gets the fallback like one without events.
         let values = try await pool.read { db in
-            var values = Array(repeating: [TraitValue](), count: traits.count)
+            var values = Array(repeating: [(profileID: String, value: DatabaseValue)](), count: traits.count)
             let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
             while let row = try rows.next() {
                 let profileID: String = row[0]
                 for index in values.indices {
                     let value: DatabaseValue = row[index + 1]
-                    if !value.isNull { values[index].append(TraitValue(profileID: profileID, value: value)) }
+                    if !value.isNull { values[index].append((profileID, value)) }
                 }
             }
             return values
         }
         return zip(traits, values).map { trait, values in
-            // The JSON text each profile's value should have: numbers from their text
-            // (exact decimals), booleans as JSON booleans.
-            let json: TraitColumn.JSONText
-            let fallback: String?
+            // Numbers from their text (exact decimals), booleans as JSON booleans;
+            // profiles without a value get 0 (count, unique_count, sum), false
+            // (exists), or none (the others).
             switch trait.type {
-            case .exists: (json, fallback) = (.boolean, "'false'")
-            case .sum, .count, .uniqueCount: (json, fallback) = (.function("json"), "'0'")
-            case .average: (json, fallback) = (.function("json"), nil)
+            case .exists: TraitColumn(key: trait.name, values: values, conversion: .boolean, fallback: "false")
+            case .sum, .count, .uniqueCount: TraitColumn(key: trait.name, values: values, conversion: .json, fallback: "0")
+            case .average: TraitColumn(key: trait.name, values: values, conversion: .json, fallback: nil)
             // The property's JSON text, so true stays true and objects stay objects.
-            case .first, .last: (json, fallback) = (.function(trait.property == nil ? "json_quote" : "json"), nil)
-            case .min, .max: (json, fallback) = (.function("json_quote"), nil)
+            case .first, .last: TraitColumn(key: trait.name, values: values, conversion: trait.property == nil ? .quoted : .json, fallback: nil)
+            case .min, .max: TraitColumn(key: trait.name, values: values, conversion: .quoted, fallback: nil)
             }
-            return TraitColumn(path: SegmentQuery.jsonPath([trait.name]), values: values, json: json, fallback: fallback)
         }
     }
 
-    /// One profile's computed value, as SQLite returned it.
-    public struct TraitValue: Sendable {
-        var profileID: String
-        var value: DatabaseValue
-    }
-
-    /// How many columns one write pass takes at most (each adds arguments to
-    /// one `json_set`, and SQLite caps a function's arguments).
+    /// How many columns one write pass takes at most: every value of each is
+    /// held in memory until the pass.
     public static let columnsPerWrite = 32
 
-    /// Makes each column's key of `computed_traits` equal its computed values
-    /// for the profiles listed and its fallback for every other profile of
-    /// `tenant`, all columns in one pass: each profile row is rewritten at
+    /// Makes each column's member of `computed_traits` equal its computed
+    /// values for the profiles listed and its fallback for every other profile
+    /// of `tenant`, all columns in one pass: each profile row is rewritten at
     /// most once, and only if one of its values differs, so a steady-state
-    /// refresh writes almost nothing.
+    /// refresh writes almost nothing. The other members are kept as written.
     ///
     /// The pass goes by ranges of `writeChunk` profile ids, one transaction
-    /// each (the range's values staged in a temporary table that lives and
-    /// dies inside it, then applied), so no transaction holds the writer for
-    /// long.
+    /// each, so no transaction holds the writer for long.
     public func write(columns: [TraitColumn], tenant: String) async throws {
-        precondition(columns.count <= Self.columnsPerWrite, "at most \(Self.columnsPerWrite) columns per write pass")
         guard !columns.isEmpty else { return }
-        let table = "temp.trait_values"
-        let sorted = columns.map { column in column.values.sorted { $0.profileID < $1.profileID } }
         // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
         let chunk = writeChunk
         let uppers: [String?] = try await pool.read { db in
@@ -154,36 +155,16 @@ extension SQLiteStore {
             }
             return uppers + [nil]
         }
-        // Staged column i is v<i>; its JSON text (or fallback, or NULL: no value) j<i>.
-        let indices = columns.indices
-        let staged = indices.map { "v\($0)" }
-        let target = indices.map { index in
-            let json = columns[index].json.sql("v.v\(index)")
-            return "CASE WHEN v.v\(index) IS NULL THEN \(columns[index].fallback ?? "NULL") ELSE \(json) END AS j\(index)"
-        }
-        // ?1 is the tenant, ?2... the paths. json_set writes every key (a JSON null where
-        // there is no value), then json_remove drops those: `$.""` names no key (trait and
-        // model names are slugs).
-        let path = { (index: Int) in "?\(index + 2)" }
-        let set = indices.map { "\(path($0)), json(n.j\($0))" }.joined(separator: ", ")
-        let remove = indices.map { "CASE WHEN n.j\($0) IS NULL THEN \(path($0)) ELSE '$.\"\"' END" }.joined(separator: ", ")
-        let changed = indices.map { "(profiles.computed_traits -> \(path($0))) IS NOT n.j\($0)" }.joined(separator: " OR ")
-        let update = """
-            UPDATE profiles SET computed_traits = json_remove(json_set(computed_traits, \(set)), \(remove))
-            FROM (SELECT v.profile_id AS profile_id, \(target.joined(separator: ", ")) FROM \(table) v) AS n
-            WHERE profiles.tenant_id = ?1 AND profiles.id = n.profile_id AND (\(changed))
-            """
-        let updateArguments = StatementArguments([tenant] + columns.map(\.path))
         let cache = writerCache
         var lower: String?
         var next = Array(repeating: 0, count: columns.count)
         for upper in uppers {
-            // This range's values: staged, then applied, in one transaction.
-            var slices: [ArraySlice<TraitValue>] = []
-            for index in indices {
+            // This range's values of each column.
+            var slices: [ArraySlice<(profileID: String, json: [UInt8])>] = []
+            for (index, column) in columns.enumerated() {
                 var end = next[index]
-                while end < sorted[index].count, upper.map({ sorted[index][end].profileID <= $0 }) ?? true { end += 1 }
-                slices.append(sorted[index][next[index]..<end])
+                while end < column.values.count, upper.map({ column.values[end].profileID <= $0 }) ?? true { end += 1 }
+                slices.append(column.values[next[index]..<end])
                 next[index] = end
             }
             // Plain comparisons (no "?2 IS NULL OR ..."), so SQLite seeks the key range;
@@ -191,19 +172,31 @@ extension SQLiteStore {
             let bounds = [lower.map { _ in "id > ?2" }, upper.map { _ in "id <= ?3" }].compactMap { $0 }
             let inRange = bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
             let rangeArguments: StatementArguments = upper != nil ? [tenant, lower ?? "", upper] : lower != nil ? [tenant, lower] : [tenant]
-            let rows = Self.merge(slices)
+            let rangeSlices = slices
             try await pool.write { db in
-                // The values have no declared type, so no affinity: decimal sums stay exact text.
-                try db.execute(sql: "DROP TABLE IF EXISTS \(table)")
-                try db.execute(sql: "CREATE TEMP TABLE trait_values (profile_id TEXT PRIMARY KEY, \(staged.joined(separator: ", ")))")
-                defer { try? db.execute(sql: "DROP TABLE IF EXISTS \(table)") }
-                let insert = try db.makeStatement(sql: """
-                    INSERT INTO \(table) (profile_id, \(staged.joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: staged.count)))
-                    """)
-                for row in rows { try insert.execute(arguments: StatementArguments(row)) }
-                // Every other profile of the range, for the fallbacks.
-                try db.execute(sql: "INSERT OR IGNORE INTO \(table) (profile_id) SELECT id FROM profiles WHERE tenant_id = ?1 AND \(inRange)", arguments: rangeArguments)
-                try db.execute(sql: update, arguments: updateArguments)
+                // Every profile of the range in id order, walked beside the columns' sorted values.
+                var changed: [(id: String, traits: String)] = []
+                var heads = rangeSlices.map(\.startIndex)
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, computed_traits FROM profiles WHERE tenant_id = ?1 AND \(inRange) ORDER BY id", arguments: rangeArguments)
+                while let row = try rows.next() {
+                    let id: String = row[0]
+                    let stored: String = row[1]
+                    guard var traits = RawJSONObject(stored) else { throw StoreError("profile \(id) has computed traits that are not a JSON object") }
+                    for (index, column) in columns.enumerated() {
+                        let slice = rangeSlices[index]
+                        // Values of profiles that are gone (merged since the query) are skipped.
+                        while heads[index] < slice.endIndex, slice[heads[index]].profileID < id { heads[index] += 1 }
+                        if heads[index] < slice.endIndex, slice[heads[index]].profileID == id {
+                            traits.set(column.key, slice[heads[index]].json)
+                        } else {
+                            traits.set(column.key, column.fallback)
+                        }
+                    }
+                    let rewritten = traits.bytes
+                    if !stored.utf8.elementsEqual(rewritten) { changed.append((id, String(decoding: rewritten, as: UTF8.self))) }
+                }
+                let update = try db.makeStatement(sql: "UPDATE profiles SET computed_traits = ? WHERE tenant_id = ? AND id = ?")
+                for (id, traits) in changed { try update.execute(arguments: [traits, tenant, id]) }
                 // computed_traits changed behind the ingestion cache's back: forget the
                 // cached profiles before the writer is free for the next transaction.
                 cache.clearProfiles()
@@ -240,40 +233,15 @@ extension SQLiteStore {
         }
     }
 
-    /// One row per profile from columns' values sorted by profile id: the
-    /// profile id, then each column's value or NULL.
-    static func merge(_ columns: [ArraySlice<TraitValue>]) -> [[DatabaseValue]] {
-        var heads = columns.map(\.startIndex)
-        var rows: [[DatabaseValue]] = []
-        while true {
-            var lowest: String?
-            for (column, head) in zip(columns, heads) where head < column.endIndex {
-                let id = column[head].profileID
-                if lowest.map({ id < $0 }) ?? true { lowest = id }
-            }
-            guard let id = lowest else { return rows }
-            var row = [id.databaseValue]
-            for index in columns.indices {
-                if heads[index] < columns[index].endIndex, columns[index][heads[index]].profileID == id {
-                    row.append(columns[index][heads[index]].value)
-                    heads[index] += 1
-                } else {
-                    row.append(.null)
-                }
-            }
-            rows.append(row)
-        }
-    }
-
     /// RFM results for `computed_traits.rfm.<model>`; profiles not in
     /// `scores` lose theirs (they were not scored this run).
     public static func rfmColumn(model: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) -> TraitColumn {
         let values = scores.map { score in
-            TraitValue(profileID: score.profileID, value: JSONValue.object([
+            (score.profileID, JSONValue.object([
                 "r": .number(Double(score.r)), "f": .number(Double(score.f)), "m": .number(Double(score.m)), "segment": .string(score.segment),
             ]).jsonText().databaseValue)
         }
-        return TraitColumn(path: SegmentQuery.jsonPath(["rfm." + model]), values: values, json: .function("json"), fallback: nil)
+        return TraitColumn(key: "rfm." + model, values: values, conversion: .json, fallback: nil)
     }
 }
 
