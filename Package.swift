@@ -82,7 +82,10 @@ let package = Package(
         ),
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
         .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"]),
-        .testTarget(name: "StratumEngineTests", dependencies: ["StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport"]),
+        .testTarget(name: "StratumEngineTests", dependencies: [
+            "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(
             name: "StratumDeliveryTests",
             dependencies: [

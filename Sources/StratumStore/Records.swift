@@ -32,8 +32,9 @@ public struct ProfileRecord: Sendable {
     public var lastEventAt: Milliseconds?
     public var createdAt: Milliseconds
     public var updatedAt: Milliseconds
-    /// Whether `profileData` or `computedTraits` changed since the profile was
-    /// read; the store rewrites those columns only then. Not stored.
+    /// Whether `profileData` changed since the profile was read; the store
+    /// rewrites that column only then. (`computedTraits` is never written from
+    /// the record: evaluation owns it.) Not stored.
     public var dataChanged = false
 
     public init(tenantID: String, id: String, now: Milliseconds, seenAt: Milliseconds) {

@@ -203,15 +203,20 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func updateProfile(_ profile: ProfileRecord) throws {
+        // computed_traits is evaluation's (and `carryComputedTraits`'): never
+        // rewritten from the record, which holds its numbers as Doubles.
         if profile.dataChanged {
-            // The key columns go last, for the WHERE clause.
-            let arguments = StatementArguments(Array(Self.profileValues(profile).dropFirst(2))) + [profile.tenantID, profile.id]
             try db.cachedStatement(sql: """
-                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?, computed_traits = ?,
+                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?,
                   lifecycle_stage = ?, total_events = ?, total_sessions = ?, total_purchases = ?, total_revenue = ?,
                   canonical_type = ?, canonical_hash = ?, last_session_id = ?, last_event_at = ?, created_at = ?, updated_at = ?
                 WHERE tenant_id = ? AND id = ?
-                """).execute(arguments: arguments)
+                """).execute(arguments: [
+                    profile.externalID, profile.firstSeenAt, profile.lastSeenAt, JSONValue.object(profile.profileData).jsonText(),
+                    profile.storedStage.rawValue, profile.totalEvents, profile.totalSessions, profile.totalPurchases,
+                    "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash, profile.lastSessionID, profile.lastEventAt,
+                    profile.createdAt, profile.updatedAt, profile.tenantID, profile.id,
+                ])
         } else {
             try db.cachedStatement(sql: """
                 UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, lifecycle_stage = ?, total_events = ?,
@@ -258,6 +263,20 @@ struct SQLiteTransaction: StoreTransaction {
 
     func moveConsents(tenant: String, from: String, to: String) throws {
         try db.execute(sql: "UPDATE consents SET profile_id = ? WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
+    }
+
+    func carryComputedTraits(tenant: String, from: String, to: String) throws {
+        let statement = try db.cachedStatement(sql: "SELECT computed_traits FROM profiles WHERE tenant_id = ? AND id = ?")
+        guard let absorbedText = try String.fetchOne(statement, arguments: [tenant, from]),
+              let survivorText = try String.fetchOne(statement, arguments: [tenant, to]) else { return }
+        guard let absorbed = RawJSONObject(absorbedText), var survivor = RawJSONObject(survivorText) else {
+            throw StoreError("computed traits of profile \(from) or \(to) are not a JSON object")
+        }
+        let carried = absorbed.members.filter { survivor[$0.key] == nil }
+        guard !carried.isEmpty else { return }
+        for member in carried { survivor.set(member.key, member.value) }
+        try db.execute(sql: "UPDATE profiles SET computed_traits = ? WHERE tenant_id = ? AND id = ?",
+                       arguments: [String(decoding: survivor.bytes, as: UTF8.self), tenant, to])
     }
 
     func insertMerge(_ merge: MergeRecord) throws {

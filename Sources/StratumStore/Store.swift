@@ -58,6 +58,9 @@ public protocol StoreTransaction: StoreReader {
     /// Reassigns every event of `from` to `to`; returns how many moved.
     func moveEvents(tenant: String, from: String, to: String) throws -> Int
     func moveConsents(tenant: String, from: String, to: String) throws
+    /// Gives `to` the computed traits of `from` that it has none of (values kept
+    /// as written: exact decimals stay exact).
+    func carryComputedTraits(tenant: String, from: String, to: String) throws
     func insertMerge(_ merge: MergeRecord) throws
     /// Makes `absorbedID` (and ids formerly merged into it) resolve to `survivorID`.
     func insertAlias(tenant: String, absorbedID: String, survivorID: String, at: Milliseconds) throws

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import StratumDefinitions
 import StratumEngine
 import StratumJSON
@@ -94,6 +95,36 @@ struct TraitAndRFMTests {
         _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
         let id = try #require(try await harness.profileID(type: "external_id", value: "u"))
         #expect(try #require(try await harness.profile(id)).computedTraits["spend"]?.jsonText() == "12345678901234.57")
+    }
+
+    /// Computed traits are evaluation's: ingestion never rewrites them (its
+    /// records hold numbers as Doubles), and a merge only adds the absorbed
+    /// profile's values the survivor lacks, as they were written.
+    @Test func ingestionKeepsComputedTraitsAsWrittenAndMergesCarryMissingOnes() async throws {
+        let traits = [
+            "s.yaml": "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n",
+            "v.yaml": "kind: Trait\nname: viewed_price\ntype: average\nevent: Viewed\nproperty: price\n",
+        ]
+        let harness = try EngineHarness(definitions: traits)
+        try await harness.ingest([
+            ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 1_234_567_890_123_456.8], "messageId": "m1"],
+            ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 0.01], "messageId": "m2"],
+            ["type": "track", "anonymousId": "a", "event": "Viewed", "properties": ["price": 5], "messageId": "m3"],
+        ])
+        let loaded = DefinitionLoader.load(files: traits.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let id = try #require(try await harness.profileID(type: "external_id", value: "u"))
+        let file = try DatabaseQueue(path: harness.store.path)
+        func stored() throws -> String? {
+            try file.read { try String.fetchOne($0, sql: "SELECT computed_traits FROM profiles WHERE id = ?", arguments: [id]) }
+        }
+        // 18 significant digits: more than a Double holds.
+        let exact = try #require(try stored())
+        #expect(exact == #"{"spend":1234567890123456.81}"#)
+        try await harness.ingest([["type": "identify", "userId": "u", "traits": ["name": "U"], "messageId": "m4"]])
+        #expect(try stored() == exact)
+        try await harness.ingest([["type": "identify", "userId": "u", "anonymousId": "a", "messageId": "m5"]])
+        #expect(try stored() == #"{"spend":1234567890123456.81,"viewed_price":5}"#)
     }
 
     @Test func firstAndLastFollowStorageOrderAtTheSameInstantAndSkipEventsWithoutTheProperty() async throws {

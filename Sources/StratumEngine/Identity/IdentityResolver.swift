@@ -174,6 +174,7 @@ struct IdentityResolver {
         let identifiersMoved = try transaction.moveIdentifiers(tenant: tenant, from: absorbed.id, to: survivor.id)
         let eventsMoved = try transaction.moveEvents(tenant: tenant, from: absorbed.id, to: survivor.id)
         try transaction.moveConsents(tenant: tenant, from: absorbed.id, to: survivor.id)
+        try transaction.carryComputedTraits(tenant: tenant, from: absorbed.id, to: survivor.id)
         survivor = Self.combined(survivor, absorbed)
         survivor.updatedAt = now
         survivor.dataChanged = true
