@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "StratumJSON"),
         .target(name: "StratumCrypto", dependencies: ["CCrypto"]),
         .target(
@@ -31,7 +32,7 @@ let package = Package(
         .target(
             name: "StratumStore",
             dependencies: [
-                "StratumJSON", "StratumDefinitions", "StratumCrypto",
+                "CSQLite", "StratumJSON", "StratumDefinitions", "StratumCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

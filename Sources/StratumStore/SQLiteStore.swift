@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import GRDB
 import StratumJSON
@@ -15,8 +16,15 @@ public final class SQLiteStore: Store {
     /// Identifier and profile lookups of ingestion, kept for the writer connection.
     let writerCache = WriterCache()
 
+    /// Process-wide SQLite settings, made before the first connection opens.
+    /// Memory statistics off: each of SQLite's allocations would otherwise lock
+    /// one process-wide mutex, which readers computing traits side by side (and
+    /// the ingestion writer beside them) contend for.
+    private static let configured: Bool = stratum_sqlite_disable_memory_statistics() == SQLITE_OK
+
     /// Opens (creating if needed) the store at `path` and runs pending migrations.
     public init(path: String, writeChunk: Int = 50_000) throws {
+        _ = Self.configured
         self.path = path
         self.writeChunk = max(1, writeChunk)
         var configuration = Configuration()
