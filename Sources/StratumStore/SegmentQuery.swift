@@ -80,16 +80,33 @@ struct SegmentQuery {
     mutating func bindValue(_ value: DatabaseValueConvertible?) -> String { bind(value) }
 
     mutating func group(_ rules: RuleGroup) throws -> String {
-        var parts: [String] = []
+        var parts: [(cost: Int, sql: String)] = []
         for condition in rules.conditions ?? [] {
             switch condition {
-            case .field(let field): parts.append(try self.field(field))
-            case .event(let event): parts.append(try self.event(event))
+            case .field(let field): parts.append((Self.cost(of: field), try self.field(field)))
+            case .event(let event): parts.append((4, try self.event(event)))
             }
         }
-        for nested in rules.groups ?? [] { parts.append(try group(nested)) }
+        for nested in rules.groups ?? [] { parts.append((3, try group(nested))) }
         guard !parts.isEmpty else { return "0" }
-        return parts.map { "(\($0))" }.joined(separator: rules.effectiveLogic == .and ? " AND " : " OR ")
+        // Cheapest first: AND and OR give the same answer in any order, and SQLite
+        // stops at the first term that decides (parameters are numbered, so the
+        // text can move).
+        let ordered = parts.enumerated().sorted { ($0.element.cost, $0.offset) < ($1.element.cost, $1.offset) }
+        return ordered.map { "(\($0.element.sql))" }.joined(separator: rules.effectiveLogic == .and ? " AND " : " OR ")
+    }
+
+    /// How much a condition costs per profile, in classes: a column (0), a
+    /// JSON value (1), a stored date read through `stratum_instant` (2), a
+    /// subquery or another segment's rules (3); event conditions are 4.
+    static func cost(of condition: FieldCondition) -> Int {
+        guard let path = FieldPath(parsing: condition.field) else { return 3 }
+        switch path {
+        case .identifier, .consent, .segment: return 3
+        case .profileData, .computedTrait, .rfm:
+            return condition.operator.isAbsoluteTime || condition.operator.isRelativeTime ? 2 : 1
+        default: return 0
+        }
     }
 
     /// How a field's values are stored, which decides how they compare.
