@@ -3,37 +3,6 @@ import GRDB
 import StratumDefinitions
 import StratumJSON
 
-/// Sums decimals exactly inside SQLite: JSON numbers arrive as REAL and are
-/// read through their shortest round-trip text (19.99 stays 19.99); numeric
-/// text is parsed as written. Returns the sum as text (no trailing noise).
-struct DecimalSum: DatabaseAggregate {
-    var sum: Decimal = 0
-    var seen = false
-
-    static let posix = Locale(identifier: "en_US_POSIX")
-
-    static func decimal(_ value: DatabaseValue) -> Decimal? {
-        switch value.storage {
-        case .int64(let integer): return Decimal(integer)
-        case .double(let double) where double.isFinite: return Decimal(string: "\(double)", locale: posix)
-        case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: posix)
-        default: return nil
-        }
-    }
-
-    mutating func step(_ dbValues: [DatabaseValue]) throws {
-        guard let value = dbValues.first.flatMap(Self.decimal) else { return }
-        sum += value
-        seen = true
-    }
-
-    func finalize() throws -> (any DatabaseValueConvertible)? {
-        seen ? "\(sum)" : nil
-    }
-
-    static let function = DatabaseFunction("stratum_decimal_sum", argumentCount: 1, pure: true, aggregate: DecimalSum.self)
-}
-
 /// `stratum_instant(text)`: milliseconds since the epoch of an ISO-8601 date
 /// or date-time, read by the parser rule values go through (`Instant.parse`),
 /// or NULL for anything else — so stored and rule dates always agree.
@@ -207,7 +176,7 @@ extension SQLiteStore {
 
     /// Recency, frequency and monetary inputs of every profile with at least
     /// one frequency or recency event in the lookback window.
-    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal)] {
+    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] {
         let lookback = Int64(model.lookbackDays ?? 365) * 86_400_000
         let recency = model.recencyEvent ?? "Purchase"
         let frequency = model.frequencyEvent ?? "Purchase"
@@ -228,7 +197,8 @@ extension SQLiteStore {
                 let latest: Int64? = row["latest"]
                 let days = latest.map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
                 let monetaryText: String? = row["monetary"]
-                return (row["profile"], days, row["frequency"], monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0)
+                let monetary = monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0
+                return (row["profile"], days, row["frequency"], monetary, monetaryText ?? "0")
             }
         }
     }
@@ -236,10 +206,15 @@ extension SQLiteStore {
     /// RFM results for `computed_traits.rfm.<model>`; profiles not in
     /// `scores` lose theirs (they were not scored this run).
     public static func rfmColumn(model: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) -> TraitColumn {
+        // {"r":5,"f":4,"m":3,"segment":"Loyal"}, each segment name encoded once.
+        var names: [String: String] = [:]
         let values = scores.map { score in
-            (score.profileID, JSONValue.object([
-                "r": .number(Double(score.r)), "f": .number(Double(score.f)), "m": .number(Double(score.m)), "segment": .string(score.segment),
-            ]).jsonText().databaseValue)
+            let name = names[score.segment] ?? {
+                let encoded = JSONValue.string(score.segment).jsonText()
+                names[score.segment] = encoded
+                return encoded
+            }()
+            return (score.profileID, (#"{"r":\#(score.r),"f":\#(score.f),"m":\#(score.m),"segment":\#(name)}"#).databaseValue)
         }
         return TraitColumn(key: "rfm." + model, values: values, conversion: .json, fallback: nil)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import StratumCrypto
 import StratumDefinitions
 import StratumEngine
 import StratumJSON
@@ -125,6 +126,38 @@ struct TraitAndRFMTests {
         #expect(try stored() == exact)
         try await harness.ingest([["type": "identify", "userId": "u", "anonymousId": "a", "messageId": "m5"]])
         #expect(try stored() == #"{"spend":1234567890123456.81,"viewed_price":5}"#)
+    }
+
+    /// Sums against Foundation's Decimal over the same values' shortest text:
+    /// amounts with 0-4 decimals of both signs, a few past 18 digits or written
+    /// with an exponent (the slower exact path), per profile.
+    @Test(arguments: [1, 2, 3])
+    func sumsEqualFoundationDecimalSums(seed: UInt64) async throws {
+        let trait = "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n"
+        let harness = try EngineHarness(definitions: ["t.yaml": trait])
+        var random = SplitMix64(seed: seed)
+        var expected: [String: Decimal] = [:]
+        var messages: [JSONValue] = []
+        for index in 0..<400 {
+            let user = "u\(index % 4)"
+            let total: Double = switch random.next() % 20 {
+            case 0: Double(random.next() % 1_000_000_000) * 1e12 + 0.5
+            case 1: Double(random.next() % 1000) * 1e-7
+            default: (Double(random.next() % 2_000_000) - 1_000_000) / [1, 10, 100, 1000, 10000][Int(random.next() % 5)]
+            }
+            expected[user, default: 0] += Decimal(string: "\(total)", locale: Locale(identifier: "en_US_POSIX"))!
+            messages.append(["type": "track", "userId": .string(user), "event": "Purchase", "properties": ["total": .number(total)], "messageId": .string("m\(index)")])
+        }
+        try await harness.ingest(messages)
+        let loaded = DefinitionLoader.load(files: [("t.yaml", Array(trait.utf8))])
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let file = try DatabaseQueue(path: harness.store.path)
+        for (user, sum) in expected {
+            let id = try #require(try await harness.profileID(type: "external_id", value: user))
+            let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits FROM profiles WHERE id = ?", arguments: [id]) })
+            let value = try #require(RawJSONObject(stored)?["spend"])
+            #expect(String(decoding: value, as: UTF8.self) == "\(sum)", "\(user)")
+        }
     }
 
     @Test func firstAndLastFollowStorageOrderAtTheSameInstantAndSkipEventsWithoutTheProperty() async throws {

@@ -192,7 +192,7 @@ public struct DefinitionEvaluator: Sendable {
     /// An RFM model's scores as a column: inputs on a reader, scored here.
     private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds) async throws -> TraitColumn {
         let inputs = try await store.rfmInputs(model, asOf: asOf).map {
-            RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary)
+            RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary, monetaryText: $0.monetaryText)
         }
         let scores = RFMScoring.score(inputs, model: model)
         return SQLiteStore.rfmColumn(model: model.name, scores: scores.map { ($0.profileID, $0.r, $0.f, $0.m, $0.segment) })

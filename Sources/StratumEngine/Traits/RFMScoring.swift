@@ -8,13 +8,35 @@ public enum RFMScoring {
         /// Days since the latest recency event (beyond the lookback if none).
         public var days: Int
         public var frequency: Int
-        public var monetary: Decimal
+        public var monetary: Amount
 
-        public init(profileID: String, days: Int, frequency: Int, monetary: Decimal) {
+        /// `monetaryText`: the amount as written (a sum's text), when at hand.
+        public init(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String? = nil) {
             self.profileID = profileID
             self.days = days
             self.frequency = frequency
-            self.monetary = monetary
+            self.monetary = Amount(monetary, text: monetaryText)
+        }
+    }
+
+    /// An exact amount that orders fast: by its nearest Double first (parsing
+    /// rounds correctly, so a smaller amount never gets a larger Double), and
+    /// by the exact Decimal only when the Doubles are equal.
+    public struct Amount: Comparable, Sendable {
+        public let exact: Decimal
+        let approximation: Double
+
+        public init(_ exact: Decimal, text: String? = nil) {
+            self.exact = exact
+            approximation = Double(text ?? "\(exact)") ?? 0
+        }
+
+        public static func < (lhs: Amount, rhs: Amount) -> Bool {
+            lhs.approximation != rhs.approximation ? lhs.approximation < rhs.approximation : lhs.exact < rhs.exact
+        }
+
+        public static func == (lhs: Amount, rhs: Amount) -> Bool {
+            lhs.exact == rhs.exact
         }
     }
 
@@ -68,7 +90,7 @@ public enum RFMScoring {
                 r = 5 - (thresholds?.recencyDays ?? []).count { input.days > $0 }
                 // frequency and monetary [a, b, c, d]: at least d scores 5, ..., below a scores 1.
                 f = 1 + (thresholds?.frequency ?? []).count { input.frequency >= $0 }
-                m = 1 + (thresholds?.monetary ?? []).count { input.monetary >= Decimal($0) }
+                m = 1 + (thresholds?.monetary ?? []).count { input.monetary.exact >= Decimal($0) }
             }
             let name = segments.first { $0.r.contains(r) && $0.f.contains(f) && $0.m.contains(m) }?.name ?? unclassified
             return Score(profileID: input.profileID, r: r, f: f, m: m, segment: name)
