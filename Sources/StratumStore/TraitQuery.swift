@@ -15,16 +15,24 @@ enum InstantFunction {
 
 /// New `computed_traits` values for every profile of a tenant, for one trait
 /// or RFM model: what its query computed, and what every other profile gets.
+///
+/// Compact, since a batch holds every value of its definitions until their
+/// write pass: the profile ids, and the values' JSON texts back to back.
 public struct TraitColumn: Sendable {
     /// The member of `computed_traits` (the trait's name, `rfm.<model>`).
     let key: String
-    /// The computed values as JSON text, by profile id, sorted.
-    let values: [(profileID: String, json: [UInt8])]
     /// JSON text for profiles without a value; nil: no value.
     let fallback: [UInt8]?
+    let conversion: Conversion
+    /// Profiles with a value, ascending (as SQLite orders them).
+    private(set) var profileIDs: [String] = []
+    /// Value `i` is `json[ends[i - 1] ..< ends[i]]`.
+    private var json: [UInt8] = []
+    private var ends: [Int] = []
+    private var sorted = true
 
     /// How many profiles have a computed value.
-    public var count: Int { values.count }
+    public var count: Int { profileIDs.count }
 
     /// How a value SQLite returned becomes JSON text.
     enum Conversion {
@@ -36,11 +44,36 @@ public struct TraitColumn: Sendable {
         case boolean
     }
 
-    init(key: String, values: [(profileID: String, value: DatabaseValue)], conversion: Conversion, fallback: String?) {
+    init(key: String, conversion: Conversion, fallback: String?) {
         self.key = key
-        self.values = values.compactMap { value in Self.json(value.value, conversion).map { (value.profileID, $0) } }
-            .sorted { $0.profileID < $1.profileID }
+        self.conversion = conversion
         self.fallback = fallback.map { Array($0.utf8) }
+    }
+
+    /// Adds a profile's value (NULL: none).
+    mutating func append(_ profileID: String, _ value: DatabaseValue) {
+        guard let text = Self.json(value, conversion) else { return }
+        if let last = profileIDs.last, profileID.utf8.lexicographicallyPrecedes(last.utf8) { sorted = false }
+        profileIDs.append(profileID)
+        json.append(contentsOf: text)
+        ends.append(json.count)
+    }
+
+    /// The JSON text of value `index`.
+    func value(_ index: Int) -> ArraySlice<UInt8> {
+        json[(index == 0 ? 0 : ends[index - 1])..<ends[index]]
+    }
+
+    /// The column with its values in profile id order (byte order, as SQLite's).
+    func inOrder() -> TraitColumn {
+        guard !sorted else { return self }
+        var result = TraitColumn(key: key, conversion: conversion, fallback: fallback.map { String(decoding: $0, as: UTF8.self) })
+        for index in profileIDs.indices.sorted(by: { profileIDs[$0].utf8.lexicographicallyPrecedes(profileIDs[$1].utf8) }) {
+            result.profileIDs.append(profileIDs[index])
+            result.json.append(contentsOf: value(index))
+            result.ends.append(result.json.count)
+        }
+        return result
     }
 
     /// The JSON text of `value`, or nil for NULL (no value).
@@ -73,30 +106,29 @@ extension SQLiteStore {
         let statementArguments = StatementArguments(arguments)
         // A NULL result (an average or minimum of no numbers) is no value: the
         // profile gets the fallback like one without events.
-        let values = try await pool.read { db in
-            var values = Array(repeating: [(profileID: String, value: DatabaseValue)](), count: traits.count)
+        // Numbers from their text (exact decimals), booleans as JSON booleans;
+        // profiles without a value get 0 (count, unique_count, sum), false
+        // (exists), or none (the others).
+        let empty = traits.map { trait in
+            switch trait.type {
+            case .exists: TraitColumn(key: trait.name, conversion: .boolean, fallback: "false")
+            case .sum, .count, .uniqueCount: TraitColumn(key: trait.name, conversion: .json, fallback: "0")
+            case .average: TraitColumn(key: trait.name, conversion: .json, fallback: nil)
+            // The property's JSON text, so true stays true and objects stay objects.
+            case .first, .last: TraitColumn(key: trait.name, conversion: trait.property == nil ? .quoted : .json, fallback: nil)
+            case .min, .max: TraitColumn(key: trait.name, conversion: .quoted, fallback: nil)
+            }
+        }
+        // A NULL result (an average or minimum of no numbers) is no value: the
+        // profile gets the fallback like one without events.
+        return try await pool.read { db in
+            var columns = empty
             let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
             while let row = try rows.next() {
                 let profileID: String = row[0]
-                for index in values.indices {
-                    let value: DatabaseValue = row[index + 1]
-                    if !value.isNull { values[index].append((profileID, value)) }
-                }
+                for index in columns.indices { columns[index].append(profileID, row[index + 1]) }
             }
-            return values
-        }
-        return zip(traits, values).map { trait, values in
-            // Numbers from their text (exact decimals), booleans as JSON booleans;
-            // profiles without a value get 0 (count, unique_count, sum), false
-            // (exists), or none (the others).
-            switch trait.type {
-            case .exists: TraitColumn(key: trait.name, values: values, conversion: .boolean, fallback: "false")
-            case .sum, .count, .uniqueCount: TraitColumn(key: trait.name, values: values, conversion: .json, fallback: "0")
-            case .average: TraitColumn(key: trait.name, values: values, conversion: .json, fallback: nil)
-            // The property's JSON text, so true stays true and objects stay objects.
-            case .first, .last: TraitColumn(key: trait.name, values: values, conversion: trait.property == nil ? .quoted : .json, fallback: nil)
-            case .min, .max: TraitColumn(key: trait.name, values: values, conversion: .quoted, fallback: nil)
-            }
+            return columns.map { $0.inOrder() }
         }
     }
 
@@ -128,12 +160,12 @@ extension SQLiteStore {
         var lower: String?
         var next = Array(repeating: 0, count: columns.count)
         for upper in uppers {
-            // This range's values of each column.
-            var slices: [ArraySlice<(profileID: String, json: [UInt8])>] = []
+            // This range's values of each column: index ranges.
+            var ranges: [Range<Int>] = []
             for (index, column) in columns.enumerated() {
                 var end = next[index]
-                while end < column.values.count, upper.map({ column.values[end].profileID <= $0 }) ?? true { end += 1 }
-                slices.append(column.values[next[index]..<end])
+                while end < column.count, upper.map({ !$0.utf8.lexicographicallyPrecedes(column.profileIDs[end].utf8) }) ?? true { end += 1 }
+                ranges.append(next[index]..<end)
                 next[index] = end
             }
             // Plain comparisons (no "?2 IS NULL OR ..."), so SQLite seeks the key range;
@@ -141,22 +173,22 @@ extension SQLiteStore {
             let bounds = [lower.map { _ in "id > ?2" }, upper.map { _ in "id <= ?3" }].compactMap { $0 }
             let inRange = bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
             let rangeArguments: StatementArguments = upper != nil ? [tenant, lower ?? "", upper] : lower != nil ? [tenant, lower] : [tenant]
-            let rangeSlices = slices
+            let rangeIndices = ranges
             try await pool.write { db in
                 // Every profile of the range in id order, walked beside the columns' sorted values.
                 var changed: [(id: String, traits: String)] = []
-                var heads = rangeSlices.map(\.startIndex)
+                var heads = rangeIndices.map(\.lowerBound)
                 let rows = try Row.fetchCursor(db, sql: "SELECT id, computed_traits FROM profiles WHERE tenant_id = ?1 AND \(inRange) ORDER BY id", arguments: rangeArguments)
                 while let row = try rows.next() {
                     let id: String = row[0]
                     let stored: String = row[1]
                     guard var traits = RawJSONObject(stored) else { throw StoreError("profile \(id) has computed traits that are not a JSON object") }
                     for (index, column) in columns.enumerated() {
-                        let slice = rangeSlices[index]
+                        let end = rangeIndices[index].upperBound
                         // Values of profiles that are gone (merged since the query) are skipped.
-                        while heads[index] < slice.endIndex, slice[heads[index]].profileID < id { heads[index] += 1 }
-                        if heads[index] < slice.endIndex, slice[heads[index]].profileID == id {
-                            traits.set(column.key, slice[heads[index]].json)
+                        while heads[index] < end, column.profileIDs[heads[index]].utf8.lexicographicallyPrecedes(id.utf8) { heads[index] += 1 }
+                        if heads[index] < end, column.profileIDs[heads[index]] == id {
+                            traits.set(column.key, Array(column.value(heads[index])))
                         } else {
                             traits.set(column.key, column.fallback)
                         }
@@ -208,15 +240,16 @@ extension SQLiteStore {
     public static func rfmColumn(model: String, scores: [(profileID: String, r: Int, f: Int, m: Int, segment: String)]) -> TraitColumn {
         // {"r":5,"f":4,"m":3,"segment":"Loyal"}, each segment name encoded once.
         var names: [String: String] = [:]
-        let values = scores.map { score in
+        var column = TraitColumn(key: "rfm." + model, conversion: .json, fallback: nil)
+        for score in scores {
             let name = names[score.segment] ?? {
                 let encoded = JSONValue.string(score.segment).jsonText()
                 names[score.segment] = encoded
                 return encoded
             }()
-            return (score.profileID, (#"{"r":\#(score.r),"f":\#(score.f),"m":\#(score.m),"segment":\#(name)}"#).databaseValue)
+            column.append(score.profileID, #"{"r":\#(score.r),"f":\#(score.f),"m":\#(score.m),"segment":\#(name)}"#.databaseValue)
         }
-        return TraitColumn(key: "rfm." + model, values: values, conversion: .json, fallback: nil)
+        return column.inOrder()
     }
 }
 
