@@ -254,12 +254,12 @@ extension SQLiteStore {
 }
 
 /// The events a trait reads. Traits with the same scan are computed by one
-/// grouped query, one aggregate each, except first/last of a property, which
-/// ranks a profile's events and has a query of its own.
+/// grouped query over the widest of their windows, one aggregate each (a
+/// narrower window filters inside its aggregate), except first/last of a
+/// property, which ranks a profile's events and has a query of its own.
 public struct TraitScan: Hashable, Sendable {
     let tenant: String
     let event: String
-    let window: TraitWindow
     let sources: [String]
     let conditions: [PropertyCondition]
     /// Set for first/last of a property: no other trait shares its query.
@@ -268,7 +268,6 @@ public struct TraitScan: Hashable, Sendable {
     public init(_ trait: TraitDefinition) {
         tenant = trait.tenantID
         event = trait.event
-        window = trait.window ?? .all
         sources = trait.sources ?? []
         conditions = trait.where ?? []
         ranked = [.first, .last].contains(trait.type) && trait.property != nil ? trait.name : nil
@@ -290,8 +289,14 @@ extension SegmentQuery {
             "e.tenant_id = \(bindValue(trait.tenantID))", "e.profile_id IS NOT NULL",
             "e.event_name = \(bindValue(trait.event))", "e.event_time <= \(bindValue(context.asOf))",
         ]
-        if case .last(let count, let unit) = trait.window ?? .all {
-            filters.append("e.event_time >= \(bindValue(context.asOf - Int64(count) * Int64(unit.seconds) * 1000))")
+        // The scan covers the widest window; each narrower one filters inside its aggregate.
+        let starts = traits.map { trait -> Milliseconds? in
+            guard case .last(let count, let unit) = trait.window ?? .all else { return nil }
+            return context.asOf - Int64(count) * Int64(unit.seconds) * 1000
+        }
+        let scanStart = starts.contains(nil) ? nil : starts.compactMap { $0 }.min()
+        if let scanStart {
+            filters.append("e.event_time >= \(bindValue(scanStart))")
         }
         if let sources = trait.sources, !sources.isEmpty {
             filters.append("e.source_id IN (" + sources.map { bindValue($0) }.joined(separator: ", ") + ")")
@@ -301,7 +306,12 @@ extension SegmentQuery {
             filters.append(compare(expression, storage, condition.operator, condition.value, condition.unit))
         }
         var values: [String] = []
-        for trait in traits {
+        for (trait, start) in zip(traits, starts) {
+            let inWindow = start.flatMap { $0 == scanStart ? nil : "e.event_time >= \(bindValue($0))" }
+            /// `expression` for the trait's own events only.
+            func only(_ expression: String) -> String {
+                inWindow.map { "CASE WHEN \($0) THEN \(expression) END" } ?? expression
+            }
             let path = trait.property.map { bindValue(Self.jsonPath($0)) } ?? "NULL"
             let property = "json_extract(e.properties, \(path))"
             let type = "json_type(e.properties, \(path))"
@@ -309,20 +319,21 @@ extension SegmentQuery {
             let numeric = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) END"
             // Numbers by value (1 and 1.0 are one value), everything else by its JSON text ("1" and true are not 1).
             let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
+            let value: String
             switch trait.type {
-            case .count: values.append("COUNT(*)")
-            case .sum: values.append("COALESCE(stratum_decimal_sum(\(numeric)), '0')")
-            case .average: values.append("AVG(\(numeric))")
-            case .min: values.append("MIN(\(numeric))")
-            case .max: values.append("MAX(\(numeric))")
-            case .uniqueCount: values.append("COUNT(DISTINCT \(distinct))")
-            case .exists: values.append("1")
+            case .count: value = inWindow == nil ? "COUNT(*)" : "COUNT(\(only("1")))"
+            case .sum: value = "COALESCE(stratum_decimal_sum(\(only(numeric))), '0')"
+            case .average: value = "AVG(\(only(numeric)))"
+            case .min: value = "MIN(\(only(numeric)))"
+            case .max: value = "MAX(\(only(numeric)))"
+            case .uniqueCount: value = "COUNT(DISTINCT \(only(distinct)))"
+            case .exists: value = "1"
             case .first, .last:
                 let extreme = trait.type == .first ? "MIN" : "MAX"
                 guard trait.property != nil else {
                     // The instant found, formatted once (not every event's).
-                    values.append("strftime('%Y-%m-%dT%H:%M:%fZ', \(extreme)(e.event_time) / 1000.0, 'unixepoch')")
-                    continue
+                    value = "strftime('%Y-%m-%dT%H:%M:%fZ', \(extreme)(\(only("e.event_time"))) / 1000.0, 'unixepoch')"
+                    break
                 }
                 // The property (as JSON text) of the first/last event that carries one;
                 // events at the same instant are ordered as they were stored.
@@ -333,6 +344,9 @@ extension SegmentQuery {
                     + filters.map { "(\($0))" }.joined(separator: " AND ")
                 return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
             }
+            // A profile with events only outside a narrower window has no value, as
+            // with a query of its own (it gets the fallback).
+            values.append(inWindow == nil ? value : "CASE WHEN COUNT(\(only("1"))) > 0 THEN \(value) END")
         }
         let grouped = "SELECT e.profile_id AS profile_id, \(values.joined(separator: ", ")) FROM events e INDEXED BY events_by_name WHERE "
             + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"

@@ -24,6 +24,12 @@ struct TraitAndRFMTests {
         "t-unique.yaml": "kind: Trait\nname: distinct_totals\ntype: unique_count\nevent: Purchase\nproperty: total\n",
         "t-exists.yaml": "kind: Trait\nname: bought\ntype: exists\nevent: Purchase\n",
         "t-where.yaml": "kind: Trait\nname: big_orders\ntype: count\nevent: Purchase\nwhere: [{property: total, operator: greater_than, value: 30}]\n",
+        // Narrower windows over the same events: computed inside the all-time traits' query.
+        "t-recent-sum.yaml": "kind: Trait\nname: revenue_7d\ntype: sum\nevent: Purchase\nproperty: total\nwindow: {last: 7, unit: days}\n",
+        "t-recent-aov.yaml": "kind: Trait\nname: aov_7d\ntype: average\nevent: Purchase\nproperty: total\nwindow: {last: 7, unit: days}\n",
+        "t-recent-exists.yaml": "kind: Trait\nname: bought_7d\ntype: exists\nevent: Purchase\nwindow: {last: 7, unit: days}\n",
+        "t-recent-first.yaml": "kind: Trait\nname: first_purchase_7d\ntype: first\nevent: Purchase\nwindow: {last: 7, unit: days}\n",
+        "t-recent-unique.yaml": "kind: Trait\nname: distinct_totals_7d\ntype: unique_count\nevent: Purchase\nproperty: total\nwindow: {last: 7, unit: days}\n",
         "rfm.yaml": "kind: RFM\nname: value\n",
         "rfm-fixed.yaml": "kind: RFM\nname: fixed\nquintile_scoring: false\nthresholds: {recency_days: [7, 30, 90, 180], frequency: [1, 2, 3, 5], monetary: [10, 50, 100, 500]}\n",
     ]
@@ -69,6 +75,19 @@ struct TraitAndRFMTests {
         #expect(cat["bought"] == false)
         #expect(ann["big_orders"] == 2)
         #expect(traits["dan"]?["big_orders"] == 0)
+        // ann bought 40.5 and 9 in the last 7 days (25 and 26 February), dan nothing since the 15th.
+        #expect(ann["revenue_7d"] == 49.5)
+        #expect(ann["aov_7d"] == 24.75)
+        #expect(ann["bought_7d"] == true)
+        #expect(ann["first_purchase_7d"] == "2026-02-25T00:00:00.000Z")
+        #expect(ann["distinct_totals_7d"] == 2)
+        for person in ["dan", "bob", "cat"] {
+            #expect(traits[person]?["revenue_7d"] == 0, "\(person)")
+            #expect(traits[person]?["aov_7d"] == nil, "\(person)")
+            #expect(traits[person]?["bought_7d"] == false, "\(person)")
+            #expect(traits[person]?["first_purchase_7d"] == nil, "\(person)")
+            #expect(traits[person]?["distinct_totals_7d"] == 0, "\(person)")
+        }
     }
 
     @Test func sumsAreExactDecimals() async throws {
