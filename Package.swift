@@ -82,11 +82,12 @@ let package = Package(
             path: "Tests/StratumTestSupport"
         ),
         .testTarget(name: "StratumJSONTests", dependencies: ["StratumJSON"]),
-        .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"]),
+        // Fixtures are read from the source tree by path, not bundled.
+        .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"], exclude: ["Fixtures"]),
         .testTarget(name: "StratumEngineTests", dependencies: [
             "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
+        ], exclude: ["Fixtures"]),
         .testTarget(
             name: "StratumDeliveryTests",
             dependencies: [
