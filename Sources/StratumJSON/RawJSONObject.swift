@@ -21,9 +21,10 @@ public struct RawJSONObject: Sendable, Equatable {
     }
 
     /// Sets `key` to `value` (JSON text, written as is), replacing the member
-    /// in place or appending it; a nil value removes the member.
+    /// in place or appending it; a nil value removes the member. Keys match
+    /// byte for byte (as JSON compares them), not as Unicode-equivalent text.
     public mutating func set(_ key: String, _ value: [UInt8]?) {
-        if let index = members.firstIndex(where: { $0.key == key }) {
+        if let index = members.firstIndex(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
             if let value { members[index].value = value } else { members.remove(at: index) }
         } else if let value {
             members.append((key, value))
@@ -31,7 +32,7 @@ public struct RawJSONObject: Sendable, Equatable {
     }
 
     public subscript(key: String) -> [UInt8]? {
-        members.first { $0.key == key }?.value
+        members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value
     }
 
     /// The object as minified JSON text.
@@ -48,7 +49,7 @@ public struct RawJSONObject: Sendable, Equatable {
     }
 
     public static func == (lhs: RawJSONObject, rhs: RawJSONObject) -> Bool {
-        lhs.members.count == rhs.members.count && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        lhs.members.count == rhs.members.count && zip(lhs.members, rhs.members).allSatisfy { $0.key.utf8.elementsEqual($1.key.utf8) && $0.value == $1.value }
     }
 
     // MARK: Scanning
@@ -74,24 +75,25 @@ public struct RawJSONObject: Sendable, Equatable {
         return false
     }
 
-    /// Past one value: a string, an object or array (brackets balanced outside
-    /// strings), or a literal or number (up to the next delimiter).
+    /// Past one value: a string, an object or array (each bracket closed by its
+    /// own kind, outside strings), or a number or literal (its characters only).
     private static func skipValue(_ bytes: UnsafeBufferPointer<UInt8>, _ index: inout Int) -> Bool {
         guard index < bytes.count else { return false }
         switch bytes[index] {
         case UInt8(ascii: "\""):
             return skipString(bytes, &index)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
-            var depth = 0
+            var open: [UInt8] = []
             while index < bytes.count {
                 switch bytes[index] {
                 case UInt8(ascii: "\""):
                     guard skipString(bytes, &index) else { return false }
                     continue
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "{"): open.append(UInt8(ascii: "}"))
+                case UInt8(ascii: "["): open.append(UInt8(ascii: "]"))
                 case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    depth -= 1
-                    if depth == 0 { index += 1; return true }
+                    guard open.popLast() == bytes[index] else { return false }
+                    if open.isEmpty { index += 1; return true }
                 default: break
                 }
                 index += 1
@@ -99,10 +101,17 @@ public struct RawJSONObject: Sendable, Equatable {
             return false
         default:
             let start = index
-            while index < bytes.count, !isSpace(bytes[index]), ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[index]) {
-                index += 1
-            }
+            while index < bytes.count, Self.isLiteral(bytes[index]) { index += 1 }
             return index > start
+        }
+    }
+
+    /// Characters of numbers and of true, false and null.
+    private static func isLiteral(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "E"),
+             UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."): true
+        default: false
         }
     }
 

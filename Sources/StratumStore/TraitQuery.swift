@@ -182,12 +182,14 @@ extension SQLiteStore {
                 while let row = try rows.next() {
                     let id: String = row[0]
                     let stored: String = row[1]
-                    guard var traits = RawJSONObject(stored) else { throw StoreError("profile \(id) has computed traits that are not a JSON object") }
+                    // computed_traits is evaluation's: anything but an object (only a hand edit
+                    // makes one) is replaced by the values computed, not left to fail every pass.
+                    var traits = RawJSONObject(stored) ?? RawJSONObject()
                     for (index, column) in columns.enumerated() {
                         let end = rangeIndices[index].upperBound
                         // Values of profiles that are gone (merged since the query) are skipped.
                         while heads[index] < end, column.profileIDs[heads[index]].utf8.lexicographicallyPrecedes(id.utf8) { heads[index] += 1 }
-                        if heads[index] < end, column.profileIDs[heads[index]] == id {
+                        if heads[index] < end, column.profileIDs[heads[index]].utf8.elementsEqual(id.utf8) {
                             traits.set(column.key, Array(column.value(heads[index])))
                         } else {
                             traits.set(column.key, column.fallback)

@@ -36,6 +36,13 @@ struct RawJSONObjectTests {
         #expect(object["missing"] == nil)
     }
 
+    @Test func keysMatchByteForByte() throws {
+        var object = try #require(RawJSONObject("{\"caf\u{E9}\":1}"))
+        object.set("cafe\u{301}", Array("2".utf8))
+        #expect(object.members.count == 2)
+        #expect(object["caf\u{E9}"] == Array("1".utf8))
+    }
+
     @Test func setReplacesInPlaceAppendsAndRemoves() throws {
         var object = try #require(RawJSONObject(#"{"a":1,"b":2,"c":3}"#))
         object.set("b", Array("[20]".utf8))
@@ -45,7 +52,7 @@ struct RawJSONObjectTests {
         #expect(String(decoding: object.bytes, as: UTF8.self) == #"{"b":[20],"c":3,"d":"four"}"#)
     }
 
-    @Test(arguments: ["", "[]", "1", #""text""#, "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{"a":1 "b":2}"#, #"{"a":"unterminated}"#, #"{"a":[1,2}"#, #"{"a":1} x"#, #"{a:1}"#])
+    @Test(arguments: ["", "[]", "1", #""text""#, "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{"a":1 "b":2}"#, #"{"a":"unterminated}"#, #"{"a":[1,2}"#, #"{"a":[1,2}}"#, #"{"a":{"b":1]}"#, #"{"a":1"b":2}"#, #"{"a":1} x"#, #"{a:1}"#])
     func anythingButAnObjectIsRefused(_ text: String) {
         #expect(RawJSONObject(text) == nil)
     }

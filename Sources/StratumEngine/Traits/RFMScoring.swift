@@ -28,7 +28,7 @@ public enum RFMScoring {
 
         public init(_ exact: Decimal, text: String? = nil) {
             self.exact = exact
-            approximation = Double(text ?? "\(exact)") ?? 0
+            approximation = text.flatMap(Double.init) ?? Double("\(exact)") ?? 0
         }
 
         public static func < (lhs: Amount, rhs: Amount) -> Bool {
