@@ -191,6 +191,13 @@ struct TraitAndRFMTests {
             ["type": "track", "userId": "u", "event": "Viewed", "properties": ["category": "shoes"], "messageId": "m1"],
             ["type": "track", "userId": "u", "event": "Viewed", "properties": ["category": "hats"], "messageId": "m2"],
             ["type": "track", "userId": "u", "event": "Viewed", "properties": [:], "messageId": "m3"],
+            // v: the first and the last instants have no category at all; the ones between do.
+            ["type": "track", "userId": "v", "event": "Viewed", "properties": [:], "timestamp": "2026-02-01T00:00:00Z", "messageId": "v0"],
+            ["type": "track", "userId": "v", "event": "Viewed", "properties": ["category": "bags"], "timestamp": "2026-02-02T00:00:00Z", "messageId": "v1"],
+            ["type": "track", "userId": "v", "event": "Viewed", "properties": ["category": "belts"], "timestamp": "2026-02-03T00:00:00Z", "messageId": "v2"],
+            ["type": "track", "userId": "v", "event": "Viewed", "properties": ["category": .null], "timestamp": "2026-02-04T00:00:00Z", "messageId": "v3"],
+            // w: never a category.
+            ["type": "track", "userId": "w", "event": "Viewed", "properties": ["color": "red"], "messageId": "w0"],
         ])
         let loaded = DefinitionLoader.load(files: [("t.yaml", Array(trait.utf8)), ("f.yaml", Array(first.utf8))])
         _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2026-03-02T00:00:00Z"))
@@ -198,6 +205,14 @@ struct TraitAndRFMTests {
         let traits = try #require(try await harness.profile(id)).computedTraits
         #expect(traits["last_category"] == "hats")
         #expect(traits["first_category"] == "shoes")
+        let v = try #require(try await harness.profileID(type: "external_id", value: "v"))
+        let vTraits = try #require(try await harness.profile(v)).computedTraits
+        #expect(vTraits["last_category"] == "belts")
+        #expect(vTraits["first_category"] == "bags")
+        let w = try #require(try await harness.profileID(type: "external_id", value: "w"))
+        let wTraits = try #require(try await harness.profile(w)).computedTraits
+        #expect(wTraits["last_category"] == nil)
+        #expect(wTraits["first_category"] == nil)
     }
 
     @Test func onlyNumbersAreNumbersInAggregates() async throws {
