@@ -338,24 +338,13 @@ extension SegmentQuery {
                     break
                 }
                 // The property (as JSON text) of the first/last event that carries one;
-                // events at the same instant are ordered as they were stored (seq).
-                //
-                // Not a window function over every event (a sort of them all): first each
-                // profile's first/last instant from the name index alone, then the
-                // events at that instant through events_by_profile, whose order is
-                // (time, seq). Only if none of those carries the property does the
-                // profile's own events get walked from that end.
+                // events at the same instant are ordered as they were stored.
                 let order = trait.type == .first ? "ASC" : "DESC"
-                let carried = filters + ["\(type) IS NOT NULL AND \(type) <> 'null'", "e.profile_id = m.profile_id"]
-                let events = "FROM events e INDEXED BY events_by_profile WHERE " + carried.map { "(\($0))" }.joined(separator: " AND ")
-                let instants = "SELECT e.profile_id AS profile_id, \(extreme)(e.event_time) AS instant FROM events e INDEXED BY events_by_name WHERE "
-                    + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
-                return ("""
-                    SELECT m.profile_id AS profile_id, COALESCE(
-                      (SELECT e.properties -> \(path) \(events) AND e.event_time = m.instant ORDER BY e.seq \(order) LIMIT 1),
-                      (SELECT e.properties -> \(path) \(events) ORDER BY e.event_time \(order), e.seq \(order) LIMIT 1)) AS value
-                    FROM (\(instants)) AS m
-                    """, arguments)
+                filters.append("\(type) IS NOT NULL AND \(type) <> 'null'")
+                let ranked = "SELECT e.profile_id AS profile_id, e.properties -> \(path) AS value, "
+                    + "ROW_NUMBER() OVER (PARTITION BY e.profile_id ORDER BY e.event_time \(order), e.seq \(order)) AS position FROM events e INDEXED BY events_by_name WHERE "
+                    + filters.map { "(\($0))" }.joined(separator: " AND ")
+                return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
             }
             // A profile with events only outside a narrower window has no value, as
             // with a query of its own (it gets the fallback).
