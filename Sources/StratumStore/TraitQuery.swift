@@ -59,6 +59,16 @@ public struct TraitColumn: Sendable {
         ends.append(json.count)
     }
 
+    /// Where `profileID`'s value is, if it has one (binary search).
+    func position(of profileID: String) -> Int? {
+        var (low, high) = (0, profileIDs.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if profileIDs[middle].utf8.lexicographicallyPrecedes(profileID.utf8) { low = middle + 1 } else { high = middle }
+        }
+        return low < profileIDs.count && profileIDs[low].utf8.elementsEqual(profileID.utf8) ? low : nil
+    }
+
     /// The JSON text of value `index`.
     func value(_ index: Int) -> ArraySlice<UInt8> {
         json[(index == 0 ? 0 : ends[index - 1])..<ends[index]]
@@ -142,8 +152,12 @@ extension SQLiteStore {
     /// most once, and only if one of its values differs, so a steady-state
     /// refresh writes almost nothing. The other members are kept as written.
     ///
-    /// The pass goes by ranges of `writeChunk` profile ids, one transaction
-    /// each, so no transaction holds the writer for long.
+    /// The pass goes by ranges of `writeChunk` profile ids. A range's rows are
+    /// read and spliced on a reader (while the writer applies the previous
+    /// range), then updated in one short transaction, each only if it is still
+    /// as read: a row a merge changed meanwhile is read and spliced again
+    /// there. A profile created after its range was read gets its fallbacks at
+    /// the next run.
     public func write(columns: [TraitColumn], tenant: String) async throws {
         guard !columns.isEmpty else { return }
         // Ranges (lower, upper] of `writeChunk` profile ids; the last one is open, for profiles created meanwhile.
@@ -156,56 +170,99 @@ extension SQLiteStore {
             }
             return uppers + [nil]
         }
-        let cache = writerCache
-        var lower: String?
+        // Each range: its bounds, and the index range of each column's values in it.
+        var ranges: [(lower: String?, upper: String?, values: [Range<Int>])] = []
         var next = Array(repeating: 0, count: columns.count)
         for upper in uppers {
-            // This range's values of each column: index ranges.
-            var ranges: [Range<Int>] = []
+            var values: [Range<Int>] = []
             for (index, column) in columns.enumerated() {
                 var end = next[index]
                 while end < column.count, upper.map({ !$0.utf8.lexicographicallyPrecedes(column.profileIDs[end].utf8) }) ?? true { end += 1 }
-                ranges.append(next[index]..<end)
+                values.append(next[index]..<end)
                 next[index] = end
             }
+            ranges.append((ranges.last?.upper, upper, values))
+        }
+        // A range's rows are read and spliced on a reader while the writer applies the
+        // previous range's: the writer only runs the updates.
+        @Sendable func rewrites(_ range: (lower: String?, upper: String?, values: [Range<Int>])) async throws -> [Rewrite] {
             // Plain comparisons (no "?2 IS NULL OR ..."), so SQLite seeks the key range;
             // as many arguments as the highest parameter number used.
-            let bounds = [lower.map { _ in "id > ?2" }, upper.map { _ in "id <= ?3" }].compactMap { $0 }
+            let bounds = [range.lower.map { _ in "id > ?2" }, range.upper.map { _ in "id <= ?3" }].compactMap { $0 }
             let inRange = bounds.isEmpty ? "1" : bounds.joined(separator: " AND ")
-            let rangeArguments: StatementArguments = upper != nil ? [tenant, lower ?? "", upper] : lower != nil ? [tenant, lower] : [tenant]
-            let rangeIndices = ranges
-            try await pool.write { db in
+            let arguments: StatementArguments = range.upper != nil ? [tenant, range.lower ?? "", range.upper] : range.lower != nil ? [tenant, range.lower] : [tenant]
+            return try await pool.read { db in
                 // Every profile of the range in id order, walked beside the columns' sorted values.
-                var changed: [(id: String, traits: String)] = []
-                var heads = rangeIndices.map(\.lowerBound)
-                let rows = try Row.fetchCursor(db, sql: "SELECT id, computed_traits FROM profiles WHERE tenant_id = ?1 AND \(inRange) ORDER BY id", arguments: rangeArguments)
+                var changed: [Rewrite] = []
+                var heads = range.values.map(\.lowerBound)
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, computed_traits FROM profiles WHERE tenant_id = ?1 AND \(inRange) ORDER BY id", arguments: arguments)
                 while let row = try rows.next() {
                     let id: String = row[0]
                     let stored: String = row[1]
-                    // computed_traits is evaluation's: anything but an object (only a hand edit
-                    // makes one) is replaced by the values computed, not left to fail every pass.
-                    var traits = RawJSONObject(stored) ?? RawJSONObject()
-                    for (index, column) in columns.enumerated() {
-                        let end = rangeIndices[index].upperBound
+                    let position = { (index: Int) -> Int? in
+                        let end = range.values[index].upperBound
                         // Values of profiles that are gone (merged since the query) are skipped.
-                        while heads[index] < end, column.profileIDs[heads[index]].utf8.lexicographicallyPrecedes(id.utf8) { heads[index] += 1 }
-                        if heads[index] < end, column.profileIDs[heads[index]].utf8.elementsEqual(id.utf8) {
-                            traits.set(column.key, Array(column.value(heads[index])))
-                        } else {
-                            traits.set(column.key, column.fallback)
-                        }
+                        while heads[index] < end, columns[index].profileIDs[heads[index]].utf8.lexicographicallyPrecedes(id.utf8) { heads[index] += 1 }
+                        return heads[index] < end && columns[index].profileIDs[heads[index]].utf8.elementsEqual(id.utf8) ? heads[index] : nil
                     }
-                    let rewritten = traits.bytes
-                    if !stored.utf8.elementsEqual(rewritten) { changed.append((id, String(decoding: rewritten, as: UTF8.self))) }
+                    if let rewritten = Self.splice(stored, columns, position) { changed.append(Rewrite(id: id, stored: stored, rewritten: rewritten)) }
                 }
-                let update = try db.makeStatement(sql: "UPDATE profiles SET computed_traits = ? WHERE tenant_id = ? AND id = ?")
-                for (id, traits) in changed { try update.execute(arguments: [traits, tenant, id]) }
+                return changed
+            }
+        }
+        let cache = writerCache
+        var pending: Task<[Rewrite], any Error>? = ranges.first.map { first in Task { try await rewrites(first) } }
+        defer { pending?.cancel() }
+        for index in ranges.indices {
+            guard let current = pending else { break }
+            let changed = try await current.value
+            pending = index + 1 < ranges.count ? Task { [range = ranges[index + 1]] in try await rewrites(range) } : nil
+            try await pool.write { db in
+                // Only if the row is still as it was read; one changed since (a merge gave it
+                // traits, or took it away) is read and spliced again here.
+                let update = try db.makeStatement(sql: "UPDATE profiles SET computed_traits = ?1 WHERE tenant_id = ?2 AND id = ?3 AND computed_traits = ?4")
+                var moved: [String] = []
+                for rewrite in changed {
+                    try update.execute(arguments: [rewrite.rewritten, tenant, rewrite.id, rewrite.stored])
+                    if db.changesCount == 0 { moved.append(rewrite.id) }
+                }
+                let read = try db.makeStatement(sql: "SELECT computed_traits FROM profiles WHERE tenant_id = ? AND id = ?")
+                for id in moved {
+                    guard let stored = try String.fetchOne(read, arguments: [tenant, id]) else { continue }
+                    let position = { (index: Int) -> Int? in columns[index].position(of: id) }
+                    if let rewritten = Self.splice(stored, columns, position) {
+                        try update.execute(arguments: [rewritten, tenant, id, stored])
+                    }
+                }
                 // computed_traits changed behind the ingestion cache's back: forget the
                 // cached profiles before the writer is free for the next transaction.
                 cache.clearProfiles()
             }
-            lower = upper
         }
+    }
+
+    /// A profile's computed_traits as read, and as it should be.
+    struct Rewrite: Sendable {
+        var id: String
+        var stored: String
+        var rewritten: String
+    }
+
+    /// `stored` with each column's member set to the profile's value (at the
+    /// position `position` gives, if any) or the column's fallback; nil if
+    /// nothing changes. Anything but an object (only a hand edit makes one) is
+    /// replaced by the values computed, not left to fail every pass.
+    static func splice(_ stored: String, _ columns: [TraitColumn], _ position: (Int) -> Int?) -> String? {
+        var traits = RawJSONObject(stored) ?? RawJSONObject()
+        for (index, column) in columns.enumerated() {
+            if let at = position(index) {
+                traits.set(column.key, Array(column.value(at)))
+            } else {
+                traits.set(column.key, column.fallback)
+            }
+        }
+        let rewritten = traits.bytes
+        return stored.utf8.elementsEqual(rewritten) ? nil : String(decoding: rewritten, as: UTF8.self)
     }
 
     /// Recency, frequency and monetary inputs of every profile with at least
