@@ -175,6 +175,9 @@ extension Stratum {
             let batches = max(1, rate * seconds / (batch * clients))
             let results = FreshnessResults()
             let (batch, clients, purchaseEvery) = (batch, clients, purchaseEvery)
+            // Message and user ids of this run only: on a store an earlier run used (--store),
+            // they would be duplicates and existing buyers, and nothing would enter.
+            let run = UUID().uuidString.prefix(8)
             await withTaskGroup(of: Void.self) { group in
                 for client in 0..<clients {
                     group.addTask {
@@ -195,7 +198,7 @@ extension Stratum {
                                         var buyers: [String] = []
                                         for _ in 0..<batch {
                                             sequence += 1
-                                            let id = "c\(client)-\(sequence)"
+                                            let id = "\(run)-c\(client)-\(sequence)"
                                             if sequence % purchaseEvery == 0 {
                                                 let user = "buyer-\(id)"
                                                 buyers.append(user)
