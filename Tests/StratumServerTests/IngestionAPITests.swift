@@ -188,7 +188,9 @@ struct ProfileAPITests {
             let refill = Int(Date().timeIntervalSince(started) * 5) + 1
             #expect(statuses.prefix(300).allSatisfy { $0 == .notFound })
             #expect((300...300 + refill).contains(statuses.count { $0 == .notFound }))
-            #expect(statuses.last == .tooManyRequests)
+            // The first refusal comes once the 300 are spent (the last request may find a
+            // token refilled if the machine paused before it).
+            #expect(statuses.firstIndex(of: .tooManyRequests).map { (300...300 + refill).contains($0) } == true)
             // Another tenant has its own budget.
             #expect(try await server.get("/v1/profiles/lookup?identifier=external_id:nobody", token: "acme-admin").status == .notFound)
         }
