@@ -41,8 +41,12 @@ public final class SQLiteStore: Store {
             // per mapping: only the writer maps it.
             try db.execute(sql: db.configuration.readonly ? "PRAGMA mmap_size = 0" : "PRAGMA mmap_size = 268435456")
             // Ingestion commits thousands of pages per transaction: checkpoint
-            // less often so pages written repeatedly are copied back once.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384")
+            // less often (every 256 MiB of WAL) so pages written repeatedly are
+            // copied back once. Measured on 1M events: 16,384 pages 18,700
+            // events/s (batch p99 226 ms), 65,536 pages 21,700 (p99 352 ms: the
+            // commit that checkpoints takes longer); without checkpoints the
+            // growing WAL made it 16,100.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 65536")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             db.add(function: DecimalSum.function)
             db.add(function: InstantFunction.function)
