@@ -42,10 +42,12 @@ public final class SQLiteStore: Store {
             try db.execute(sql: db.configuration.readonly ? "PRAGMA mmap_size = 0" : "PRAGMA mmap_size = 268435456")
             // Ingestion commits thousands of pages per transaction: checkpoint
             // less often (every 256 MiB of WAL) so pages written repeatedly are
-            // copied back once. Measured on 1M events: 16,384 pages 18,700
-            // events/s (batch p99 226 ms), 65,536 pages 21,700 (p99 352 ms: the
-            // commit that checkpoints takes longer); without checkpoints the
-            // growing WAL made it 16,100.
+            // copied back once. Measured on 1M events (three runs each, noisy):
+            // 16,384 pages 17,300-18,700 events/s (batch p99 226-238 ms), 65,536
+            // pages 19,500-21,800 (p99 352-390 ms: the commit that checkpoints
+            // takes longer); without checkpoints the growing WAL made it 16,100,
+            // and a passive checkpoint from a second connection every 0.5-5 s
+            // 19,200-19,300 (it competes with the HTTP side for the other core).
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 65536")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             db.add(function: DecimalSum.function)
