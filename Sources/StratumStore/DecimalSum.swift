@@ -51,10 +51,11 @@ struct DecimalSum: DatabaseAggregate {
         return (negative ? -mantissa : mantissa, max(fraction, 0))
     }
 
+    /// 10^0 ... 10^38: every power of ten an Int128 holds.
+    static let powers: [Int128] = (0...38).reduce(into: []) { powers, exponent in powers.append(exponent == 0 ? 1 : powers[exponent - 1] * 10) }
+
     static func power(_ exponent: Int) -> Int128 {
-        var result: Int128 = 1
-        for _ in 0..<exponent { result *= 10 }
-        return result
+        powers[exponent]
     }
 
     mutating func step(_ dbValues: [DatabaseValue]) throws {

@@ -52,10 +52,9 @@ public struct TraitColumn: Sendable {
 
     /// Adds a profile's value (NULL: none).
     mutating func append(_ profileID: String, _ value: DatabaseValue) {
-        guard let text = Self.json(value, conversion) else { return }
+        guard Self.appendJSON(value, conversion, to: &json) else { return }
         if let last = profileIDs.last, profileID.utf8.lexicographicallyPrecedes(last.utf8) { sorted = false }
         profileIDs.append(profileID)
-        json.append(contentsOf: text)
         ends.append(json.count)
     }
 
@@ -77,7 +76,8 @@ public struct TraitColumn: Sendable {
     /// The column with its values in profile id order (byte order, as SQLite's).
     func inOrder() -> TraitColumn {
         guard !sorted else { return self }
-        var result = TraitColumn(key: key, conversion: conversion, fallback: fallback.map { String(decoding: $0, as: UTF8.self) })
+        var result = self
+        (result.profileIDs, result.json, result.ends, result.sorted) = ([], [], [], true)
         for index in profileIDs.indices.sorted(by: { profileIDs[$0].utf8.lexicographicallyPrecedes(profileIDs[$1].utf8) }) {
             result.profileIDs.append(profileIDs[index])
             result.json.append(contentsOf: value(index))
@@ -86,18 +86,19 @@ public struct TraitColumn: Sendable {
         return result
     }
 
-    /// The JSON text of `value`, or nil for NULL (no value).
-    static func json(_ value: DatabaseValue, _ conversion: Conversion) -> [UInt8]? {
+    /// Appends the JSON text of `value` to `output`; false (nothing appended)
+    /// for NULL: no value.
+    static func appendJSON(_ value: DatabaseValue, _ conversion: Conversion, to output: inout [UInt8]) -> Bool {
         switch (value.storage, conversion) {
-        case (.null, _), (.blob, _): nil
-        case (.int64(let integer), .boolean): Array((integer != 0 ? "true" : "false").utf8)
-        case (.double(let double), .boolean): Array((double != 0 ? "true" : "false").utf8)
-        case (.string, .boolean): nil
-        case (.int64(let integer), _): Array(String(integer).utf8)
-        case (.double(let double), _): JSONValue.number(double).jsonBytes()
-        case (.string(let text), .json): Array(text.utf8)
-        case (.string(let text), .quoted): JSONValue.string(text).jsonBytes()
+        case (.null, _), (.blob, _), (.string, .boolean): return false
+        case (.int64(let integer), .boolean): output.append(contentsOf: (integer != 0 ? "true" : "false").utf8)
+        case (.double(let double), .boolean): output.append(contentsOf: (double != 0 ? "true" : "false").utf8)
+        case (.int64(let integer), _): output.append(contentsOf: String(integer).utf8)
+        case (.double(let double), _): output.append(contentsOf: JSONValue.number(double).jsonBytes())
+        case (.string(let text), .json): output.append(contentsOf: text.utf8)
+        case (.string(let text), .quoted): output.append(contentsOf: JSONValue.string(text).jsonBytes())
         }
+        return true
     }
 }
 
@@ -114,8 +115,6 @@ extension SQLiteStore {
         var query = SegmentQuery(context: RuleContext(tenant: first.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
         let (sql, arguments) = query.traitValues(traits)
         let statementArguments = StatementArguments(arguments)
-        // A NULL result (an average or minimum of no numbers) is no value: the
-        // profile gets the fallback like one without events.
         // Numbers from their text (exact decimals), booleans as JSON booleans;
         // profiles without a value get 0 (count, unique_count, sum), false
         // (exists), or none (the others).

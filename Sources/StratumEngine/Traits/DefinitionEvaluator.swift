@@ -106,25 +106,22 @@ public struct DefinitionEvaluator: Sendable {
                 }
                 // Traits that read the same events share one query; each RFM model has its own.
                 var units: [(members: [Int], query: @Sendable () async throws -> [TraitColumn])] = []
-                var scans: [TraitScan: Int] = [:]
+                var scans: [(scan: TraitScan, members: [Int], traits: [TraitDefinition])] = []
                 for (index, entry) in batch.enumerated() {
                     switch entry.job {
                     case .trait(let trait):
-                        if let unit = scans[TraitScan(trait)] {
-                            units[unit].members.append(index)
+                        if let shared = scans.firstIndex(where: { $0.scan == TraitScan(trait) }) {
+                            scans[shared].members.append(index)
+                            scans[shared].traits.append(trait)
                         } else {
-                            scans[TraitScan(trait)] = units.count
-                            units.append(([index], { [] }))
+                            scans.append((TraitScan(trait), [index], [trait]))
                         }
                     case .rfm(let model):
                         units.append(([index], { [try await rfmColumn(model, asOf: asOf)] }))
                     }
                 }
-                for (unit, members) in units.map(\.members).enumerated() {
-                    let traits = members.compactMap { index -> TraitDefinition? in
-                        if case .trait(let trait) = batch[index].job { trait } else { nil }
-                    }
-                    if !traits.isEmpty { units[unit].query = { try await store.traitColumns(traits, asOf: asOf) } }
+                for (_, members, traits) in scans {
+                    units.append((members, { try await store.traitColumns(traits, asOf: asOf) }))
                 }
                 // Each definition's result, its query's time split evenly among those that shared it.
                 var results = Array<Result<(TraitColumn, Swift.Duration), any Error>>(repeating: .failure(CancellationError()), count: batch.count)
