@@ -68,7 +68,7 @@ public final class SQLiteStore: Store {
                 var result: T?
                 try db.inTransaction {
                     try cache.synchronize(with: db)
-                    result = try body(SQLiteTransaction(db: db, cache: cache))
+                    result = try body(SQLiteTransaction(db: db, cache: cache, statements: HotStatements(db: db)))
                     return .commit
                 }
                 return result!
@@ -82,7 +82,7 @@ public final class SQLiteStore: Store {
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
-        try await pool.read { db in try body(SQLiteTransaction(db: db, cache: nil)) }
+        try await pool.read { db in try body(SQLiteTransaction(db: db, cache: nil, statements: HotStatements(db: db))) }
     }
 }
 
@@ -91,6 +91,7 @@ public final class SQLiteStore: Store {
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
     let cache: WriterCache?
+    let statements: HotStatements
 
     // MARK: Reads
 
@@ -107,12 +108,17 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func matches(tenant: String, identifiers: [(type: String, hash: String)]) throws -> [IdentifierMatch] {
-        let statement = try db.cachedStatement(sql: "SELECT profile_id FROM profile_identifiers WHERE tenant_id = ? AND identifier_type = ? AND identifier_hash = ?")
         var result: [IdentifierMatch] = []
         for identifier in identifiers {
             if let profileID = cache?.profileID(tenant: tenant, type: identifier.type, hash: identifier.hash) {
                 result.append(IdentifierMatch(type: identifier.type, hash: identifier.hash, profileID: profileID))
-            } else if let profileID = try String.fetchOne(statement, arguments: [tenant, identifier.type, identifier.hash]) {
+                continue
+            }
+            var statement = try statements.statement(.identifierOwner)
+            statement.bind(tenant)
+            statement.bind(identifier.type)
+            statement.bind(identifier.hash)
+            if let profileID = try statement.text() {
                 cache?.store(tenant: tenant, type: identifier.type, hash: identifier.hash, profileID: profileID)
                 result.append(IdentifierMatch(type: identifier.type, hash: identifier.hash, profileID: profileID))
             }
@@ -154,7 +160,10 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func eventExists(tenant: String, idempotencyKey: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = ? AND idempotency_key = ?)"), arguments: [tenant, idempotencyKey]) ?? false
+        var statement = try statements.statement(.eventExists)
+        statement.bind(tenant)
+        statement.bind(idempotencyKey)
+        return try statement.exists()
     }
 
     func consents(tenant: String, profileID: String) throws -> [ConsentRecord] {
@@ -185,10 +194,10 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func countEvents(tenant: String, idempotencyKeys: [String]) throws -> [String: Int] {
+        // The key is unique per tenant: a count is 0 or 1.
         var counts: [String: Int] = [:]
-        let statement = try db.cachedStatement(sql: "SELECT COUNT(*) FROM events WHERE tenant_id = ? AND idempotency_key = ?")
         for key in idempotencyKeys {
-            counts[key] = try Int.fetchOne(statement, arguments: [tenant, key]) ?? 0
+            counts[key] = try eventExists(tenant: tenant, idempotencyKey: key) ? 1 : 0
         }
         return counts
     }
@@ -200,13 +209,32 @@ struct SQLiteTransaction: StoreTransaction {
     // MARK: Writes
 
     func insertProfile(_ profile: ProfileRecord) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO profiles (tenant_id, id, external_id, first_seen_at, last_seen_at, profile_data, computed_traits,
-              lifecycle_stage, total_events, total_sessions, total_purchases, total_revenue, canonical_type, canonical_hash,
-              last_session_id, last_event_at, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: StatementArguments(Self.profileValues(profile)))
+        var statement = try statements.statement(.insertProfile)
+        Self.bindCommonColumns(of: profile, to: &statement)
+        statement.bind(profile.createdAt)
+        statement.bind(JSONValue.object(profile.profileData).jsonText())
+        statement.bind(JSONValue.object(profile.computedTraits).jsonText())
+        try statement.execute()
         cache?.store(Self.stored(profile))
+    }
+
+    /// Binds ?1 to ?15 of `insertProfile`, `updateProfile` and `updateProfileWithData`.
+    static func bindCommonColumns(of profile: ProfileRecord, to statement: inout HotStatement) {
+        statement.bind(profile.tenantID)
+        statement.bind(profile.id)
+        statement.bind(profile.externalID)
+        statement.bind(profile.firstSeenAt)
+        statement.bind(profile.lastSeenAt)
+        statement.bind(profile.storedStage.rawValue)
+        statement.bind(profile.totalEvents)
+        statement.bind(profile.totalSessions)
+        statement.bind(profile.totalPurchases)
+        statement.bind("\(profile.totalRevenue)")
+        statement.bind(profile.canonicalType)
+        statement.bind(profile.canonicalHash)
+        statement.bind(profile.lastSessionID)
+        statement.bind(profile.lastEventAt)
+        statement.bind(profile.updatedAt)
     }
 
     /// The record as a fresh read returns it (no pending change flags).
@@ -219,30 +247,13 @@ struct SQLiteTransaction: StoreTransaction {
     func updateProfile(_ profile: ProfileRecord) throws {
         // computed_traits is evaluation's (and `carryComputedTraits`'): never
         // rewritten from the record, which holds its numbers as Doubles.
+        var statement = try statements.statement(profile.dataChanged ? .updateProfileWithData : .updateProfile)
+        Self.bindCommonColumns(of: profile, to: &statement)
         if profile.dataChanged {
-            try db.cachedStatement(sql: """
-                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, profile_data = ?,
-                  lifecycle_stage = ?, total_events = ?, total_sessions = ?, total_purchases = ?, total_revenue = ?,
-                  canonical_type = ?, canonical_hash = ?, last_session_id = ?, last_event_at = ?, created_at = ?, updated_at = ?
-                WHERE tenant_id = ? AND id = ?
-                """).execute(arguments: [
-                    profile.externalID, profile.firstSeenAt, profile.lastSeenAt, JSONValue.object(profile.profileData).jsonText(),
-                    profile.storedStage.rawValue, profile.totalEvents, profile.totalSessions, profile.totalPurchases,
-                    "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash, profile.lastSessionID, profile.lastEventAt,
-                    profile.createdAt, profile.updatedAt, profile.tenantID, profile.id,
-                ])
-        } else {
-            try db.cachedStatement(sql: """
-                UPDATE profiles SET external_id = ?, first_seen_at = ?, last_seen_at = ?, lifecycle_stage = ?, total_events = ?,
-                  total_sessions = ?, total_purchases = ?, total_revenue = ?, canonical_type = ?, canonical_hash = ?,
-                  last_session_id = ?, last_event_at = ?, updated_at = ?
-                WHERE tenant_id = ? AND id = ?
-                """).execute(arguments: [
-                    profile.externalID, profile.firstSeenAt, profile.lastSeenAt, profile.storedStage.rawValue, profile.totalEvents,
-                    profile.totalSessions, profile.totalPurchases, "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash,
-                    profile.lastSessionID, profile.lastEventAt, profile.updatedAt, profile.tenantID, profile.id,
-                ])
+            statement.bind(profile.createdAt)
+            statement.bind(JSONValue.object(profile.profileData).jsonText())
         }
+        try statement.execute()
         if db.changesCount != 1 { throw StoreError("profile \(profile.id) does not exist in tenant \(profile.tenantID)") }
         cache?.store(Self.stored(profile))
     }
@@ -253,14 +264,18 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func insertIdentifier(_ identifier: IdentifierRecord) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO profile_identifiers (tenant_id, identifier_type, identifier_hash, id, profile_id, identifier_value,
-              is_primary, confidence_score, verified_at, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                identifier.tenantID, identifier.type, identifier.hash, identifier.id, identifier.profileID, identifier.value,
-                identifier.isPrimary, identifier.confidence, identifier.verifiedAt, identifier.createdAt,
-            ])
+        var statement = try statements.statement(.insertIdentifier)
+        statement.bind(identifier.tenantID)
+        statement.bind(identifier.type)
+        statement.bind(identifier.hash)
+        statement.bind(identifier.id)
+        statement.bind(identifier.profileID)
+        statement.bind(identifier.value)
+        statement.bind(identifier.isPrimary)
+        statement.bind(identifier.confidence)
+        statement.bind(identifier.verifiedAt)
+        statement.bind(identifier.createdAt)
+        try statement.execute()
         cache?.store(tenant: identifier.tenantID, type: identifier.type, hash: identifier.hash, profileID: identifier.profileID)
     }
 
@@ -313,15 +328,21 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func insertEvent(_ event: NewEvent) throws -> Bool {
-        try db.cachedStatement(sql: """
-            INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
-              properties, context, identifiers, processed, emq_score)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-            """).execute(arguments: [
-                event.tenantID, event.id, event.profileID, event.sourceID, event.type.rawValue, event.eventName, event.eventTime,
-                event.receivedAt, event.idempotencyKey, event.propertiesJSON, event.contextJSON, event.identifiersJSON, true, event.emqScore,
-            ])
+        var statement = try statements.statement(.insertEvent)
+        statement.bind(event.tenantID)
+        statement.bind(event.id)
+        statement.bind(event.profileID)
+        statement.bind(event.sourceID)
+        statement.bind(event.type.rawValue)
+        statement.bind(event.eventName)
+        statement.bind(event.eventTime)
+        statement.bind(event.receivedAt)
+        statement.bind(event.idempotencyKey)
+        statement.bind(event.propertiesJSON)
+        statement.bind(event.contextJSON)
+        statement.bind(event.identifiersJSON)
+        statement.bind(event.emqScore)
+        try statement.execute()
         return db.changesCount == 1
     }
 
@@ -341,8 +362,12 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func setPrimary(tenant: String, type: String, hash: String, isPrimary: Bool) throws {
-        try db.cachedStatement(sql: "UPDATE profile_identifiers SET is_primary = ? WHERE tenant_id = ? AND identifier_type = ? AND identifier_hash = ?")
-            .execute(arguments: [isPrimary, tenant, type, hash])
+        var statement = try statements.statement(.setPrimary)
+        statement.bind(tenant)
+        statement.bind(type)
+        statement.bind(hash)
+        statement.bind(isPrimary)
+        try statement.execute()
     }
 
     func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at instant: Milliseconds) throws {
@@ -379,16 +404,6 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     // MARK: Mapping
-
-    static func profileValues(_ profile: ProfileRecord) -> [(any DatabaseValueConvertible)?] {
-        [
-            profile.tenantID, profile.id, profile.externalID, profile.firstSeenAt, profile.lastSeenAt,
-            JSONValue.object(profile.profileData).jsonText(), JSONValue.object(profile.computedTraits).jsonText(),
-            profile.storedStage.rawValue, profile.totalEvents, profile.totalSessions, profile.totalPurchases,
-            "\(profile.totalRevenue)", profile.canonicalType, profile.canonicalHash, profile.lastSessionID, profile.lastEventAt,
-            profile.createdAt, profile.updatedAt,
-        ]
-    }
 
     /// The columns `profile(from:)` reads, in the order it reads them by position
     /// (a lookup by name costs a case-insensitive search per column per row).

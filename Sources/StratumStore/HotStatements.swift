@@ -1,0 +1,162 @@
+import CSQLite
+import GRDB
+
+/// The statements ingestion runs for every event, prepared once per write
+/// transaction and driven through SQLite's C API.
+///
+/// `db.cachedStatement(sql:)` hashes and compares the whole SQL text on every
+/// call, and `StatementArguments` boxes each value in an existential array;
+/// per event, across half a dozen statements, that was a measurable share of
+/// the single writer's time. Values here are bound straight from Swift
+/// strings and integers (SQLite copies them), and errors carry SQLite's
+/// message.
+final class HotStatements {
+    enum Kind: Int, CaseIterable {
+        case eventExists, identifierOwner, insertEvent, updateProfile, updateProfileWithData, insertProfile, insertIdentifier, setPrimary
+
+        var sql: String {
+            switch self {
+            case .eventExists:
+                "SELECT 1 FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2"
+            case .identifierOwner:
+                "SELECT profile_id FROM profile_identifiers WHERE tenant_id = ?1 AND identifier_type = ?2 AND identifier_hash = ?3"
+            case .insertEvent:
+                """
+                INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
+                  properties, context, identifiers, processed, emq_score)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13)
+                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                """
+            case .updateProfile:
+                """
+                UPDATE profiles SET external_id = ?3, first_seen_at = ?4, last_seen_at = ?5, lifecycle_stage = ?6, total_events = ?7,
+                  total_sessions = ?8, total_purchases = ?9, total_revenue = ?10, canonical_type = ?11, canonical_hash = ?12,
+                  last_session_id = ?13, last_event_at = ?14, updated_at = ?15
+                WHERE tenant_id = ?1 AND id = ?2
+                """
+            case .updateProfileWithData:
+                """
+                UPDATE profiles SET external_id = ?3, first_seen_at = ?4, last_seen_at = ?5, lifecycle_stage = ?6, total_events = ?7,
+                  total_sessions = ?8, total_purchases = ?9, total_revenue = ?10, canonical_type = ?11, canonical_hash = ?12,
+                  last_session_id = ?13, last_event_at = ?14, updated_at = ?15, created_at = ?16, profile_data = ?17
+                WHERE tenant_id = ?1 AND id = ?2
+                """
+            case .insertProfile:
+                """
+                INSERT INTO profiles (tenant_id, id, external_id, first_seen_at, last_seen_at, lifecycle_stage, total_events,
+                  total_sessions, total_purchases, total_revenue, canonical_type, canonical_hash, last_session_id, last_event_at,
+                  updated_at, created_at, profile_data, computed_traits)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                """
+            case .insertIdentifier:
+                """
+                INSERT INTO profile_identifiers (tenant_id, identifier_type, identifier_hash, id, profile_id, identifier_value,
+                  is_primary, confidence_score, verified_at, created_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                """
+            case .setPrimary:
+                "UPDATE profile_identifiers SET is_primary = ?4 WHERE tenant_id = ?1 AND identifier_type = ?2 AND identifier_hash = ?3"
+            }
+        }
+    }
+
+    private let db: Database
+    private var prepared: [Statement?] = Array(repeating: nil, count: Kind.allCases.count)
+
+    init(db: Database) {
+        self.db = db
+    }
+
+    /// The statement of `kind`, reset and with no values bound.
+    func statement(_ kind: Kind) throws -> HotStatement {
+        let statement: Statement
+        if let existing = prepared[kind.rawValue] {
+            statement = existing
+        } else {
+            statement = try db.cachedStatement(sql: kind.sql)
+            prepared[kind.rawValue] = statement
+        }
+        let handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        return HotStatement(handle: handle, connection: db.sqliteConnection)
+    }
+}
+
+/// One prepared statement being bound and stepped; parameters are numbered
+/// from 1 in the order `bind` is called.
+struct HotStatement {
+    let handle: OpaquePointer
+    let connection: OpaquePointer?
+    private var next: Int32 = 1
+
+    init(handle: OpaquePointer, connection: OpaquePointer?) {
+        self.handle = handle
+        self.connection = connection
+    }
+
+    /// SQLite copies the text before this returns (SQLITE_TRANSIENT).
+    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    mutating func bind(_ value: String?) {
+        if var value {
+            let (handle, index) = (self.handle, next)
+            value.withUTF8 { bytes in
+                if bytes.isEmpty {
+                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                } else {
+                    bytes.withMemoryRebound(to: CChar.self) { text in
+                        _ = sqlite3_bind_text(handle, index, text.baseAddress, Int32(text.count), Self.transient)
+                    }
+                }
+            }
+        } else {
+            sqlite3_bind_null(handle, next)
+        }
+        next += 1
+    }
+
+    mutating func bind(_ value: Int64?) {
+        if let value { sqlite3_bind_int64(handle, next, value) } else { sqlite3_bind_null(handle, next) }
+        next += 1
+    }
+
+    mutating func bind(_ value: Double?) {
+        if let value { sqlite3_bind_double(handle, next, value) } else { sqlite3_bind_null(handle, next) }
+        next += 1
+    }
+
+    mutating func bind(_ value: Bool) {
+        sqlite3_bind_int64(handle, next, value ? 1 : 0)
+        next += 1
+    }
+
+    /// Runs a statement that returns no rows.
+    func execute() throws {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        guard code == SQLITE_DONE else { throw failure(code) }
+    }
+
+    /// Whether the query returns a row.
+    func exists() throws -> Bool {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        guard code == SQLITE_ROW || code == SQLITE_DONE else { throw failure(code) }
+        return code == SQLITE_ROW
+    }
+
+    /// The first column of the first row as text, or nil when there is no row.
+    func text() throws -> String? {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        guard code == SQLITE_ROW || code == SQLITE_DONE else { throw failure(code) }
+        guard code == SQLITE_ROW, let text = sqlite3_column_text(handle, 0) else { return nil }
+        return String(cString: text)
+    }
+
+    private func failure(_ code: Int32) -> StoreError {
+        let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "SQLite error \(code)"
+        return StoreError("\(message) (SQLite code \(code)) in: \(String(cString: sqlite3_sql(handle)))")
+    }
+}
