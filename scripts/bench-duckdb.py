@@ -96,7 +96,7 @@ TENANT = "default"
 # Booleans are not numbers (SQLite's json_extract returns them as 1 and 0; our
 # side tests json_type, so neither do we).
 NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"
-# Exact decimal sums, as stratum_decimal_sum (Foundation Decimal) computes them.
+# Exact decimal sums, as stratum's DecimalSum computes them (amounts as written).
 DECIMAL = "DECIMAL(38, 10)"
 # Keys of a definition that do not change what it computes.
 IGNORED_KEYS = {"kind", "name", "description", "display_name", "schedule", "refresh_interval_hours"}

@@ -1,15 +1,15 @@
 import Foundation
-import GRDB
 
-/// Sums decimals exactly inside SQLite: JSON numbers arrive as REAL and are
-/// read through their shortest round-trip text (19.99 stays 19.99); numeric
-/// text is parsed as written. Returns the sum as text (no trailing noise).
+/// Sums decimals exactly: JSON numbers are added as written (19.99 stays
+/// 19.99). Stored properties are written by `JSONWriter`, so a number is the
+/// shortest text that reads back as the same double. The sum is text (no
+/// trailing noise).
 ///
 /// Values written as plain decimals of up to 18 digits (what amounts are) are
 /// added as integers scaled by a power of ten, in 128 bits; anything else
 /// (exponents, more digits, a sum past 38 digits) continues in `Decimal`,
 /// which is exact too but an order of magnitude slower.
-struct DecimalSum: DatabaseAggregate {
+struct DecimalSum {
     /// The sum times 10^scale, while it fits.
     var scaled: Int128 = 0
     var scale = 0
@@ -19,18 +19,21 @@ struct DecimalSum: DatabaseAggregate {
 
     static let posix = Locale(identifier: "en_US_POSIX")
 
-    static func decimal(_ value: DatabaseValue) -> Decimal? {
-        switch value.storage {
-        case .int64(let integer): return Decimal(integer)
-        case .double(let double) where double.isFinite: return Decimal(string: "\(double)", locale: posix)
-        case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: posix)
-        default: return nil
+    /// Adds a JSON number's text; anything else (a string, true) is ignored.
+    mutating func add(number text: UnsafeBufferPointer<UInt8>) {
+        guard JSONNumber.starts(text) else { return }
+        if decimal == nil, let (mantissa, digits) = Self.digits(text), add(mantissa, digits) {
+            seen = true
+            return
         }
+        guard let exact = Decimal(string: String(decoding: text, as: UTF8.self), locale: Self.posix) else { return }
+        decimal = (decimal ?? sumAsDecimal) + exact
+        seen = true
     }
 
     /// A plain decimal (`-12.50`) of at most 18 digits as an integer and its
     /// number of fraction digits; nil for anything else.
-    static func digits(_ text: Substring.UTF8View) -> (Int64, Int)? {
+    static func digits(_ text: some Collection<UInt8>) -> (Int64, Int)? {
         var mantissa: Int64 = 0
         var digits = 0
         var fraction = -1
@@ -56,24 +59,6 @@ struct DecimalSum: DatabaseAggregate {
 
     static func power(_ exponent: Int) -> Int128 {
         powers[exponent]
-    }
-
-    mutating func step(_ dbValues: [DatabaseValue]) throws {
-        guard let value = dbValues.first else { return }
-        let parts: (Int64, Int)?
-        switch value.storage {
-        case .int64(let integer): parts = (integer, 0)
-        case .double(let double) where double.isFinite: parts = Self.digits(double.description[...].utf8)
-        case .string(let text): parts = Self.digits(text.trimmingCharacters(in: .whitespaces)[...].utf8)
-        default: return
-        }
-        if decimal == nil, let (mantissa, digits) = parts, add(mantissa, digits) {
-            seen = true
-            return
-        }
-        guard let exact = Self.decimal(value) else { return }
-        decimal = (decimal ?? sumAsDecimal) + exact
-        seen = true
     }
 
     /// Adds mantissa × 10^-digits to the scaled sum; false (nothing changed) if it would overflow.
@@ -109,10 +94,9 @@ struct DecimalSum: DatabaseAggregate {
         Decimal(string: scaledText, locale: Self.posix) ?? 0
     }
 
-    func finalize() throws -> (any DatabaseValueConvertible)? {
+    /// The sum as text; nil when nothing was added.
+    var text: String? {
         guard seen else { return nil }
         return decimal.map { "\($0)" } ?? scaledText
     }
-
-    static let function = DatabaseFunction("stratum_decimal_sum", argumentCount: 1, pure: true, aggregate: DecimalSum.self)
 }

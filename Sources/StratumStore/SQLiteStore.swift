@@ -50,7 +50,6 @@ public final class SQLiteStore: Store {
             // 19,200-19,300 (it competes with the HTTP side for the other core).
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 65536")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            db.add(function: DecimalSum.function)
             db.add(function: InstantFunction.function)
         }
         do {

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import GRDB
 import StratumDefinitions
@@ -53,7 +54,7 @@ public struct TraitColumn: Sendable {
     /// Adds a profile's value (NULL: none).
     mutating func append(_ profileID: String, _ value: DatabaseValue) {
         guard Self.appendJSON(value, conversion, to: &json) else { return }
-        if let last = profileIDs.last, profileID.utf8.lexicographicallyPrecedes(last.utf8) { sorted = false }
+        if let last = profileIDs.last, ProfileOrder.precedes(profileID, last) { sorted = false }
         profileIDs.append(profileID)
         ends.append(json.count)
     }
@@ -63,9 +64,9 @@ public struct TraitColumn: Sendable {
         var (low, high) = (0, profileIDs.count)
         while low < high {
             let middle = (low + high) / 2
-            if profileIDs[middle].utf8.lexicographicallyPrecedes(profileID.utf8) { low = middle + 1 } else { high = middle }
+            if ProfileOrder.precedes(profileIDs[middle], profileID) { low = middle + 1 } else { high = middle }
         }
-        return low < profileIDs.count && profileIDs[low].utf8.elementsEqual(profileID.utf8) ? low : nil
+        return low < profileIDs.count && ProfileOrder.equal(profileIDs[low], profileID) ? low : nil
     }
 
     /// The JSON text of value `index`.
@@ -78,7 +79,7 @@ public struct TraitColumn: Sendable {
         guard !sorted else { return self }
         var result = self
         (result.profileIDs, result.json, result.ends, result.sorted) = ([], [], [], true)
-        for index in profileIDs.indices.sorted(by: { profileIDs[$0].utf8.lexicographicallyPrecedes(profileIDs[$1].utf8) }) {
+        for index in profileIDs.indices.sorted(by: { ProfileOrder.precedes(profileIDs[$0], profileIDs[$1]) }) {
             result.profileIDs.append(profileIDs[index])
             result.json.append(contentsOf: value(index))
             result.ends.append(result.json.count)
@@ -113,7 +114,7 @@ extension SQLiteStore {
     public func traitColumns(_ traits: [TraitDefinition], asOf: Milliseconds) async throws -> [TraitColumn] {
         guard let first = traits.first else { return [] }
         var query = SegmentQuery(context: RuleContext(tenant: first.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
-        let (sql, arguments) = query.traitValues(traits)
+        let (sql, arguments, layout) = query.traitEvents(traits)
         let statementArguments = StatementArguments(arguments)
         // Numbers from their text (exact decimals), booleans as JSON booleans;
         // profiles without a value get 0 (count, unique_count, sum), false
@@ -128,16 +129,40 @@ extension SQLiteStore {
             case .min, .max: TraitColumn(key: trait.name, conversion: .quoted, fallback: nil)
             }
         }
-        // A NULL result (an average or minimum of no numbers) is no value: the
-        // profile gets the fallback like one without events.
         return try await pool.read { db in
-            var columns = empty
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
-            while let row = try rows.next() {
-                let profileID: String = row[0]
-                for index in columns.indices { columns[index].append(profileID, row[index + 1]) }
+            let accumulators = layout.traits.map { TraitAccumulator.make($0.trait, start: $0.start, property: $0.property) }
+            var slots: [String: Int] = [:]
+            var profiles: [String] = []
+            let statement = try db.makeStatement(sql: sql)
+            statement.setUncheckedArguments(statementArguments)
+            let handle = statement.sqliteStatement
+            let row = TraitEventRow(handle: handle)
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { break }
+                guard code == SQLITE_ROW else {
+                    throw StoreError("traits \(traits.map(\.name).joined(separator: ", ")): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                }
+                let profileID = String(cString: sqlite3_column_text(handle, 0))
+                let slot: Int
+                if let known = slots[profileID] {
+                    slot = known
+                } else {
+                    slot = profiles.count
+                    slots[profileID] = slot
+                    profiles.append(profileID)
+                    for accumulator in accumulators { accumulator.addSlot() }
+                }
+                let (time, sequence) = (sqlite3_column_int64(handle, 1), sqlite3_column_int64(handle, 2))
+                for accumulator in accumulators { accumulator.add(slot, time: time, sequence: sequence, row: row) }
             }
-            return columns.map { $0.inOrder() }
+            // A NULL result (an average or minimum of no numbers) is no value: the
+            // profile gets the fallback like one without events.
+            var columns = empty
+            for slot in profiles.indices.sorted(by: { ProfileOrder.precedes(profiles[$0], profiles[$1]) }) {
+                for index in columns.indices { columns[index].append(profiles[slot], accumulators[index].value(slot)) }
+            }
+            return columns
         }
     }
 
@@ -176,7 +201,7 @@ extension SQLiteStore {
             var values: [Range<Int>] = []
             for (index, column) in columns.enumerated() {
                 var end = next[index]
-                while end < column.count, upper.map({ !$0.utf8.lexicographicallyPrecedes(column.profileIDs[end].utf8) }) ?? true { end += 1 }
+                while end < column.count, upper.map({ !ProfileOrder.precedes($0, column.profileIDs[end]) }) ?? true { end += 1 }
                 values.append(next[index]..<end)
                 next[index] = end
             }
@@ -201,8 +226,8 @@ extension SQLiteStore {
                     let position = { (index: Int) -> Int? in
                         let end = range.values[index].upperBound
                         // Values of profiles that are gone (merged since the query) are skipped.
-                        while heads[index] < end, columns[index].profileIDs[heads[index]].utf8.lexicographicallyPrecedes(id.utf8) { heads[index] += 1 }
-                        return heads[index] < end && columns[index].profileIDs[heads[index]].utf8.elementsEqual(id.utf8) ? heads[index] : nil
+                        while heads[index] < end, ProfileOrder.precedes(columns[index].profileIDs[heads[index]], id) { heads[index] += 1 }
+                        return heads[index] < end && ProfileOrder.equal(columns[index].profileIDs[heads[index]], id) ? heads[index] : nil
                     }
                     if let rewritten = Self.splice(stored, columns, position) { changed.append(Rewrite(id: id, stored: stored, rewritten: rewritten)) }
                 }
@@ -271,24 +296,53 @@ extension SQLiteStore {
         let recency = model.recencyEvent ?? "Purchase"
         let frequency = model.frequencyEvent ?? "Purchase"
         let path = SegmentQuery.jsonPath(model.monetaryProperty ?? "total")
+        // One pass over the events, aggregated per profile here (SQLite's GROUP BY
+        // would sort them all by profile first).
         return try await pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT e.profile_id AS profile,
-                       MAX(CASE WHEN e.event_name = ?1 THEN e.event_time END) AS latest,
-                       SUM(CASE WHEN e.event_name = ?2 THEN 1 ELSE 0 END) AS frequency,
-                       stratum_decimal_sum(CASE WHEN e.event_name = ?2 AND json_type(e.properties, ?3) IN ('integer', 'real')
-                                                THEN json_extract(e.properties, ?3) END) AS monetary
+            let statement = try db.makeStatement(sql: """
+                SELECT e.profile_id, e.event_name = ?1, e.event_name = ?2, e.event_time, e.properties -> ?3
                 FROM events e INDEXED BY events_by_name
                 WHERE e.tenant_id = ?4 AND e.profile_id IS NOT NULL AND e.event_name IN (?1, ?2)
                   AND e.event_time BETWEEN ?5 AND ?6
-                GROUP BY e.profile_id
-                """, arguments: [recency, frequency, path, model.tenantID, asOf - lookback, asOf])
-            return rows.map { row in
-                let latest: Int64? = row["latest"]
-                let days = latest.map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
-                let monetaryText: String? = row["monetary"]
+                """)
+            statement.setUncheckedArguments([recency, frequency, path, model.tenantID, asOf - lookback, asOf])
+            let handle = statement.sqliteStatement
+            let row = TraitEventRow(handle: handle)
+            var slots: [String: Int] = [:]
+            var profiles: [String] = []
+            var latest: [Int64?] = []
+            var counts: [Int] = []
+            var sums: [DecimalSum] = []
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { break }
+                guard code == SQLITE_ROW else { throw StoreError("RFM \(model.name): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))") }
+                let profileID = String(cString: sqlite3_column_text(handle, 0))
+                let slot: Int
+                if let known = slots[profileID] {
+                    slot = known
+                } else {
+                    slot = profiles.count
+                    slots[profileID] = slot
+                    profiles.append(profileID)
+                    latest.append(nil)
+                    counts.append(0)
+                    sums.append(DecimalSum())
+                }
+                if sqlite3_column_int64(handle, 1) != 0 {
+                    let time = sqlite3_column_int64(handle, 3)
+                    latest[slot] = max(latest[slot] ?? time, time)
+                }
+                if sqlite3_column_int64(handle, 2) != 0 {
+                    counts[slot] += 1
+                    if let amount = row.json(4) { sums[slot].add(number: amount) }
+                }
+            }
+            return profiles.indices.sorted { ProfileOrder.precedes(profiles[$0], profiles[$1]) }.map { slot in
+                let days = latest[slot].map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
+                let monetaryText = sums[slot].text
                 let monetary = monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0
-                return (row["profile"], days, row["frequency"], monetary, monetaryText ?? "0")
+                return (profiles[slot], days, counts[slot], monetary, monetaryText ?? "0")
             }
         }
     }
@@ -311,43 +365,39 @@ extension SQLiteStore {
     }
 }
 
-/// The events a trait reads. Traits with the same scan are computed by one
-/// grouped query over the widest of their windows, one aggregate each (a
-/// narrower window filters inside its aggregate), except first/last of a
-/// property, which ranks a profile's events and has a query of its own.
+/// The events a trait reads. Traits with the same scan are computed from one
+/// pass over those events, in the widest of their windows (each narrower
+/// window is applied to its own aggregate).
 public struct TraitScan: Hashable, Sendable {
     let tenant: String
     let event: String
     let sources: [String]
     let conditions: [PropertyCondition]
-    /// Set for first/last of a property: no other trait shares its query.
-    let ranked: String?
 
     public init(_ trait: TraitDefinition) {
         tenant = trait.tenantID
         event = trait.event
         sources = trait.sources ?? []
         conditions = trait.where ?? []
-        ranked = [.first, .last].contains(trait.type) && trait.property != nil ? trait.name : nil
     }
 }
 
 extension SegmentQuery {
-    /// `SELECT profile_id, <aggregate 1>, <aggregate 2>... FROM events ... GROUP BY profile_id`
-    /// for traits of one `TraitScan`.
+    /// `SELECT profile_id, event_time, seq, <property columns> FROM events ...`:
+    /// every event the traits of one `TraitScan` read, over the widest of
+    /// their windows; `TraitAccumulators` aggregate them per profile.
     ///
-    /// The events are found by name and time (`events_by_name`, forced): without
-    /// a time bound the planner walks `events_by_profile` to save the GROUP BY
-    /// sort, visiting every event of the tenant in random row order (5x slower
-    /// for an event that is an eighth of the store).
-    mutating func traitValues(_ traits: [TraitDefinition]) -> (String, [DatabaseValueConvertible?]) {
+    /// SQLite would group them by sorting every row by profile (GROUP BY, or
+    /// a window function for first/last of a property): several times the
+    /// cost of reading them. The rows are found by name and time
+    /// (`events_by_name`, forced), in storage order.
+    mutating func traitEvents(_ traits: [TraitDefinition]) -> (sql: String, arguments: [DatabaseValueConvertible?], layout: TraitEventLayout) {
         let trait = traits[0]
         precondition(traits.allSatisfy { TraitScan($0) == TraitScan(trait) }, "traits of one query share their scan")
         var filters = [
             "e.tenant_id = \(bindValue(trait.tenantID))", "e.profile_id IS NOT NULL",
             "e.event_name = \(bindValue(trait.event))", "e.event_time <= \(bindValue(context.asOf))",
         ]
-        // The scan covers the widest window; each narrower one filters inside its aggregate.
         let starts = traits.map { trait -> Milliseconds? in
             guard case .last(let count, let unit) = trait.window ?? .all else { return nil }
             return context.asOf - Int64(count) * Int64(unit.seconds) * 1000
@@ -363,52 +413,23 @@ extension SegmentQuery {
             let (expression, storage) = Self.jsonValue("e.properties", bindValue(Self.jsonPath(condition.property)))
             filters.append(compare(expression, storage, condition.operator, condition.value, condition.unit))
         }
-        var values: [String] = []
+        // Each property read once, as JSON text.
+        var columns = ["e.profile_id", "e.event_time", "e.seq"]
+        var propertyColumns: [String: Int32] = [:]
+        var layout = TraitEventLayout()
         for (trait, start) in zip(traits, starts) {
-            let inWindow = start.flatMap { $0 == scanStart ? nil : "e.event_time >= \(bindValue($0))" }
-            /// `expression` for the trait's own events only.
-            func only(_ expression: String) -> String {
-                inWindow.map { "CASE WHEN \($0) THEN \(expression) END" } ?? expression
+            let column = trait.property.map { name in
+                propertyColumns[name] ?? {
+                    columns.append("e.properties -> \(bindValue(Self.jsonPath(name)))")
+                    propertyColumns[name] = Int32(columns.count - 1)
+                    return Int32(columns.count - 1)
+                }()
             }
-            let path = trait.property.map { bindValue(Self.jsonPath($0)) } ?? "NULL"
-            let property = "json_extract(e.properties, \(path))"
-            let type = "json_type(e.properties, \(path))"
-            // Numbers only: a JSON true is not 1, and "12.5" is a string (DESIGN.md, Rule semantics).
-            let numeric = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) END"
-            // Numbers by value (1 and 1.0 are one value), everything else by its JSON text ("1" and true are not 1).
-            let distinct = "CASE WHEN \(type) IN ('integer', 'real') THEN \(property) WHEN \(type) <> 'null' THEN e.properties -> \(path) END"
-            let value: String
-            switch trait.type {
-            case .count: value = inWindow == nil ? "COUNT(*)" : "COUNT(\(only("1")))"
-            case .sum: value = "COALESCE(stratum_decimal_sum(\(only(numeric))), '0')"
-            case .average: value = "AVG(\(only(numeric)))"
-            case .min: value = "MIN(\(only(numeric)))"
-            case .max: value = "MAX(\(only(numeric)))"
-            case .uniqueCount: value = "COUNT(DISTINCT \(only(distinct)))"
-            case .exists: value = "1"
-            case .first, .last:
-                let extreme = trait.type == .first ? "MIN" : "MAX"
-                guard trait.property != nil else {
-                    // The instant found, formatted once (not every event's).
-                    value = "strftime('%Y-%m-%dT%H:%M:%fZ', \(extreme)(\(only("e.event_time"))) / 1000.0, 'unixepoch')"
-                    break
-                }
-                // The property (as JSON text) of the first/last event that carries one;
-                // events at the same instant are ordered as they were stored.
-                let order = trait.type == .first ? "ASC" : "DESC"
-                filters.append("\(type) IS NOT NULL AND \(type) <> 'null'")
-                let ranked = "SELECT e.profile_id AS profile_id, e.properties -> \(path) AS value, "
-                    + "ROW_NUMBER() OVER (PARTITION BY e.profile_id ORDER BY e.event_time \(order), e.seq \(order)) AS position FROM events e INDEXED BY events_by_name WHERE "
-                    + filters.map { "(\($0))" }.joined(separator: " AND ")
-                return ("SELECT profile_id, value FROM (\(ranked)) WHERE position = 1", arguments)
-            }
-            // A profile with events only outside a narrower window has no value, as
-            // with a query of its own (it gets the fallback).
-            values.append(inWindow == nil ? value : "CASE WHEN COUNT(\(only("1"))) > 0 THEN \(value) END")
+            layout.traits.append((trait, start == scanStart ? nil : start, column))
         }
-        let grouped = "SELECT e.profile_id AS profile_id, \(values.joined(separator: ", ")) FROM events e INDEXED BY events_by_name WHERE "
-            + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
-        return (grouped, arguments)
+        let sql = "SELECT " + columns.joined(separator: ", ") + " FROM events e INDEXED BY events_by_name WHERE "
+            + filters.map { "(\($0))" }.joined(separator: " AND ")
+        return (sql, arguments, layout)
     }
 }
 

@@ -52,6 +52,34 @@ public enum Instant {
         return seconds - sign * Double(offsetHours * 3600 + offsetMinutes * 60)
     }
 
+    /// `2026-02-01T09:30:00.250Z`: milliseconds since the epoch as UTC with
+    /// milliseconds, as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', ms / 1000.0, 'unixepoch')`.
+    public static func format(milliseconds: Int64) -> String {
+        let (days, remainder) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
+        let (day, millisecond) = remainder < 0 ? (days - 1, remainder + 86_400_000) : (days, remainder)
+        let date = civil(fromDays: day)
+        var text = ""
+        text.reserveCapacity(24)
+        func put(_ value: Int64, _ width: Int) {
+            let digits = String(value)
+            text += String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        put(Int64(date.year), 4)
+        text += "-"
+        put(Int64(date.month), 2)
+        text += "-"
+        put(Int64(date.day), 2)
+        text += "T"
+        put(millisecond / 3_600_000, 2)
+        text += ":"
+        put(millisecond / 60_000 % 60, 2)
+        text += ":"
+        put(millisecond / 1000 % 60, 2)
+        text += "."
+        put(millisecond % 1000, 3)
+        return text + "Z"
+    }
+
     static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28

@@ -1,0 +1,83 @@
+import Foundation
+import GRDB
+import StratumCrypto
+import StratumDefinitions
+import StratumEngine
+import StratumJSON
+import StratumStore
+import Testing
+
+/// Traits aggregate stored JSON numbers as SQLite reads them: SQLite itself
+/// is the reference (its AVG, MIN, MAX and COUNT DISTINCT over
+/// `json_extract`), for numbers ingestion never writes (exponents, past 64
+/// bits, -2^63) as well as plain ones.
+struct TraitNumberTests {
+    static let texts = [
+        "7", "-0", "1.0", "1e3", "1E-7", "-12.50", "0.1", "9223372036854775807", "9223372036854775808",
+        "-9223372036854775808", "123456789012345678901234", "2.5e-3", "7.0", "\"7\"", "true", "null", "[1]", "{\"a\":1}",
+    ]
+
+    @Test func numbersAsStoredAggregateAsSQLiteReadsThem() async throws {
+        let traits = [
+            "sum.yaml": "kind: Trait\nname: total\ntype: sum\nevent: Raw\nproperty: v\n",
+            "avg.yaml": "kind: Trait\nname: mean\ntype: average\nevent: Raw\nproperty: v\n",
+            "min.yaml": "kind: Trait\nname: least\ntype: min\nevent: Raw\nproperty: v\n",
+            "max.yaml": "kind: Trait\nname: most\ntype: max\nevent: Raw\nproperty: v\n",
+            "distinct.yaml": "kind: Trait\nname: kinds\ntype: unique_count\nevent: Raw\nproperty: v\n",
+        ]
+        let harness = try EngineHarness(definitions: traits)
+        let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Seen", "messageId": "m0"]])
+        let profile = try #require(profileID(of: outcome[0]))
+        let file = try DatabaseQueue(path: harness.store.path)
+        try await file.write { db in
+            for (index, text) in Self.texts.enumerated() {
+                try db.execute(sql: """
+                    INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
+                      properties, context, identifiers, processed, emq_score)
+                    VALUES ('default', ?, ?, 'web', 'track', 'Raw', ?, ?, ?, ?, '{}', '[]', 1, 0.5)
+                    """, arguments: ["raw\(index)", profile, 1_767_225_600_000 + index, 1_767_225_600_000 + index, "raw\(index)", #"{"v":\#(text)}"#])
+            }
+        }
+        let loaded = DefinitionLoader.load(files: traits.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let computed = try #require(try await harness.profile(profile)).computedTraits
+
+        let numeric = "CASE WHEN json_type(properties, '$.v') IN ('integer', 'real') THEN json_extract(properties, '$.v') END"
+        let reference = try await file.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT AVG(\(numeric)), MIN(\(numeric)), MAX(\(numeric)),
+                  COUNT(DISTINCT CASE WHEN json_type(properties, '$.v') IN ('integer', 'real') THEN json_extract(properties, '$.v')
+                                      WHEN json_type(properties, '$.v') <> 'null' THEN properties -> '$.v' END)
+                FROM events WHERE event_name = 'Raw'
+                """)
+        }
+        let row = try #require(reference)
+        let mean: Double = row[0]
+        #expect(abs((computed["mean"]?.numberValue ?? .nan) - mean) <= abs(mean) * 1e-12)
+        #expect(computed["least"]?.numberValue == (row[1] as Double))
+        #expect(computed["most"]?.numberValue == (row[2] as Double))
+        #expect(computed["kinds"]?.numberValue == Double(row[3] as Int))
+
+        // The exact sum of every number, as Foundation's Decimal adds them written out.
+        let numbers = Self.texts.filter { $0.first == "-" || $0.first!.isNumber }
+        let expected = numbers.reduce(Decimal(0)) { $0 + Decimal(string: $1, locale: Locale(identifier: "en_US_POSIX"))! }
+        let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits -> '$.total' FROM profiles WHERE id = ?", arguments: [profile]) })
+        #expect(stored == "\(expected)")
+    }
+
+    @Test func instantsAreFormattedAsSQLiteFormatsThem() throws {
+        var random = SplitMix64(seed: 7)
+        // Year 1000 to 9999, and the instants either side of the epoch and of a day.
+        var instants: [Int64] = [0, -1, 1, 86_399_999, 86_400_000, -86_400_000, 951_782_400_000, 1_767_225_600_123]
+        for _ in 0..<2_000 {
+            instants.append(-30_610_224_000_000 + Int64(random.next() % 283_996_800_000_000))
+        }
+        let db = try DatabaseQueue()
+        try db.read { db in
+            for instant in instants {
+                let sqlite = try String.fetchOne(db, sql: "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ? / 1000.0, 'unixepoch')", arguments: [instant])
+                #expect(Instant.format(milliseconds: instant) == sqlite, "\(instant)")
+            }
+        }
+    }
+}
