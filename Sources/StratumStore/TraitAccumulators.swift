@@ -80,7 +80,7 @@ struct TraitEventRow {
 }
 
 /// One trait's running aggregate per profile, over the events of its scan.
-/// Profiles are numbered slots, given in the order they are first seen.
+/// Profiles are numbered slots (`ProfileSlots`).
 ///
 /// The semantics are DESIGN.md's (Rule semantics) and SQLite's for the same
 /// aggregate: numbers only in sum, average, minimum and maximum; a profile
@@ -112,9 +112,9 @@ class TraitAccumulator {
         }
     }
 
-    /// A new profile slot.
-    func addSlot() {
-        events.append(0)
+    /// `count` new profile slots.
+    func addSlots(_ count: Int) {
+        events.append(contentsOf: repeatElement(0, count: count))
     }
 
     final func add(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
@@ -143,7 +143,7 @@ class TraitAccumulator {
     /// Exact decimal sum; "0" when no event had a number.
     final class Sum: TraitAccumulator {
         private var sums: [DecimalSum] = []
-        override func addSlot() { super.addSlot(); sums.append(DecimalSum()) }
+        override func addSlots(_ count: Int) { super.addSlots(count); sums.append(contentsOf: repeatElement(DecimalSum(), count: count)) }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             if let property, let text = row.json(property) { sums[slot].add(number: text) }
         }
@@ -154,7 +154,11 @@ class TraitAccumulator {
     final class Average: TraitAccumulator {
         private var sums: [Double] = []
         private var counts: [Int32] = []
-        override func addSlot() { super.addSlot(); sums.append(0); counts.append(0) }
+        override func addSlots(_ count: Int) {
+            super.addSlots(count)
+            sums.append(contentsOf: repeatElement(0, count: count))
+            counts.append(contentsOf: repeatElement(0, count: count))
+        }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             guard let property, let text = row.json(property), let number = JSONNumber(text) else { return }
             sums[slot] += number.double
@@ -173,7 +177,7 @@ class TraitAccumulator {
             self.largest = largest
             super.init(start: start, property: property)
         }
-        override func addSlot() { super.addSlot(); best.append(nil) }
+        override func addSlots(_ count: Int) { super.addSlots(count); best.append(contentsOf: repeatElement(nil, count: count)) }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             guard let property, let text = row.json(property), let number = JSONNumber(text) else { return }
             guard let current = best[slot] else { best[slot] = number; return }
@@ -190,7 +194,7 @@ class TraitAccumulator {
             self.latest = latest
             super.init(start: start, property: property)
         }
-        override func addSlot() { super.addSlot(); times.append(latest ? .min : .max) }
+        override func addSlots(_ count: Int) { super.addSlots(count); times.append(contentsOf: repeatElement(latest ? .min : .max, count: count)) }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             times[slot] = latest ? max(times[slot], time) : min(times[slot], time)
         }
@@ -207,7 +211,11 @@ class TraitAccumulator {
             self.latest = latest
             super.init(start: start, property: property)
         }
-        override func addSlot() { super.addSlot(); positions.append((0, 0)); values.append(nil) }
+        override func addSlots(_ count: Int) {
+            super.addSlots(count)
+            positions.append(contentsOf: repeatElement((time: Int64(0), sequence: Int64(0)), count: count))
+            values.append(contentsOf: repeatElement(nil, count: count))
+        }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             guard let property else { return }
             if values[slot] != nil, ((time, sequence) > positions[slot]) != latest { return }
@@ -227,7 +235,7 @@ class TraitAccumulator {
             case text(String)
         }
         private var sets: [Set<Key>] = []
-        override func addSlot() { super.addSlot(); sets.append([]) }
+        override func addSlots(_ count: Int) { super.addSlots(count); sets.append(contentsOf: repeatElement([], count: count)) }
         override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
             guard let property, let json = row.json(property) else { return }
             switch JSONNumber(json) {
@@ -265,5 +273,68 @@ enum ProfileOrder {
                 return x.count - y.count
             }
         }
+    }
+}
+
+/// A tenant's profile ids numbered in SQLite's order, read once for all the
+/// passes of a refresh: each pass keeps its aggregates in arrays indexed by
+/// these numbers and hands its values over in id order by walking them, with
+/// no sort and no scattered reads.
+public final class ProfileSlots: Sendable {
+    let ids: [String]
+    let numbers: [String: Int32]
+
+    init(ids: [String]) {
+        self.ids = ids
+        var numbers: [String: Int32] = [:]
+        numbers.reserveCapacity(ids.count)
+        for (number, id) in ids.enumerated() { numbers[id] = Int32(number) }
+        self.numbers = numbers
+    }
+}
+
+/// One pass's slots: the shared ones, then profiles created since they were
+/// read, numbered after them.
+struct SlotAssignment {
+    let shared: ProfileSlots
+    private var extra: [String: Int] = [:]
+    private var extraIDs: [String] = []
+
+    init(_ shared: ProfileSlots) {
+        self.shared = shared
+    }
+
+    var count: Int { shared.ids.count + extraIDs.count }
+
+    /// The profile's slot, and whether it is new (one more slot).
+    mutating func slot(_ id: String) -> (slot: Int, isNew: Bool) {
+        if let number = shared.numbers[id] { return (Int(number), false) }
+        if let number = extra[id] { return (number, false) }
+        let number = count
+        extra[id] = number
+        extraIDs.append(id)
+        return (number, true)
+    }
+
+    func id(_ slot: Int) -> String {
+        slot < shared.ids.count ? shared.ids[slot] : extraIDs[slot - shared.ids.count]
+    }
+
+    /// Every slot, in profile id order.
+    func inOrder() -> [Int] {
+        let late = extraIDs.indices.sorted { ProfileOrder.precedes(extraIDs[$0], extraIDs[$1]) }.map { $0 + shared.ids.count }
+        guard !late.isEmpty else { return Array(shared.ids.indices) }
+        var order: [Int] = []
+        order.reserveCapacity(count)
+        var next = late.startIndex
+        for slot in shared.ids.indices {
+            while next < late.endIndex, ProfileOrder.precedes(id(late[next]), shared.ids[slot]) {
+                order.append(late[next])
+                next += 1
+            }
+            order.append(slot)
+        }
+        order.append(contentsOf: late[next...])
+        return order
     }
 }

@@ -111,7 +111,7 @@ extension SQLiteStore {
     /// `write(columns:tenant:)` stores them in `computed_traits.<name>`.
     /// Profiles without a matching event get 0 (count, unique_count, sum),
     /// false (exists), or no value (the others).
-    public func traitColumns(_ traits: [TraitDefinition], asOf: Milliseconds) async throws -> [TraitColumn] {
+    public func traitColumns(_ traits: [TraitDefinition], asOf: Milliseconds, profiles: ProfileSlots) async throws -> [TraitColumn] {
         guard let first = traits.first else { return [] }
         var query = SegmentQuery(context: RuleContext(tenant: first.tenantID, asOf: asOf, churnPeriodDays: 0, identifierHash: { _, _ in nil }, segmentReference: { _ in nil }))
         let (sql, arguments, layout) = query.traitEvents(traits)
@@ -131,8 +131,8 @@ extension SQLiteStore {
         }
         return try await pool.read { db in
             let accumulators = layout.traits.map { TraitAccumulator.make($0.trait, start: $0.start, property: $0.property) }
-            var slots: [String: Int] = [:]
-            var profiles: [String] = []
+            var slots = SlotAssignment(profiles)
+            for accumulator in accumulators { accumulator.addSlots(slots.count) }
             let statement = try db.makeStatement(sql: sql)
             statement.setUncheckedArguments(statementArguments)
             let handle = statement.sqliteStatement
@@ -143,26 +143,28 @@ extension SQLiteStore {
                 guard code == SQLITE_ROW else {
                     throw StoreError("traits \(traits.map(\.name).joined(separator: ", ")): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
                 }
-                let profileID = String(cString: sqlite3_column_text(handle, 0))
-                let slot: Int
-                if let known = slots[profileID] {
-                    slot = known
-                } else {
-                    slot = profiles.count
-                    slots[profileID] = slot
-                    profiles.append(profileID)
-                    for accumulator in accumulators { accumulator.addSlot() }
-                }
+                let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
+                if isNew { for accumulator in accumulators { accumulator.addSlots(1) } }
                 let (time, sequence) = (sqlite3_column_int64(handle, 1), sqlite3_column_int64(handle, 2))
                 for accumulator in accumulators { accumulator.add(slot, time: time, sequence: sequence, row: row) }
             }
-            // A NULL result (an average or minimum of no numbers) is no value: the
-            // profile gets the fallback like one without events.
+            // A NULL result (no events, or an average or minimum of no numbers) is
+            // no value: the profile gets the fallback.
             var columns = empty
-            for slot in profiles.indices.sorted(by: { ProfileOrder.precedes(profiles[$0], profiles[$1]) }) {
-                for index in columns.indices { columns[index].append(profiles[slot], accumulators[index].value(slot)) }
+            for slot in slots.inOrder() {
+                for index in columns.indices {
+                    let value = accumulators[index].value(slot)
+                    if !value.isNull { columns[index].append(slots.id(slot), value) }
+                }
             }
             return columns
+        }
+    }
+
+    /// The tenant's profile ids in order, numbered for the passes of one refresh.
+    public func profileSlots(tenant: String) async throws -> ProfileSlots {
+        try await pool.read { db in
+            ProfileSlots(ids: try String.fetchAll(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? ORDER BY id", arguments: [tenant]))
         }
     }
 
@@ -291,7 +293,7 @@ extension SQLiteStore {
 
     /// Recency, frequency and monetary inputs of every profile with at least
     /// one frequency or recency event in the lookback window.
-    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] {
+    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds, profiles: ProfileSlots) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] {
         let lookback = Int64(model.lookbackDays ?? 365) * 86_400_000
         let recency = model.recencyEvent ?? "Purchase"
         let frequency = model.frequencyEvent ?? "Purchase"
@@ -308,27 +310,23 @@ extension SQLiteStore {
             statement.setUncheckedArguments([recency, frequency, path, model.tenantID, asOf - lookback, asOf])
             let handle = statement.sqliteStatement
             let row = TraitEventRow(handle: handle)
-            var slots: [String: Int] = [:]
-            var profiles: [String] = []
-            var latest: [Int64?] = []
-            var counts: [Int] = []
-            var sums: [DecimalSum] = []
+            var slots = SlotAssignment(profiles)
+            var latest = [Int64?](repeating: nil, count: slots.count)
+            var counts = [Int](repeating: 0, count: slots.count)
+            var sums = [DecimalSum](repeating: DecimalSum(), count: slots.count)
+            var seen = [Bool](repeating: false, count: slots.count)
             while true {
                 let code = sqlite3_step(handle)
                 if code == SQLITE_DONE { break }
                 guard code == SQLITE_ROW else { throw StoreError("RFM \(model.name): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))") }
-                let profileID = String(cString: sqlite3_column_text(handle, 0))
-                let slot: Int
-                if let known = slots[profileID] {
-                    slot = known
-                } else {
-                    slot = profiles.count
-                    slots[profileID] = slot
-                    profiles.append(profileID)
+                let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
+                if isNew {
                     latest.append(nil)
                     counts.append(0)
                     sums.append(DecimalSum())
+                    seen.append(false)
                 }
+                seen[slot] = true
                 if sqlite3_column_int64(handle, 1) != 0 {
                     let time = sqlite3_column_int64(handle, 3)
                     latest[slot] = max(latest[slot] ?? time, time)
@@ -338,11 +336,11 @@ extension SQLiteStore {
                     if let amount = row.json(4) { sums[slot].add(number: amount) }
                 }
             }
-            return profiles.indices.sorted { ProfileOrder.precedes(profiles[$0], profiles[$1]) }.map { slot in
+            return slots.inOrder().filter { seen[$0] }.map { slot in
                 let days = latest[slot].map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
                 let monetaryText = sums[slot].text
                 let monetary = monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0
-                return (profiles[slot], days, counts[slot], monetary, monetaryText ?? "0")
+                return (slots.id(slot), days, counts[slot], monetary, monetaryText ?? "0")
             }
         }
     }

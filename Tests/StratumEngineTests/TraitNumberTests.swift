@@ -81,3 +81,40 @@ struct TraitNumberTests {
         }
     }
 }
+
+/// Profiles created after a refresh read the tenant's profile ids still get
+/// their values, wherever their ids fall in the order the write pass walks.
+struct LateProfileTests {
+    @Test func profilesCreatedAfterTheIdsWereReadGetTheirValues() async throws {
+        let trait = "kind: Trait\nname: views\ntype: count\nevent: Viewed\n"
+        let harness = try EngineHarness(definitions: ["t.yaml": trait])
+        try await harness.ingest([
+            ["type": "track", "userId": "u1", "event": "Viewed", "messageId": "m1"],
+            ["type": "track", "userId": "u2", "event": "Viewed", "messageId": "m2"],
+            ["type": "track", "userId": "u2", "event": "Viewed", "messageId": "m3"],
+        ])
+        let store = harness.store
+        let slots = try await store.profileSlots(tenant: "default")
+        // Before, between and after the ids read ("id-000001"...), with 1, 2 and 3 events.
+        let late = ["a-late": 1, "id-000001-late": 2, "z-late": 3]
+        try await store.write { transaction in
+            for (id, count) in late {
+                try transaction.insertProfile(ProfileRecord(tenantID: "default", id: id, now: 1, seenAt: 1))
+                for index in 0..<count {
+                    _ = try transaction.insertEvent(NewEvent(
+                        tenantID: "default", id: "\(id)-\(index)", profileID: id, sourceID: "web", type: .track, eventName: "Viewed",
+                        eventTime: EngineHarness.instant("2026-01-01T00:00:00Z"), receivedAt: 1, idempotencyKey: "\(id)-\(index)",
+                        propertiesJSON: "{}", contextJSON: "{}", identifiersJSON: "[]", emqScore: nil))
+                }
+            }
+        }
+        let definition = try #require(DefinitionLoader.load(files: [("t.yaml", Array(trait.utf8))]).definitions.traits.first?.definition)
+        let columns = try await store.traitColumns([definition], asOf: EngineHarness.instant("2026-06-01T00:00:00Z"), profiles: slots)
+        try await store.write(columns: columns, tenant: "default")
+        for (id, count) in late {
+            #expect(try await harness.profile(id)?.computedTraits["views"] == .number(Double(count)), "\(id)")
+        }
+        let u2 = try #require(try await harness.profileID(type: "external_id", value: "u2"))
+        #expect(try await harness.profile(u2)?.computedTraits["views"] == 2)
+    }
+}

@@ -104,7 +104,9 @@ public struct DefinitionEvaluator: Sendable {
                         outcomes.append(ValueOutcome(kind: job.kind, name: job.name, tenant: tenant, result: .failure(error)))
                     }
                 }
-                // Traits that read the same events share one query; each RFM model has its own.
+                // Traits that read the same events share one pass; each RFM model has its own.
+                // The tenant's profile ids are read once for all of them.
+                let profiles = Task { try await store.profileSlots(tenant: tenant) }
                 var units: [(members: [Int], query: @Sendable () async throws -> [TraitColumn])] = []
                 var scans: [(scan: TraitScan, members: [Int], traits: [TraitDefinition])] = []
                 for (index, entry) in batch.enumerated() {
@@ -117,11 +119,11 @@ public struct DefinitionEvaluator: Sendable {
                             scans.append((TraitScan(trait), [index], [trait]))
                         }
                     case .rfm(let model):
-                        units.append(([index], { [try await rfmColumn(model, asOf: asOf)] }))
+                        units.append(([index], { [try await rfmColumn(model, asOf: asOf, profiles: profiles.value)] }))
                     }
                 }
                 for (_, members, traits) in scans {
-                    units.append((members, { try await store.traitColumns(traits, asOf: asOf) }))
+                    units.append((members, { try await store.traitColumns(traits, asOf: asOf, profiles: profiles.value) }))
                 }
                 // Each definition's result, its query's time split evenly among those that shared it.
                 var results = Array<Result<(TraitColumn, Swift.Duration), any Error>>(repeating: .failure(CancellationError()), count: batch.count)
@@ -187,8 +189,8 @@ public struct DefinitionEvaluator: Sendable {
     }
 
     /// An RFM model's scores as a column: inputs on a reader, scored here.
-    private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds) async throws -> TraitColumn {
-        let inputs = try await store.rfmInputs(model, asOf: asOf).map {
+    private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds, profiles: ProfileSlots) async throws -> TraitColumn {
+        let inputs = try await store.rfmInputs(model, asOf: asOf, profiles: profiles).map {
             RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary, monetaryText: $0.monetaryText)
         }
         let scores = RFMScoring.score(inputs, model: model)
