@@ -12,23 +12,38 @@ import Foundation
 struct DecimalSum {
     /// The sum times 10^scale, while it fits.
     var scaled: Int128 = 0
-    var scale = 0
-    /// The sum once it no longer fits the scaled integer.
-    var decimal: Decimal?
+    var scale: Int32 = 0
+    /// Once the sum no longer fits the scaled integer: 1 + its index in the
+    /// caller's `overflows` (so that all-zero memory is an empty sum).
+    var overflow: Int32 = 0
     var seen = false
 
     static let posix = Locale(identifier: "en_US_POSIX")
 
     /// Adds a JSON number's text; anything else (a string, true) is ignored.
-    mutating func add(number text: UnsafeBufferPointer<UInt8>) {
+    /// Sums past the scaled integer continue in `overflows`.
+    mutating func add(number text: UnsafeBufferPointer<UInt8>, overflows: inout [Decimal]) {
         guard JSONNumber.starts(text) else { return }
-        if decimal == nil, let (mantissa, digits) = Self.digits(text), add(mantissa, digits) {
+        if overflow == 0, let (mantissa, digits) = Self.digits(text), add(mantissa, digits) {
             seen = true
             return
         }
         guard let exact = Decimal(string: String(decoding: text, as: UTF8.self), locale: Self.posix) else { return }
-        decimal = (decimal ?? sumAsDecimal) + exact
+        if overflow == 0 {
+            overflows.append(sumAsDecimal)
+            overflow = Int32(overflows.count)
+        }
+        overflows[Int(overflow) - 1] += exact
         seen = true
+    }
+
+    /// A sum's text as a Decimal: plain decimals of up to 18 digits built from
+    /// their digits (Foundation's parser costs a microsecond or two each).
+    static func decimal(_ text: String) -> Decimal? {
+        if let (mantissa, digits) = digits(text.utf8) {
+            return Decimal(sign: mantissa < 0 ? .minus : .plus, exponent: -digits, significand: Decimal(mantissa.magnitude))
+        }
+        return Decimal(string: text, locale: posix)
     }
 
     /// A plain decimal (`-12.50`) of at most 18 digits as an integer and its
@@ -63,7 +78,7 @@ struct DecimalSum {
 
     /// Adds mantissa × 10^-digits to the scaled sum; false (nothing changed) if it would overflow.
     mutating func add(_ mantissa: Int64, _ digits: Int) -> Bool {
-        var (sum, scale) = (scaled, self.scale)
+        var (sum, scale) = (scaled, Int(self.scale))
         if digits > scale {
             let (widened, overflow) = sum.multipliedReportingOverflow(by: Self.power(digits - scale))
             guard !overflow else { return false }
@@ -72,13 +87,14 @@ struct DecimalSum {
         let (term, termOverflow) = Int128(mantissa).multipliedReportingOverflow(by: Self.power(scale - digits))
         let (total, overflow) = sum.addingReportingOverflow(term)
         guard !termOverflow, !overflow else { return false }
-        (scaled, self.scale) = (total, scale)
+        (scaled, self.scale) = (total, Int32(scale))
         return true
     }
 
     /// The scaled sum as text: no trailing fraction zeros, no "-0".
     var scaledText: String {
         let magnitude = scaled.magnitude
+        let scale = Int(self.scale)
         let unit = UInt128(Self.power(scale))
         var text = String(magnitude / unit)
         var fraction = String(magnitude % unit)
@@ -95,8 +111,8 @@ struct DecimalSum {
     }
 
     /// The sum as text; nil when nothing was added.
-    var text: String? {
+    func text(overflows: [Decimal]) -> String? {
         guard seen else { return nil }
-        return decimal.map { "\($0)" } ?? scaledText
+        return overflow > 0 ? "\(overflows[Int(overflow) - 1])" : scaledText
     }
 }

@@ -79,8 +79,54 @@ struct TraitEventRow {
     }
 }
 
-/// One trait's running aggregate per profile, over the events of its scan.
-/// Profiles are numbered slots (`ProfileSlots`).
+/// Every accumulator's state for every profile of a pass, profile-major:
+/// one row of `stride` bytes per profile slot, each accumulator at its own
+/// offset. A pass reads events in time order, so consecutive events belong
+/// to unrelated profiles: with each profile's state together, an event costs
+/// a cache miss or two rather than two for every trait of the pass. State is
+/// plain bytes (no references), and all zeros is the empty state.
+final class AccumulatorTable {
+    let stride: Int
+    private(set) var rows = 0
+    private var capacity = 0
+    private var base: UnsafeMutableRawPointer
+
+    /// Lays `accumulators` out in rows; `rows` of them to start with.
+    init(_ accumulators: [TraitAccumulator], rows: Int) {
+        var offset = 0
+        for accumulator in accumulators {
+            accumulator.offset = offset
+            offset += accumulator.size
+        }
+        stride = max(offset, 16)
+        base = UnsafeMutableRawPointer.allocate(byteCount: stride, alignment: 16)
+        grow(to: rows)
+    }
+
+    deinit { base.deallocate() }
+
+    /// At least `count` rows, the new ones empty.
+    func grow(to count: Int) {
+        guard count > rows else { return }
+        if count > capacity {
+            let larger = max(count, capacity * 2, 1024)
+            let moved = UnsafeMutableRawPointer.allocate(byteCount: larger * stride, alignment: 16)
+            moved.copyMemory(from: base, byteCount: rows * stride)
+            base.deallocate()
+            (base, capacity) = (moved, larger)
+        }
+        (base + rows * stride).initializeMemory(as: UInt8.self, repeating: 0, count: (count - rows) * stride)
+        rows = count
+    }
+
+    func row(_ slot: Int) -> UnsafeMutableRawPointer {
+        base + slot * stride
+    }
+}
+
+/// One trait's running aggregate per profile, over the events of its scan,
+/// kept in an `AccumulatorTable` row. Its state starts with the number of
+/// the profile's events in the trait's window (an Int32).
 ///
 /// The semantics are DESIGN.md's (Rule semantics) and SQLite's for the same
 /// aggregate: numbers only in sum, average, minimum and maximum; a profile
@@ -88,8 +134,10 @@ struct TraitEventRow {
 class TraitAccumulator {
     let start: Milliseconds?
     let property: Int32?
-    /// The profile's events inside the trait's window.
-    private(set) var events: [Int32] = []
+    /// Where this accumulator's state is in a row; set by the table.
+    fileprivate(set) var offset = 0
+    /// Bytes of state per profile, a multiple of 16.
+    var size: Int { 16 }
 
     init(start: Milliseconds?, property: Int32?) {
         self.start = start
@@ -112,118 +160,137 @@ class TraitAccumulator {
         }
     }
 
-    /// `count` new profile slots.
-    func addSlots(_ count: Int) {
-        events.append(contentsOf: repeatElement(0, count: count))
-    }
-
-    final func add(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
+    final func add(_ row: UnsafeMutableRawPointer, time: Int64, sequence: Int64, event: TraitEventRow) {
         if let start, time < start { return }
-        events[slot] += 1
-        accumulate(slot, time: time, sequence: sequence, row: row)
+        let state = row + offset
+        let events = state.load(as: Int32.self) + 1
+        state.storeBytes(of: events, as: Int32.self)
+        accumulate(state, first: events == 1, time: time, sequence: sequence, event: event)
     }
 
-    func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {}
+    func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {}
 
     /// The profile's value; NULL: none (the column's fallback).
-    final func value(_ slot: Int) -> DatabaseValue {
-        events[slot] > 0 ? result(slot) : .null
+    final func value(_ row: UnsafeMutableRawPointer) -> DatabaseValue {
+        let state = row + offset
+        return state.load(as: Int32.self) > 0 ? result(state) : .null
     }
 
-    func result(_ slot: Int) -> DatabaseValue {
-        Int64(events[slot]).databaseValue
+    func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+        Int64(state.load(as: Int32.self)).databaseValue
     }
 
     final class Count: TraitAccumulator {}
 
     final class Exists: TraitAccumulator {
-        override func result(_ slot: Int) -> DatabaseValue { true.databaseValue }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue { true.databaseValue }
     }
 
     /// Exact decimal sum; "0" when no event had a number.
     final class Sum: TraitAccumulator {
-        private var sums: [DecimalSum] = []
-        override func addSlots(_ count: Int) { super.addSlots(count); sums.append(contentsOf: repeatElement(DecimalSum(), count: count)) }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
-            if let property, let text = row.json(property) { sums[slot].add(number: text) }
+        private var overflows: [Decimal] = []
+        override var size: Int { 16 + MemoryLayout<DecimalSum>.stride }
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
+            guard let property, let text = event.json(property) else { return }
+            var sum = (state + 16).load(as: DecimalSum.self)
+            sum.add(number: text, overflows: &overflows)
+            (state + 16).storeBytes(of: sum, as: DecimalSum.self)
         }
-        override func result(_ slot: Int) -> DatabaseValue { (sums[slot].text ?? "0").databaseValue }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+            ((state + 16).load(as: DecimalSum.self).text(overflows: overflows) ?? "0").databaseValue
+        }
     }
 
     /// SQLite's AVG: the numbers' sum as a double over their count.
     final class Average: TraitAccumulator {
-        private var sums: [Double] = []
-        private var counts: [Int32] = []
-        override func addSlots(_ count: Int) {
-            super.addSlots(count)
-            sums.append(contentsOf: repeatElement(0, count: count))
-            counts.append(contentsOf: repeatElement(0, count: count))
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
+            guard let property, let text = event.json(property), let number = JSONNumber(text) else { return }
+            (state + 4).storeBytes(of: (state + 4).load(as: Int32.self) + 1, as: Int32.self)
+            (state + 8).storeBytes(of: (state + 8).load(as: Double.self) + number.double, as: Double.self)
         }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
-            guard let property, let text = row.json(property), let number = JSONNumber(text) else { return }
-            sums[slot] += number.double
-            counts[slot] += 1
-        }
-        override func result(_ slot: Int) -> DatabaseValue {
-            counts[slot] > 0 ? (sums[slot] / Double(counts[slot])).databaseValue : .null
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+            let count = (state + 4).load(as: Int32.self)
+            return count > 0 ? ((state + 8).load(as: Double.self) / Double(count)).databaseValue : .null
         }
     }
 
     /// The smallest or largest number; the first seen of equal ones.
     final class Extreme: TraitAccumulator {
         let largest: Bool
-        private var best: [JSONNumber?] = []
         init(start: Milliseconds?, property: Int32?, largest: Bool) {
             self.largest = largest
             super.init(start: start, property: property)
         }
-        override func addSlots(_ count: Int) { super.addSlots(count); best.append(contentsOf: repeatElement(nil, count: count)) }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
-            guard let property, let text = row.json(property), let number = JSONNumber(text) else { return }
-            guard let current = best[slot] else { best[slot] = number; return }
-            if largest ? current < number : number < current { best[slot] = number }
+        /// Byte 4: 0 none, 1 an integer, 2 a double; bytes 8-15 its bits.
+        static func load(_ state: UnsafeMutableRawPointer) -> JSONNumber? {
+            switch (state + 4).load(as: UInt8.self) {
+            case 1: .integer((state + 8).load(as: Int64.self))
+            case 2: .real((state + 8).load(as: Double.self))
+            default: nil
+            }
         }
-        override func result(_ slot: Int) -> DatabaseValue { best[slot]?.databaseValue ?? .null }
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
+            guard let property, let text = event.json(property), let number = JSONNumber(text) else { return }
+            if let current = Self.load(state), !(largest ? current < number : number < current) { return }
+            switch number {
+            case .integer(let integer):
+                (state + 4).storeBytes(of: 1, as: UInt8.self)
+                (state + 8).storeBytes(of: integer, as: Int64.self)
+            case .real(let double):
+                (state + 4).storeBytes(of: 2, as: UInt8.self)
+                (state + 8).storeBytes(of: double, as: Double.self)
+            }
+        }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue { Self.load(state)?.databaseValue ?? .null }
     }
 
     /// first/last without a property: the earliest/latest event's instant.
     final class Time: TraitAccumulator {
         let latest: Bool
-        private var times: [Int64] = []
         init(start: Milliseconds?, property: Int32?, latest: Bool) {
             self.latest = latest
             super.init(start: start, property: property)
         }
-        override func addSlots(_ count: Int) { super.addSlots(count); times.append(contentsOf: repeatElement(latest ? .min : .max, count: count)) }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
-            times[slot] = latest ? max(times[slot], time) : min(times[slot], time)
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
+            let current = (state + 8).load(as: Int64.self)
+            if first || (latest ? time > current : time < current) { (state + 8).storeBytes(of: time, as: Int64.self) }
         }
-        override func result(_ slot: Int) -> DatabaseValue { Instant.format(milliseconds: times[slot]).databaseValue }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+            Instant.format(milliseconds: (state + 8).load(as: Int64.self)).databaseValue
+        }
     }
 
     /// first/last of a property: its JSON text in the earliest/latest event
     /// that carries it; events at the same instant in the order stored.
+    /// Texts go to `texts` back to back; the state holds where.
     final class Carrier: TraitAccumulator {
         let latest: Bool
-        private var positions: [(time: Int64, sequence: Int64)] = []
-        private var values: [String?] = []
+        private var texts: [UInt8] = []
         init(start: Milliseconds?, property: Int32?, latest: Bool) {
             self.latest = latest
             super.init(start: start, property: property)
         }
-        override func addSlots(_ count: Int) {
-            super.addSlots(count)
-            positions.append(contentsOf: repeatElement((time: Int64(0), sequence: Int64(0)), count: count))
-            values.append(contentsOf: repeatElement(nil, count: count))
-        }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
+        /// Bytes 4-7 the text's length (0: none yet), 8 the time, 16 the seq, 24 the text's offset.
+        override var size: Int { 32 }
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
             guard let property else { return }
-            if values[slot] != nil, ((time, sequence) > positions[slot]) != latest { return }
-            guard let json = row.json(property) else { return }
-            positions[slot] = (time, sequence)
-            values[slot] = String(decoding: json, as: UTF8.self)
+            if (state + 4).load(as: UInt32.self) > 0 {
+                let position = ((state + 8).load(as: Int64.self), (state + 16).load(as: Int64.self))
+                if ((time, sequence) > position) != latest { return }
+            }
+            guard let json = event.json(property) else { return }
+            (state + 4).storeBytes(of: UInt32(json.count), as: UInt32.self)
+            (state + 8).storeBytes(of: time, as: Int64.self)
+            (state + 16).storeBytes(of: sequence, as: Int64.self)
+            (state + 24).storeBytes(of: Int64(texts.count), as: Int64.self)
+            texts.append(contentsOf: json)
         }
-        override func result(_ slot: Int) -> DatabaseValue { values[slot]?.databaseValue ?? .null }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+            let length = Int((state + 4).load(as: UInt32.self))
+            guard length > 0 else { return .null }
+            let offset = Int((state + 24).load(as: Int64.self))
+            return String(decoding: texts[offset..<offset + length], as: UTF8.self).databaseValue
+        }
     }
 
     /// Distinct values: numbers by value (1 and 1.0 are one), anything else
@@ -234,17 +301,26 @@ class TraitAccumulator {
             case real(Double)
             case text(String)
         }
+        /// The state's bytes 4-7: 1 + the profile's set here (0: none yet).
         private var sets: [Set<Key>] = []
-        override func addSlots(_ count: Int) { super.addSlots(count); sets.append(contentsOf: repeatElement([], count: count)) }
-        override func accumulate(_ slot: Int, time: Int64, sequence: Int64, row: TraitEventRow) {
-            guard let property, let json = row.json(property) else { return }
+        override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
+            guard let property, let json = event.json(property) else { return }
+            var index = Int((state + 4).load(as: Int32.self)) - 1
+            if index < 0 {
+                sets.append([])
+                index = sets.count - 1
+                (state + 4).storeBytes(of: Int32(sets.count), as: Int32.self)
+            }
             switch JSONNumber(json) {
-            case .integer(let integer): sets[slot].insert(.integer(integer))
-            case .real(let double): sets[slot].insert(Int64(exactly: double).map(Key.integer) ?? .real(double))
-            case nil: sets[slot].insert(.text(String(decoding: json, as: UTF8.self)))
+            case .integer(let integer): sets[index].insert(.integer(integer))
+            case .real(let double): sets[index].insert(Int64(exactly: double).map(Key.integer) ?? .real(double))
+            case nil: sets[index].insert(.text(String(decoding: json, as: UTF8.self)))
             }
         }
-        override func result(_ slot: Int) -> DatabaseValue { Int64(sets[slot].count).databaseValue }
+        override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
+            let index = Int((state + 4).load(as: Int32.self)) - 1
+            return Int64(index < 0 ? 0 : sets[index].count).databaseValue
+        }
     }
 }
 

@@ -132,7 +132,7 @@ extension SQLiteStore {
         return try await pool.read { db in
             let accumulators = layout.traits.map { TraitAccumulator.make($0.trait, start: $0.start, property: $0.property) }
             var slots = SlotAssignment(profiles)
-            for accumulator in accumulators { accumulator.addSlots(slots.count) }
+            let table = AccumulatorTable(accumulators, rows: slots.count)
             let statement = try db.makeStatement(sql: sql)
             statement.setUncheckedArguments(statementArguments)
             let handle = statement.sqliteStatement
@@ -144,16 +144,18 @@ extension SQLiteStore {
                     throw StoreError("traits \(traits.map(\.name).joined(separator: ", ")): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
                 }
                 let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
-                if isNew { for accumulator in accumulators { accumulator.addSlots(1) } }
+                if isNew { table.grow(to: slots.count) }
                 let (time, sequence) = (sqlite3_column_int64(handle, 1), sqlite3_column_int64(handle, 2))
-                for accumulator in accumulators { accumulator.add(slot, time: time, sequence: sequence, row: row) }
+                let state = table.row(slot)
+                for accumulator in accumulators { accumulator.add(state, time: time, sequence: sequence, event: row) }
             }
             // A NULL result (no events, or an average or minimum of no numbers) is
             // no value: the profile gets the fallback.
             var columns = empty
             for slot in slots.inOrder() {
+                let state = table.row(slot)
                 for index in columns.indices {
-                    let value = accumulators[index].value(slot)
+                    let value = accumulators[index].value(state)
                     if !value.isNull { columns[index].append(slots.id(slot), value) }
                 }
             }
@@ -291,58 +293,51 @@ extension SQLiteStore {
         return stored.utf8.elementsEqual(rewritten) ? nil : String(decoding: rewritten, as: UTF8.self)
     }
 
-    /// Recency, frequency and monetary inputs of every profile with at least
-    /// one frequency or recency event in the lookback window.
-    public func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds, profiles: ProfileSlots) async throws -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] {
-        let lookback = Int64(model.lookbackDays ?? 365) * 86_400_000
-        let recency = model.recencyEvent ?? "Purchase"
+    /// An RFM model's inputs as traits, computed in the trait passes (so they
+    /// share a pass with traits reading the same events) and never stored:
+    /// the latest recency event, and the count and exact sum of
+    /// `monetary_property` of frequency events, each in the lookback window.
+    public static func rfmInputTraits(_ model: RFMDefinition) -> [TraitDefinition] {
+        let window = TraitWindow.last(model.lookbackDays ?? 365, .days)
         let frequency = model.frequencyEvent ?? "Purchase"
-        let path = SegmentQuery.jsonPath(model.monetaryProperty ?? "total")
-        // One pass over the events, aggregated per profile here (SQLite's GROUP BY
-        // would sort them all by profile first).
-        return try await pool.read { db in
-            let statement = try db.makeStatement(sql: """
-                SELECT e.profile_id, e.event_name = ?1, e.event_name = ?2, e.event_time, e.properties -> ?3
-                FROM events e INDEXED BY events_by_name
-                WHERE e.tenant_id = ?4 AND e.profile_id IS NOT NULL AND e.event_name IN (?1, ?2)
-                  AND e.event_time BETWEEN ?5 AND ?6
-                """)
-            statement.setUncheckedArguments([recency, frequency, path, model.tenantID, asOf - lookback, asOf])
-            let handle = statement.sqliteStatement
-            let row = TraitEventRow(handle: handle)
-            var slots = SlotAssignment(profiles)
-            var latest = [Int64?](repeating: nil, count: slots.count)
-            var counts = [Int](repeating: 0, count: slots.count)
-            var sums = [DecimalSum](repeating: DecimalSum(), count: slots.count)
-            var seen = [Bool](repeating: false, count: slots.count)
-            while true {
-                let code = sqlite3_step(handle)
-                if code == SQLITE_DONE { break }
-                guard code == SQLITE_ROW else { throw StoreError("RFM \(model.name): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))") }
-                let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
-                if isNew {
-                    latest.append(nil)
-                    counts.append(0)
-                    sums.append(DecimalSum())
-                    seen.append(false)
-                }
-                seen[slot] = true
-                if sqlite3_column_int64(handle, 1) != 0 {
-                    let time = sqlite3_column_int64(handle, 3)
-                    latest[slot] = max(latest[slot] ?? time, time)
-                }
-                if sqlite3_column_int64(handle, 2) != 0 {
-                    counts[slot] += 1
-                    if let amount = row.json(4) { sums[slot].add(number: amount) }
-                }
+        return [
+            TraitDefinition(name: "rfm.\(model.name).recency", tenant: model.tenant, type: .last, event: model.recencyEvent ?? "Purchase", window: window),
+            TraitDefinition(name: "rfm.\(model.name).frequency", tenant: model.tenant, type: .count, event: frequency, window: window),
+            TraitDefinition(name: "rfm.\(model.name).monetary", tenant: model.tenant, type: .sum, event: frequency, property: model.monetaryProperty ?? "total", window: window),
+        ]
+    }
+
+    /// Recency, frequency and monetary inputs of every profile with at least
+    /// one recency or frequency event in the lookback window, from the columns
+    /// of `rfmInputTraits` (in its order).
+    public static func rfmInputs(_ model: RFMDefinition, asOf: Milliseconds, columns: [TraitColumn]) -> [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] {
+        let (recency, frequency, monetary) = (columns[0], columns[1], columns[2])
+        let lookbackDays = model.lookbackDays ?? 365
+        var inputs: [(profileID: String, days: Int, frequency: Int, monetary: Decimal, monetaryText: String)] = []
+        var (r, f) = (0, 0)
+        while r < recency.count || f < frequency.count {
+            let id: String
+            if f == frequency.count || (r < recency.count && ProfileOrder.precedes(recency.profileIDs[r], frequency.profileIDs[f])) {
+                id = recency.profileIDs[r]
+            } else {
+                id = frequency.profileIDs[f]
             }
-            return slots.inOrder().filter { seen[$0] }.map { slot in
-                let days = latest[slot].map { Int((asOf - $0) / 86_400_000) } ?? Int(lookback / 86_400_000) + 1
-                let monetaryText = sums[slot].text
-                let monetary = monetaryText.flatMap { Decimal(string: $0, locale: DecimalSum.posix) } ?? 0
-                return (slots.id(slot), days, counts[slot], monetary, monetaryText ?? "0")
+            var days = lookbackDays + 1
+            if r < recency.count, ProfileOrder.equal(recency.profileIDs[r], id) {
+                // The instant as the trait stores it: a JSON string.
+                let text = String(decoding: recency.value(r).dropFirst().dropLast(), as: UTF8.self)
+                if let seconds = Instant.parse(text) { days = Int((asOf - Int64((seconds * 1000).rounded())) / 86_400_000) }
+                r += 1
             }
+            var (count, text) = (0, "0")
+            if f < frequency.count, ProfileOrder.equal(frequency.profileIDs[f], id) {
+                count = Int(String(decoding: frequency.value(f), as: UTF8.self)) ?? 0
+                if let at = monetary.position(of: id) { text = String(decoding: monetary.value(at), as: UTF8.self) }
+                f += 1
+            }
+            inputs.append((id, days, count, DecimalSum.decimal(text) ?? 0, text))
         }
+        return inputs
     }
 
     /// RFM results for `computed_traits.rfm.<model>`; profiles not in
@@ -411,14 +406,18 @@ extension SegmentQuery {
             let (expression, storage) = Self.jsonValue("e.properties", bindValue(Self.jsonPath(condition.property)))
             filters.append(compare(expression, storage, condition.operator, condition.value, condition.unit))
         }
-        // Each property read once, as JSON text.
+        // Each property read once, as JSON text, and only from the events of the
+        // widest window of the traits that read it.
         var columns = ["e.profile_id", "e.event_time", "e.seq"]
         var propertyColumns: [String: Int32] = [:]
         var layout = TraitEventLayout()
         for (trait, start) in zip(traits, starts) {
             let column = trait.property.map { name in
                 propertyColumns[name] ?? {
-                    columns.append("e.properties -> \(bindValue(Self.jsonPath(name)))")
+                    let readers = zip(traits, starts).filter { $0.0.property == name }.map(\.1)
+                    let from = readers.contains(nil) ? nil : readers.compactMap { $0 }.min()
+                    let json = "e.properties -> \(bindValue(Self.jsonPath(name)))"
+                    columns.append(from.flatMap { $0 == scanStart ? nil : "CASE WHEN e.event_time >= \(bindValue($0)) THEN \(json) END" } ?? json)
                     propertyColumns[name] = Int32(columns.count - 1)
                     return Int32(columns.count - 1)
                 }()

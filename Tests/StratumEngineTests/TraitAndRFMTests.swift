@@ -250,7 +250,8 @@ struct TraitAndRFMTests {
         #expect(fay["first_total"] == "9.99")
         // RFM's monetary input follows the same rule as the sum trait.
         let model = try #require(loaded.definitions.rfmModels.first { $0.definition.name == "value" }?.definition)
-        let inputs = try await harness.store.rfmInputs(model, asOf: SegmentQueryTests.asOf, profiles: harness.store.profileSlots(tenant: "default"))
+        let inputColumns = try await harness.store.traitColumns(SQLiteStore.rfmInputTraits(model), asOf: SegmentQueryTests.asOf, profiles: harness.store.profileSlots(tenant: "default"))
+        let inputs = SQLiteStore.rfmInputs(model, asOf: SegmentQueryTests.asOf, columns: inputColumns)
         #expect(inputs.first { $0.profileID == id }?.monetary == 17)
         #expect(inputs.first { $0.profileID == id }?.frequency == 6)
     }

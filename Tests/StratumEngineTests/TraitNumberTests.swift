@@ -118,3 +118,68 @@ struct LateProfileTests {
         #expect(try await harness.profile(u2)?.computedTraits["views"] == 2)
     }
 }
+
+/// RFM inputs when the recency and frequency events differ: recency from the
+/// latest recency event, frequency and monetary from frequency events, each
+/// in the lookback window; profiles with neither in the window are not scored.
+struct RFMInputTests {
+    @Test func recencyAndFrequencyEventsMayDiffer() async throws {
+        let model = """
+            kind: RFM
+            name: visits
+            recency_event: Visit
+            frequency_event: Purchase
+            monetary_property: total
+            lookback_days: 30
+            quintile_scoring: true
+            """
+        let harness = try EngineHarness(definitions: ["rfm.yaml": model])
+        func event(_ user: String, _ name: String, _ time: String, _ total: Double? = nil, _ id: String) -> JSONValue {
+            ["type": "track", "userId": .string(user), "event": .string(name), "timestamp": .string(time), "messageId": .string(id),
+             "properties": total.map { ["total": .number($0)] } ?? [:]]
+        }
+        try await harness.ingest([
+            event("a", "Visit", "2026-02-27T00:00:00Z", nil, "a1"),
+            event("b", "Purchase", "2026-02-19T00:00:00Z", 5, "b1"),
+            event("b", "Purchase", "2026-01-20T00:00:00Z", 7, "b2"),
+            event("c", "Visit", "2026-02-24T00:00:00Z", nil, "c1"),
+            event("c", "Visit", "2026-02-20T00:00:00Z", nil, "c2"),
+            event("c", "Purchase", "2026-02-25T00:00:00Z", 10.5, "c3"),
+            event("c", "Purchase", "2026-02-26T00:00:00Z", 2.25, "c4"),
+            event("d", "Visit", "2026-01-01T00:00:00Z", nil, "d1"),
+            event("d", "Purchase", "2026-01-02T00:00:00Z", 3, "d2"),
+        ])
+        let definition = try #require(DefinitionLoader.load(files: [("rfm.yaml", Array(model.utf8))]).definitions.rfmModels.first?.definition)
+        let asOf = EngineHarness.instant("2026-03-01T00:00:00Z")
+        let store = harness.store
+        // The recency and frequency inputs read different events: passes of their own.
+        let slots = try await store.profileSlots(tenant: "default")
+        var columns: [TraitColumn] = []
+        for input in SQLiteStore.rfmInputTraits(definition) {
+            columns += try await store.traitColumns([input], asOf: asOf, profiles: slots)
+        }
+        let inputs = SQLiteStore.rfmInputs(definition, asOf: asOf, columns: columns)
+        var byUser: [String: (days: Int, frequency: Int, monetary: String)] = [:]
+        for user in ["a", "b", "c", "d"] {
+            let id = try #require(try await harness.profileID(type: "external_id", value: user))
+            if let input = inputs.first(where: { $0.profileID == id }) { byUser[user] = (input.days, input.frequency, input.monetaryText) }
+        }
+        #expect(byUser["a"].map { [$0.days, $0.frequency] } == [2, 0])
+        #expect(byUser["a"]?.monetary == "0")
+        // No recency event in the window: one day past it.
+        #expect(byUser["b"].map { [$0.days, $0.frequency] } == [31, 1])
+        #expect(byUser["b"]?.monetary == "5")
+        #expect(byUser["c"].map { [$0.days, $0.frequency] } == [5, 2])
+        #expect(byUser["c"]?.monetary == "12.75")
+        #expect(inputs.map(\.monetary).sorted() == [0, 5, Decimal(string: "12.75")!])
+        #expect(byUser["d"] == nil)
+        #expect(inputs.count == 3)
+        // Through a refresh (the inputs grouped with whatever reads their events): the same profiles are scored.
+        let loaded = DefinitionLoader.load(files: [("rfm.yaml", Array(model.utf8))])
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: store).refresh(asOf: asOf)
+        for (user, scored) in ["a": true, "b": true, "c": true, "d": false] {
+            let id = try #require(try await harness.profileID(type: "external_id", value: user))
+            #expect((try await harness.profile(id)?.computedTraits["rfm.visits"] != nil) == scored, "\(user)")
+        }
+    }
+}

@@ -116,6 +116,16 @@ public struct TraitDefinition: Definition {
     public var sources: [String]?
     public var schedule: Schedule?
 
+    /// A trait built in code rather than read from a file (RFM's inputs).
+    public init(name: String, tenant: String?, type: TraitType, event: String, property: String? = nil, window: TraitWindow? = nil) {
+        self.name = name
+        self.tenant = tenant
+        self.type = type
+        self.event = event
+        self.property = property
+        self.window = window
+    }
+
     public enum TraitType: String, Sendable, Codable, CaseIterable {
         case count, sum, average, min, max, first, last
         case uniqueCount = "unique_count"

@@ -104,33 +104,51 @@ public struct DefinitionEvaluator: Sendable {
                         outcomes.append(ValueOutcome(kind: job.kind, name: job.name, tenant: tenant, result: .failure(error)))
                     }
                 }
-                // Traits that read the same events share one pass; each RFM model has its own.
-                // The tenant's profile ids are read once for all of them.
+                // Traits that read the same events share one pass, and so do an RFM
+                // model's inputs (three traits of its own) with the traits reading its
+                // events. The tenant's profile ids are read once for all of them.
                 let profiles = Task { try await store.profileSlots(tenant: tenant) }
-                var units: [(members: [Int], query: @Sendable () async throws -> [TraitColumn])] = []
-                var scans: [(scan: TraitScan, members: [Int], traits: [TraitDefinition])] = []
+                var scans: [(scan: TraitScan, outputs: [Output], traits: [TraitDefinition])] = []
+                func add(_ trait: TraitDefinition, as output: Output) {
+                    if let shared = scans.firstIndex(where: { $0.scan == TraitScan(trait) }) {
+                        scans[shared].outputs.append(output)
+                        scans[shared].traits.append(trait)
+                    } else {
+                        scans.append((TraitScan(trait), [output], [trait]))
+                    }
+                }
                 for (index, entry) in batch.enumerated() {
                     switch entry.job {
-                    case .trait(let trait):
-                        if let shared = scans.firstIndex(where: { $0.scan == TraitScan(trait) }) {
-                            scans[shared].members.append(index)
-                            scans[shared].traits.append(trait)
-                        } else {
-                            scans.append((TraitScan(trait), [index], [trait]))
-                        }
+                    case .trait(let trait): add(trait, as: .trait(index))
                     case .rfm(let model):
-                        units.append(([index], { [try await rfmColumn(model, asOf: asOf, profiles: profiles.value)] }))
+                        for (part, input) in SQLiteStore.rfmInputTraits(model).enumerated() { add(input, as: .rfmInput(index, part)) }
                     }
                 }
-                for (_, members, traits) in scans {
-                    units.append((members, { try await store.traitColumns(traits, asOf: asOf, profiles: profiles.value) }))
-                }
-                // Each definition's result, its query's time split evenly among those that shared it.
+                let queries = scans.map { scan in { @Sendable in try await store.traitColumns(scan.traits, asOf: asOf, profiles: profiles.value) } }
+                // Each definition's result, its pass's time split evenly among those that shared it.
                 var results = Array<Result<(TraitColumn, Swift.Duration), any Error>>(repeating: .failure(CancellationError()), count: batch.count)
-                for (unit, result) in zip(units, await columns(for: units.map(\.query))) {
-                    for (position, index) in unit.members.enumerated() {
-                        results[index] = result.map { columns, duration in (columns[position], duration / unit.members.count) }
+                var rfmInputs: [Int: (columns: [Int: TraitColumn], duration: Swift.Duration)] = [:]
+                var failedRFM: Set<Int> = []
+                for (scan, result) in zip(scans, await columns(for: queries)) {
+                    for (position, output) in scan.outputs.enumerated() {
+                        let share = result.map { columns, duration in (columns[position], duration / scan.outputs.count) }
+                        switch (output, share) {
+                        case (.trait(let index), _): results[index] = share
+                        case (.rfmInput(let index, let part), .success(let (column, duration))):
+                            rfmInputs[index, default: ([:], .zero)].columns[part] = column
+                            rfmInputs[index, default: ([:], .zero)].duration += duration
+                        case (.rfmInput(let index, _), .failure(let error)):
+                            results[index] = .failure(error)
+                            failedRFM.insert(index)
+                        }
                     }
+                }
+                // An RFM model is scored once all three inputs are in.
+                for (index, entry) in batch.enumerated() {
+                    guard case .rfm(let model) = entry.job, !failedRFM.contains(index), let inputs = rfmInputs[index], inputs.columns.count == 3 else { continue }
+                    let started = ContinuousClock.now
+                    let column = rfmColumn(model, asOf: asOf, inputs: [0, 1, 2].map { inputs.columns[$0]! })
+                    results[index] = .success((column, inputs.duration + (ContinuousClock.now - started)))
                 }
                 let computed = results.compactMap { try? $0.get().0 }
                 let writeStarted = ContinuousClock.now
@@ -188,9 +206,16 @@ public struct DefinitionEvaluator: Sendable {
         }
     }
 
-    /// An RFM model's scores as a column: inputs on a reader, scored here.
-    private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds, profiles: ProfileSlots) async throws -> TraitColumn {
-        let inputs = try await store.rfmInputs(model, asOf: asOf, profiles: profiles).map {
+    /// What a trait pass computes a column for: a trait of the batch, or one
+    /// of an RFM model's three inputs.
+    enum Output {
+        case trait(Int)
+        case rfmInput(Int, Int)
+    }
+
+    /// An RFM model's scores as a column, from its input traits' columns.
+    private func rfmColumn(_ model: RFMDefinition, asOf: Milliseconds, inputs columns: [TraitColumn]) -> TraitColumn {
+        let inputs = SQLiteStore.rfmInputs(model, asOf: asOf, columns: columns).map {
             RFMScoring.Input(profileID: $0.profileID, days: $0.days, frequency: $0.frequency, monetary: $0.monetary, monetaryText: $0.monetaryText)
         }
         let scores = RFMScoring.score(inputs, model: model)
