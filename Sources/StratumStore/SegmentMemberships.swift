@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import StratumDefinitions
+import Synchronization
 
 /// A segment's recorded state: the seed's CDPSegment metrics.
 public struct SegmentState: Sendable, Hashable {
@@ -62,8 +63,92 @@ extension SQLiteStore {
         var query = SegmentQuery(context: context)
         let compiled = CompiledSegment(name: name, runID: runID, select: try query.select(rules), arguments: query.arguments)
         return try await pool.write { db in
-            try Self.apply(compiled, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
+            try Self.apply(compiled, members: nil, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
         }
+    }
+
+    /// One segment of a `refreshSegments` batch.
+    public struct SegmentRefresh: Sendable {
+        public var name: String
+        public var rules: RuleGroup
+        public var runID: String
+        public var nextRefreshAt: Milliseconds?
+
+        public init(name: String, rules: RuleGroup, runID: String, nextRefreshAt: Milliseconds?) {
+            self.name = name
+            self.rules = rules
+            self.runID = runID
+            self.nextRefreshAt = nextRefreshAt
+        }
+    }
+
+    /// Full runs of segments that do not refer to one another, as
+    /// `refreshSegment` does each, in one write transaction: their queries run
+    /// side by side on two readers while the transaction holds the writer —
+    /// so no commit comes between, and the readers see exactly what it sees —
+    /// then each result is applied in its own savepoint (a segment that fails
+    /// leaves the others' results). The writer is held for the slowest query
+    /// plus the applies, not for every query in turn.
+    public func refreshSegments(_ segments: [SegmentRefresh], context: RuleContext, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
+        let compiled = segments.map { segment -> Result<(CompiledSegment, Milliseconds?), StoreError> in
+            var query = SegmentQuery(context: context)
+            do {
+                return .success((CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments), segment.nextRefreshAt))
+            } catch {
+                return .failure(StoreError("\(error)"))
+            }
+        }
+        let pool = self.pool
+        return try await pool.writeWithoutTransaction { db in
+            var results: [Result<(members: Int, entered: Int, exited: Int), StoreError>] = []
+            try db.inTransaction(.immediate) {
+                let members = Self.evaluateSideBySide(compiled.compactMap { try? $0.get().0 }, on: pool)
+                var next = members.makeIterator()
+                results = compiled.map { segment in
+                    segment.flatMap { segment, nextRefreshAt in
+                        guard let found = next.next() else { return .failure(StoreError("segment \(segment.name) was not evaluated")) }
+                        return found.flatMap { ids in
+                            var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
+                            do {
+                                try db.inSavepoint {
+                                    result = try Self.apply(segment, members: ids, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
+                                    return .commit
+                                }
+                                return .success(result)
+                            } catch {
+                                return .failure(StoreError("\(error)"))
+                            }
+                        }
+                    }
+                }
+                return .commit
+            }
+            return results
+        }
+    }
+
+    /// The members each segment's query selects, two queries at a time on
+    /// readers; the calling thread waits.
+    static func evaluateSideBySide(_ segments: [CompiledSegment], on pool: DatabasePool) -> [Result<[String], StoreError>] {
+        let results = Mutex([Result<[String], StoreError>?](repeating: nil, count: segments.count))
+        let group = DispatchGroup()
+        for lane in 0..<2 {
+            DispatchQueue.global().async(group: group) {
+                for index in stride(from: lane, to: segments.count, by: 2) {
+                    let result: Result<[String], StoreError>
+                    do {
+                        result = .success(try pool.read { db in
+                            try String.fetchAll(db, sql: segments[index].select, arguments: StatementArguments(segments[index].argumentValues))
+                        })
+                    } catch {
+                        result = .failure(StoreError("\(error)"))
+                    }
+                    results.withLock { $0[index] = result }
+                }
+            }
+        }
+        group.wait()
+        return results.withLock { $0.map { $0 ?? .failure(StoreError("not evaluated")) } }
     }
 
     /// One segment of an incremental refresh: its name, rules and run id.
@@ -99,7 +184,7 @@ extension SQLiteStore {
                     var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
                     do {
                         try db.inSavepoint {
-                            result = try Self.apply(segment, context: context, nextRefreshAt: nil, incremental: true, yieldingToIncremental: false, subscriptions: subscriptions, in: db)
+                            result = try Self.apply(segment, members: nil, context: context, nextRefreshAt: nil, incremental: true, yieldingToIncremental: false, subscriptions: subscriptions, in: db)
                             return .commit
                         }
                         return .success(result)
@@ -136,15 +221,21 @@ extension SQLiteStore {
 
     /// Makes one segment's stored membership equal its compiled query's result
     /// (for the profiles in temp.scope when `incremental`), recording changes,
-    /// deliveries and the segment's state.
-    static func apply(_ segment: CompiledSegment, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+    /// deliveries and the segment's state. `members`: the query's result when
+    /// it already ran (on a reader, with this transaction holding the writer).
+    static func apply(_ segment: CompiledSegment, members selected: [String]?, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
         let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
         let started = ContinuousClock.now
         try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
         try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
         // The scope: every profile, or the touched ones.
         let scope = incremental ? " AND profile_id IN (SELECT id FROM temp.scope)" : ""
-        try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
+        if let selected {
+            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.new_members (id) VALUES (?)")
+            for id in selected { try insert.execute(arguments: [id]) }
+        } else {
+            try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
+        }
         if yieldingToIncremental && !incremental {
             // Profiles updated after the evaluation instant keep the membership they have.
             try db.execute(sql: "DROP TABLE IF EXISTS temp.recent")

@@ -62,6 +62,59 @@ struct SegmentRefreshTests {
             ("c.yaml", Array("kind: Segment\nname: c\nrules:\n  conditions:\n    - {field: total_events, operator: exists}\n".utf8)),
         ]).definitions.segments.map(\.definition)
         #expect(DefinitionEvaluator.referenceOrder(segments).map(\.name) == ["c", "a", "b"])
+        #expect(DefinitionEvaluator.referenceLevels(segments).map { $0.map(\.name) } == [["c"], ["a"], ["b"]])
+    }
+
+    /// Segments run side by side (their queries on readers while one write
+    /// transaction holds the writer) end as each run alone does; one that
+    /// fails leaves its partner's result and is recorded as failed.
+    @Test func segmentsRunSideBySideEqualEachRunAlone() async throws {
+        let definitions = [
+            "busy.yaml": "kind: Segment\nname: busy\nrules:\n  conditions:\n    - {field: total_events, operator: greater_than, value: 1}\n",
+            "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: event, event_name: Purchase, operator: within_last, value: 7, unit: days}\n",
+        ]
+        let messages: [JSONValue] = [
+            ["type": "track", "userId": "a", "event": "Purchase", "timestamp": "2026-01-05T00:00:00Z", "messageId": "1"],
+            ["type": "track", "userId": "a", "event": "Viewed", "timestamp": "2026-01-05T00:00:00Z", "messageId": "2"],
+            ["type": "track", "userId": "b", "event": "Viewed", "timestamp": "2026-01-05T00:00:00Z", "messageId": "3"],
+            ["type": "track", "userId": "b", "event": "Viewed", "timestamp": "2026-01-06T00:00:00Z", "messageId": "4"],
+            ["type": "track", "userId": "c", "event": "Purchase", "timestamp": "2025-12-01T00:00:00Z", "messageId": "5"],
+        ]
+        let asOf = EngineHarness.instant("2026-01-07T00:00:00Z")
+        let (alone, together) = (try EngineHarness(definitions: definitions), try EngineHarness(definitions: definitions))
+        var members: [[String]] = []
+        for harness in [alone, together] {
+            try await harness.ingest(messages)
+            let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+            let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+            let segments = loaded.definitions.segments.map(\.definition).sorted { $0.name < $1.name }
+            if harness === alone {
+                for segment in segments { _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil) }
+            } else {
+                let runs = try await evaluator.refresh(segments: segments, asOf: asOf)
+                #expect(runs.map(\.entered) == [2, 1])
+            }
+            for name in ["busy", "buyers"] {
+                let ids = try await harness.store.segmentMembers(tenant: "default", segment: name, after: nil, limit: 10)
+                members.append(ids)
+            }
+            #expect(try await harness.store.segmentStates(tenant: "default").map(\.status) == ["active", "active"])
+        }
+        #expect(members[0].count == 2 && members[1].count == 1)
+        #expect(Array(members[0...1]) == Array(members[2...3]))
+
+        // A partner that cannot run (a reference to no segment) fails alone.
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: together.store, runtime: together.runtime)
+        var segments = loaded.definitions.segments.map(\.definition).sorted { $0.name < $1.name }
+        segments[0].rules = RuleGroup(conditions: [.field(FieldCondition(field: "segment", operator: .equals, value: "missing"))])
+        segments[1].rules = RuleGroup(conditions: [.field(FieldCondition(field: "total_events", operator: .greaterThan, value: 0))])
+        await #expect(throws: (any Error).self) { try await evaluator.refresh(segments: segments, asOf: asOf + 1) }
+        let states = try await together.store.segmentStates(tenant: "default")
+        #expect(states.map(\.status) == ["stale", "active"])
+        #expect(states.map(\.profileCount) == [2, 3])
+        let runs = try await together.store.evaluationRuns(tenant: "default").suffix(2)
+        #expect(runs.map(\.status).sorted() == ["failed", "succeeded"])
     }
 }
 

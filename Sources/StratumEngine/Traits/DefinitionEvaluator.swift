@@ -40,10 +40,56 @@ public struct DefinitionEvaluator: Sendable {
                                            rfmModels: only.contains(.rfm) ? definitions.rfmModels.map(\.definition) : [], asOf: asOf)
         for outcome in outcomes { runs.append(try outcome.result.get()) }
         if only.contains(.segment) {
-            for segment in Self.referenceOrder(definitions.segments.map(\.definition)) where Self.isEvaluated(segment) {
-                runs.append(try await refresh(segment: segment, asOf: asOf, nextRefreshAt: nil))
+            // Segments that do not refer to one another are evaluated two at a time.
+            for level in Self.referenceLevels(definitions.segments.map(\.definition)) {
+                let evaluated = level.filter(Self.isEvaluated)
+                for tenant in Set(evaluated.map(\.tenantID)).sorted() {
+                    let segments = evaluated.filter { $0.tenantID == tenant }
+                    for start in stride(from: 0, to: segments.count, by: 2) {
+                        runs += try await refresh(segments: Array(segments[start..<min(start + 2, segments.count)]), asOf: asOf)
+                    }
+                }
             }
         }
+        return runs
+    }
+
+    /// Full runs of segments of one tenant that do not refer to one another,
+    /// their queries side by side (`SQLiteStore.refreshSegments`); each is
+    /// recorded and its status kept as `refresh(segment:)` does. Throws the
+    /// first failure after recording every run.
+    public func refresh(segments: [SegmentDefinition], asOf: Milliseconds) async throws -> [Run] {
+        guard let tenant = segments.first?.tenantID else { return [] }
+        let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
+        let evaluated = segments.compactMap { segment in segment.rules.map { (segment, $0, newID()) } }
+        let started = ContinuousClock.now
+        for (segment, _, runID) in evaluated {
+            try await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "computing")
+            try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: segment.name, asOf: asOf, at: clock())
+        }
+        let results: [Result<(members: Int, entered: Int, exited: Int), StoreError>]
+        do {
+            results = try await store.refreshSegments(
+                evaluated.map { SQLiteStore.SegmentRefresh(name: $0.0.name, rules: $0.1, runID: $0.2, nextRefreshAt: nil) },
+                context: context, subscriptions: subscriptions(tenant: tenant))
+        } catch {
+            results = evaluated.map { _ in .failure(StoreError("\(error)")) }
+        }
+        let duration = ContinuousClock.now - started
+        var runs: [Run] = []
+        var failure: (any Error)?
+        for ((segment, _, runID), result) in zip(evaluated, results) {
+            switch result {
+            case .success(let counts):
+                try await store.finishRun(id: runID, at: clock(), profiles: counts.members, entered: counts.entered, exited: counts.exited, error: nil)
+                runs.append(Run(kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count, entered: counts.entered, exited: counts.exited))
+            case .failure(let error):
+                try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
+                try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
         return runs
     }
 
@@ -300,6 +346,12 @@ public struct DefinitionEvaluator: Sendable {
     /// Segments ordered so that every segment comes after those it refers to
     /// (the validator guarantees no cycles); ties by tenant and name.
     public static func referenceOrder(_ segments: [SegmentDefinition]) -> [SegmentDefinition] {
+        referenceLevels(segments).flatMap { $0 }
+    }
+
+    /// Segments in levels: each refers only to segments of earlier levels
+    /// (none refers to another of its own level).
+    public static func referenceLevels(_ segments: [SegmentDefinition]) -> [[SegmentDefinition]] {
         func references(_ group: RuleGroup?) -> [String] {
             guard let group else { return [] }
             var names: [String] = []
@@ -312,7 +364,7 @@ public struct DefinitionEvaluator: Sendable {
         }
         let sorted = segments.sorted { ($0.tenantID, $0.name) < ($1.tenantID, $1.name) }
         var placed: Set<String> = []
-        var order: [SegmentDefinition] = []
+        var levels: [[SegmentDefinition]] = []
         var remaining = sorted
         while !remaining.isEmpty {
             let ready = remaining.filter { segment in
@@ -323,9 +375,9 @@ public struct DefinitionEvaluator: Sendable {
             // A cycle the validator would have refused: evaluate the rest in name order.
             let next = ready.isEmpty ? remaining : ready
             for segment in next { placed.insert(segment.tenantID + "/" + segment.name) }
-            order += next
+            levels.append(next)
             remaining.removeAll { segment in next.contains { $0.tenantID == segment.tenantID && $0.name == segment.name } }
         }
-        return order
+        return levels
     }
 }
