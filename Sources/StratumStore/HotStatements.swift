@@ -1,8 +1,9 @@
 import CSQLite
 import GRDB
 
-/// The statements ingestion runs for every event, prepared once per write
-/// transaction and driven through SQLite's C API.
+/// The statements run for every event (ingestion) or every profile (the
+/// trait write pass), prepared once per write transaction and driven through
+/// SQLite's C API.
 ///
 /// `db.cachedStatement(sql:)` hashes and compares the whole SQL text on every
 /// call, and `StatementArguments` boxes each value in an existential array;
@@ -13,6 +14,7 @@ import GRDB
 final class HotStatements {
     enum Kind: Int, CaseIterable {
         case eventExists, identifierOwner, insertEvent, updateProfile, updateProfileWithData, insertProfile, insertIdentifier, setPrimary
+        case rewriteComputedTraits
 
         var sql: String {
             switch self {
@@ -56,6 +58,9 @@ final class HotStatements {
                 """
             case .setPrimary:
                 "UPDATE profile_identifiers SET is_primary = ?4 WHERE tenant_id = ?1 AND identifier_type = ?2 AND identifier_hash = ?3"
+            case .rewriteComputedTraits:
+                // Only if the row is still as it was read.
+                "UPDATE profiles SET computed_traits = ?1 WHERE tenant_id = ?2 AND id = ?3 AND computed_traits = ?4"
             }
         }
     }

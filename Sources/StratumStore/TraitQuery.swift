@@ -248,18 +248,26 @@ extension SQLiteStore {
             try await pool.write { db in
                 // Only if the row is still as it was read; one changed since (a merge gave it
                 // traits, or took it away) is read and spliced again here.
-                let update = try db.makeStatement(sql: "UPDATE profiles SET computed_traits = ?1 WHERE tenant_id = ?2 AND id = ?3 AND computed_traits = ?4")
+                let statements = HotStatements(db: db)
+                func update(_ id: String, from stored: String, to rewritten: String) throws -> Bool {
+                    var update = try statements.statement(.rewriteComputedTraits)
+                    update.bind(rewritten)
+                    update.bind(tenant)
+                    update.bind(id)
+                    update.bind(stored)
+                    try update.execute()
+                    return db.changesCount == 1
+                }
                 var moved: [String] = []
-                for rewrite in changed {
-                    try update.execute(arguments: [rewrite.rewritten, tenant, rewrite.id, rewrite.stored])
-                    if db.changesCount == 0 { moved.append(rewrite.id) }
+                for rewrite in changed where try !update(rewrite.id, from: rewrite.stored, to: rewrite.rewritten) {
+                    moved.append(rewrite.id)
                 }
                 let read = try db.makeStatement(sql: "SELECT computed_traits FROM profiles WHERE tenant_id = ? AND id = ?")
                 for id in moved {
                     guard let stored = try String.fetchOne(read, arguments: [tenant, id]) else { continue }
                     let position = { (index: Int) -> Int? in columns[index].position(of: id) }
                     if let rewritten = Self.splice(stored, columns, position) {
-                        try update.execute(arguments: [rewritten, tenant, id, stored])
+                        _ = try update(id, from: stored, to: rewritten)
                     }
                 }
                 // computed_traits changed behind the ingestion cache's back: forget the
