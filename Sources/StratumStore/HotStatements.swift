@@ -157,7 +157,7 @@ struct HotStatement {
         defer { sqlite3_reset(handle) }
         guard code == SQLITE_ROW || code == SQLITE_DONE else { throw failure(code) }
         guard code == SQLITE_ROW, let text = sqlite3_column_text(handle, 0) else { return nil }
-        return String(cString: text)
+        return String(decoding: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 0))), as: UTF8.self)
     }
 
     private func failure(_ code: Int32) -> StoreError {
