@@ -94,6 +94,9 @@ struct HotStatement {
     let handle: OpaquePointer
     let connection: OpaquePointer?
     private var next: Int32 = 1
+    /// The first binding SQLite refused (a parameter number past the SQL's,
+    /// a value too big), reported when the statement runs.
+    private var refused: Int32 = SQLITE_OK
 
     init(handle: OpaquePointer, connection: OpaquePointer?) {
         self.handle = handle
@@ -104,48 +107,56 @@ struct HotStatement {
     private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
     mutating func bind(_ value: String?) {
+        var code: Int32
         if var value {
             let (handle, index) = (self.handle, next)
-            value.withUTF8 { bytes in
-                if bytes.isEmpty {
-                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
-                } else {
-                    bytes.withMemoryRebound(to: CChar.self) { text in
-                        _ = sqlite3_bind_text(handle, index, text.baseAddress, Int32(text.count), Self.transient)
-                    }
-                }
+            code = value.withUTF8 { bytes in
+                bytes.isEmpty
+                    ? sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                    : bytes.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
             }
         } else {
-            sqlite3_bind_null(handle, next)
+            code = sqlite3_bind_null(handle, next)
         }
-        next += 1
+        bound(code)
     }
 
     mutating func bind(_ value: Int64?) {
-        if let value { sqlite3_bind_int64(handle, next, value) } else { sqlite3_bind_null(handle, next) }
-        next += 1
+        bound(value.map { sqlite3_bind_int64(handle, next, $0) } ?? sqlite3_bind_null(handle, next))
     }
 
     mutating func bind(_ value: Double?) {
-        if let value { sqlite3_bind_double(handle, next, value) } else { sqlite3_bind_null(handle, next) }
-        next += 1
+        bound(value.map { sqlite3_bind_double(handle, next, $0) } ?? sqlite3_bind_null(handle, next))
     }
 
     mutating func bind(_ value: Bool) {
-        sqlite3_bind_int64(handle, next, value ? 1 : 0)
+        bound(sqlite3_bind_int64(handle, next, value ? 1 : 0))
+    }
+
+    private mutating func bound(_ code: Int32) {
+        if refused == SQLITE_OK, code != SQLITE_OK { refused = code }
         next += 1
+    }
+
+    /// Steps once; throws what SQLite refused, in binding or in running.
+    private func step() throws -> Int32 {
+        guard refused == SQLITE_OK else {
+            sqlite3_reset(handle)
+            throw StoreError("SQLite refused parameter values (\(String(cString: sqlite3_errstr(refused)))) in: \(String(cString: sqlite3_sql(handle)))")
+        }
+        return sqlite3_step(handle)
     }
 
     /// Runs a statement that returns no rows.
     func execute() throws {
-        let code = sqlite3_step(handle)
+        let code = try step()
         defer { sqlite3_reset(handle) }
         guard code == SQLITE_DONE else { throw failure(code) }
     }
 
     /// Whether the query returns a row.
     func exists() throws -> Bool {
-        let code = sqlite3_step(handle)
+        let code = try step()
         defer { sqlite3_reset(handle) }
         guard code == SQLITE_ROW || code == SQLITE_DONE else { throw failure(code) }
         return code == SQLITE_ROW
@@ -153,7 +164,7 @@ struct HotStatement {
 
     /// The first column of the first row as text, or nil when there is no row.
     func text() throws -> String? {
-        let code = sqlite3_step(handle)
+        let code = try step()
         defer { sqlite3_reset(handle) }
         guard code == SQLITE_ROW || code == SQLITE_DONE else { throw failure(code) }
         guard code == SQLITE_ROW, let text = sqlite3_column_text(handle, 0) else { return nil }

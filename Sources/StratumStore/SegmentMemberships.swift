@@ -107,11 +107,11 @@ extension SQLiteStore {
                 results = compiled.map { segment in
                     segment.flatMap { segment, nextRefreshAt in
                         guard let found = next.next() else { return .failure(StoreError("segment \(segment.name) was not evaluated")) }
-                        return found.flatMap { ids in
+                        return found.flatMap { ids, queried in
                             var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
                             do {
                                 try db.inSavepoint {
-                                    result = try Self.apply(segment, members: ids, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
+                                    result = try Self.apply(segment, members: ids, queried: queried, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
                                     return .commit
                                 }
                                 return .success(result)
@@ -127,19 +127,21 @@ extension SQLiteStore {
         }
     }
 
-    /// The members each segment's query selects, two queries at a time on
-    /// readers; the calling thread waits.
-    static func evaluateSideBySide(_ segments: [CompiledSegment], on pool: DatabasePool) -> [Result<[String], StoreError>] {
-        let results = Mutex([Result<[String], StoreError>?](repeating: nil, count: segments.count))
+    /// The members each segment's query selects, and how long it took, two
+    /// queries at a time on readers; the calling thread waits.
+    static func evaluateSideBySide(_ segments: [CompiledSegment], on pool: DatabasePool) -> [Result<([String], Duration), StoreError>] {
+        let results = Mutex([Result<([String], Duration), StoreError>?](repeating: nil, count: segments.count))
         let group = DispatchGroup()
         for lane in 0..<2 {
             DispatchQueue.global().async(group: group) {
                 for index in stride(from: lane, to: segments.count, by: 2) {
-                    let result: Result<[String], StoreError>
+                    let result: Result<([String], Duration), StoreError>
+                    let started = ContinuousClock.now
                     do {
-                        result = .success(try pool.read { db in
+                        let members = try pool.read { db in
                             try String.fetchAll(db, sql: segments[index].select, arguments: StatementArguments(segments[index].argumentValues))
-                        })
+                        }
+                        result = .success((members, ContinuousClock.now - started))
                     } catch {
                         result = .failure(StoreError("\(error)"))
                     }
@@ -222,8 +224,9 @@ extension SQLiteStore {
     /// Makes one segment's stored membership equal its compiled query's result
     /// (for the profiles in temp.scope when `incremental`), recording changes,
     /// deliveries and the segment's state. `members`: the query's result when
-    /// it already ran (on a reader, with this transaction holding the writer).
-    static func apply(_ segment: CompiledSegment, members selected: [String]?, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+    /// it already ran (on a reader, with this transaction holding the writer),
+    /// and `queried` how long that took (part of computation_duration_ms).
+    static func apply(_ segment: CompiledSegment, members selected: [String]?, queried: Duration = .zero, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
         let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
         let started = ContinuousClock.now
         try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
@@ -275,7 +278,7 @@ extension SQLiteStore {
         }
         let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
         try db.execute(sql: "DROP TABLE temp.new_members")
-        let elapsed = ContinuousClock.now - started
+        let elapsed = ContinuousClock.now - started + queried
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         if !incremental {
             try db.execute(sql: """

@@ -60,10 +60,26 @@ enum JSONNumber {
         }
     }
 
-    /// Numeric order (integers compared exactly).
+    /// Numeric order, exact between an integer and a double too (as SQLite
+    /// compares them): 2^53 + 1 is more than the double 2^53.
     static func < (a: JSONNumber, b: JSONNumber) -> Bool {
-        if case .integer(let x) = a, case .integer(let y) = b { return x < y }
-        return a.double < b.double
+        switch (a, b) {
+        case (.integer(let x), .integer(let y)): x < y
+        case (.real(let x), .real(let y)): x < y
+        case (.integer(let x), .real(let y)): compare(x, y) < 0
+        case (.real(let x), .integer(let y)): compare(y, x) > 0
+        }
+    }
+
+    /// Negative, zero or positive as `integer` is below, equal to or above `real`.
+    static func compare(_ integer: Int64, _ real: Double) -> Int {
+        if real.isNaN { return 1 }
+        if real >= 9_223_372_036_854_775_808.0 { return -1 }
+        if real < -9_223_372_036_854_775_808.0 { return 1 }
+        let truncated = Int64(real.rounded(.towardZero))
+        if integer != truncated { return integer < truncated ? -1 : 1 }
+        let fraction = real - Double(truncated)
+        return fraction > 0 ? -1 : fraction < 0 ? 1 : 0
     }
 }
 
@@ -80,8 +96,8 @@ struct TraitEventRow {
 }
 
 /// Every accumulator's state for every profile of a pass, profile-major:
-/// one row of `stride` bytes per profile slot, each accumulator at its own
-/// offset. A pass reads events in time order, so consecutive events belong
+/// one row of `stride` bytes per profile with events in the pass, each
+/// accumulator at its own offset. A pass reads events in time order, so consecutive events belong
 /// to unrelated profiles: with each profile's state together, an event costs
 /// a cache miss or two rather than two for every trait of the pass. State is
 /// plain bytes (no references), and all zeros is the empty state.
@@ -270,8 +286,11 @@ class TraitAccumulator {
             self.latest = latest
             super.init(start: start, property: property)
         }
-        /// Bytes 4-7 the text's length (0: none yet), 8 the time, 16 the seq, 24 the text's offset.
-        override var size: Int { 32 }
+        /// Bytes 4-7 the text's length (0: none yet), 8 the time, 16 the seq,
+        /// 24 the text's offset, 32-35 the room it has there: a later text
+        /// that fits is written over it, so the arena grows with the values
+        /// kept, not with every event read.
+        override var size: Int { 48 }
         override func accumulate(_ state: UnsafeMutableRawPointer, first: Bool, time: Int64, sequence: Int64, event: TraitEventRow) {
             guard let property else { return }
             if (state + 4).load(as: UInt32.self) > 0 {
@@ -282,8 +301,14 @@ class TraitAccumulator {
             (state + 4).storeBytes(of: UInt32(json.count), as: UInt32.self)
             (state + 8).storeBytes(of: time, as: Int64.self)
             (state + 16).storeBytes(of: sequence, as: Int64.self)
-            (state + 24).storeBytes(of: Int64(texts.count), as: Int64.self)
-            texts.append(contentsOf: json)
+            if json.count <= Int((state + 32).load(as: UInt32.self)) {
+                let offset = Int((state + 24).load(as: Int64.self))
+                texts.withUnsafeMutableBufferPointer { texts in _ = UnsafeMutableBufferPointer(rebasing: texts[offset..<offset + json.count]).initialize(from: json) }
+            } else {
+                (state + 24).storeBytes(of: Int64(texts.count), as: Int64.self)
+                (state + 32).storeBytes(of: UInt32(json.count), as: UInt32.self)
+                texts.append(contentsOf: json)
+            }
         }
         override func result(_ state: UnsafeMutableRawPointer) -> DatabaseValue {
             let length = Int((state + 4).load(as: UInt32.self))

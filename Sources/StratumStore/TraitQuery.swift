@@ -132,28 +132,37 @@ extension SQLiteStore {
         return try await pool.read { db in
             let accumulators = layout.traits.map { TraitAccumulator.make($0.trait, start: $0.start, property: $0.property) }
             var slots = SlotAssignment(profiles)
-            let table = AccumulatorTable(accumulators, rows: slots.count)
+            // A table row only for profiles with events here (1 + its row; 0: none),
+            // so a rare event costs rows for the few profiles that have it.
+            var rows = [Int32](repeating: 0, count: slots.count)
+            let table = AccumulatorTable(accumulators, rows: 0)
             let statement = try db.makeStatement(sql: sql)
             statement.setUncheckedArguments(statementArguments)
-            let handle = statement.sqliteStatement
-            let row = TraitEventRow(handle: handle)
-            while true {
-                let code = sqlite3_step(handle)
-                if code == SQLITE_DONE { break }
-                guard code == SQLITE_ROW else {
-                    throw StoreError("traits \(traits.map(\.name).joined(separator: ", ")): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+            try withExtendedLifetime(statement) {
+                let handle = statement.sqliteStatement
+                let row = TraitEventRow(handle: handle)
+                while true {
+                    let code = sqlite3_step(handle)
+                    if code == SQLITE_DONE { break }
+                    guard code == SQLITE_ROW else {
+                        throw StoreError("traits \(traits.map(\.name).joined(separator: ", ")): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                    }
+                    let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
+                    if isNew { rows.append(0) }
+                    if rows[slot] == 0 {
+                        table.grow(to: table.rows + 1)
+                        rows[slot] = Int32(table.rows)
+                    }
+                    let (time, sequence) = (sqlite3_column_int64(handle, 1), sqlite3_column_int64(handle, 2))
+                    let state = table.row(Int(rows[slot]) - 1)
+                    for accumulator in accumulators { accumulator.add(state, time: time, sequence: sequence, event: row) }
                 }
-                let (slot, isNew) = slots.slot(String(cString: sqlite3_column_text(handle, 0)))
-                if isNew { table.grow(to: slots.count) }
-                let (time, sequence) = (sqlite3_column_int64(handle, 1), sqlite3_column_int64(handle, 2))
-                let state = table.row(slot)
-                for accumulator in accumulators { accumulator.add(state, time: time, sequence: sequence, event: row) }
             }
             // A NULL result (no events, or an average or minimum of no numbers) is
             // no value: the profile gets the fallback.
             var columns = empty
-            for slot in slots.inOrder() {
-                let state = table.row(slot)
+            for slot in slots.inOrder() where rows[slot] > 0 {
+                let state = table.row(Int(rows[slot]) - 1)
                 for index in columns.indices {
                     let value = accumulators[index].value(state)
                     if !value.isNull { columns[index].append(slots.id(slot), value) }

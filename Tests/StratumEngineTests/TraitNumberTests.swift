@@ -65,6 +65,40 @@ struct TraitNumberTests {
         #expect(stored == "\(expected)")
     }
 
+    /// Above 2^53 a double and an integer differ by less than a double's
+    /// step: they are compared exactly, as SQLite compares them.
+    @Test func integersAndDoublesCompareExactlyPastTwoToThe53() async throws {
+        let traits = [
+            "max.yaml": "kind: Trait\nname: most\ntype: max\nevent: Raw\nproperty: v\n",
+            "min.yaml": "kind: Trait\nname: least\ntype: min\nevent: Raw\nproperty: v\n",
+        ]
+        let harness = try EngineHarness(definitions: traits)
+        let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Seen", "messageId": "m0"]])
+        let profile = try #require(profileID(of: outcome[0]))
+        let file = try DatabaseQueue(path: harness.store.path)
+        try await file.write { db in
+            for (index, text) in ["9007199254740992.0", "9007199254740993"].enumerated() {
+                try db.execute(sql: """
+                    INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
+                      properties, context, identifiers, processed, emq_score)
+                    VALUES ('default', ?, ?, 'web', 'track', 'Raw', ?, ?, ?, ?, '{}', '[]', 1, 0.5)
+                    """, arguments: ["big\(index)", profile, 1_767_225_600_000 + index, 1_767_225_600_000 + index, "big\(index)", #"{"v":\#(text)}"#])
+            }
+        }
+        let loaded = DefinitionLoader.load(files: traits.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits FROM profiles WHERE id = ?", arguments: [profile]) })
+        let object = try #require(RawJSONObject(stored))
+        let reference = try #require(try await file.read { db in
+            try Row.fetchOne(db, sql: "SELECT MIN(json_extract(properties, '$.v')), CAST(MAX(json_extract(properties, '$.v')) AS TEXT) FROM events WHERE event_name = 'Raw'")
+        })
+        // The double 2^53 comes first; the integer 2^53 + 1 after it is larger (as Doubles they are equal).
+        #expect(object["most"].map { String(decoding: $0, as: UTF8.self) } == "9007199254740993")
+        #expect((reference[1] as String) == "9007199254740993")
+        #expect(object["least"].map { String(decoding: $0, as: UTF8.self) } == "9007199254740992")
+        #expect((reference[0] as Double) == 9_007_199_254_740_992)
+    }
+
     @Test func instantsAreFormattedAsSQLiteFormatsThem() throws {
         var random = SplitMix64(seed: 7)
         // Year 1000 to 9999, and the instants either side of the epoch and of a day.

@@ -63,9 +63,20 @@ public struct DefinitionEvaluator: Sendable {
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
         let evaluated = segments.compactMap { segment in segment.rules.map { (segment, $0, newID()) } }
         let started = ContinuousClock.now
-        for (segment, _, runID) in evaluated {
-            try await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "computing")
-            try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: segment.name, asOf: asOf, at: clock())
+        var running: [String] = []
+        do {
+            for (segment, _, runID) in evaluated {
+                try await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "computing")
+                try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: segment.name, asOf: asOf, at: clock())
+                running.append(runID)
+            }
+        } catch {
+            // None of them runs: each is left stale, with its run (if started) failed.
+            for (segment, _, runID) in evaluated {
+                try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+                if running.contains(runID) { try? await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)") }
+            }
+            throw error
         }
         let results: [Result<(members: Int, entered: Int, exited: Int), StoreError>]
         do {
@@ -78,14 +89,19 @@ public struct DefinitionEvaluator: Sendable {
         let duration = ContinuousClock.now - started
         var runs: [Run] = []
         var failure: (any Error)?
+        // Every run is finished even if recording one fails; the first error is thrown.
         for ((segment, _, runID), result) in zip(evaluated, results) {
-            switch result {
-            case .success(let counts):
-                try await store.finishRun(id: runID, at: clock(), profiles: counts.members, entered: counts.entered, exited: counts.exited, error: nil)
-                runs.append(Run(kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count, entered: counts.entered, exited: counts.exited))
-            case .failure(let error):
-                try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
-                try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+            do {
+                switch result {
+                case .success(let counts):
+                    try await store.finishRun(id: runID, at: clock(), profiles: counts.members, entered: counts.entered, exited: counts.exited, error: nil)
+                    runs.append(Run(kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count, entered: counts.entered, exited: counts.exited))
+                case .failure(let error):
+                    try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+                    failure = failure ?? error
+                    try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
+                }
+            } catch {
                 failure = failure ?? error
             }
         }
