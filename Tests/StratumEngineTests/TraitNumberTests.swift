@@ -17,20 +17,16 @@ struct TraitNumberTests {
         "-9223372036854775808", "123456789012345678901234", "2.5e-3", "7.0", "\"7\"", "true", "null", "[1]", "{\"a\":1}",
     ]
 
-    @Test func numbersAsStoredAggregateAsSQLiteReadsThem() async throws {
-        let traits = [
-            "sum.yaml": "kind: Trait\nname: total\ntype: sum\nevent: Raw\nproperty: v\n",
-            "avg.yaml": "kind: Trait\nname: mean\ntype: average\nevent: Raw\nproperty: v\n",
-            "min.yaml": "kind: Trait\nname: least\ntype: min\nevent: Raw\nproperty: v\n",
-            "max.yaml": "kind: Trait\nname: most\ntype: max\nevent: Raw\nproperty: v\n",
-            "distinct.yaml": "kind: Trait\nname: kinds\ntype: unique_count\nevent: Raw\nproperty: v\n",
-        ]
+    /// A store with one profile whose "Raw" events carry these JSON texts as
+    /// property `v` (written as is, past ingestion), refreshed with `traits`.
+    /// The harness is returned with it: its store is removed when it goes.
+    static func refresh(_ traits: [String: String], overStoredValues texts: [String]) async throws -> (EngineHarness, DatabaseQueue, String) {
         let harness = try EngineHarness(definitions: traits)
         let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Seen", "messageId": "m0"]])
         let profile = try #require(profileID(of: outcome[0]))
         let file = try DatabaseQueue(path: harness.store.path)
         try await file.write { db in
-            for (index, text) in Self.texts.enumerated() {
+            for (index, text) in texts.enumerated() {
                 try db.execute(sql: """
                     INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
                       properties, context, identifiers, processed, emq_score)
@@ -40,7 +36,20 @@ struct TraitNumberTests {
         }
         let loaded = DefinitionLoader.load(files: traits.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
         _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
-        let computed = try #require(try await harness.profile(profile)).computedTraits
+        return (harness, file, profile)
+    }
+
+    @Test func numbersAsStoredAggregateAsSQLiteReadsThem() async throws {
+        let traits = [
+            "sum.yaml": "kind: Trait\nname: total\ntype: sum\nevent: Raw\nproperty: v\n",
+            "avg.yaml": "kind: Trait\nname: mean\ntype: average\nevent: Raw\nproperty: v\n",
+            "min.yaml": "kind: Trait\nname: least\ntype: min\nevent: Raw\nproperty: v\n",
+            "max.yaml": "kind: Trait\nname: most\ntype: max\nevent: Raw\nproperty: v\n",
+            "distinct.yaml": "kind: Trait\nname: kinds\ntype: unique_count\nevent: Raw\nproperty: v\n",
+        ]
+        let (harness, file, profile) = try await Self.refresh(traits, overStoredValues: Self.texts)
+        let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits FROM profiles WHERE id = ?", arguments: [profile]) })
+        guard case .object(let computed) = try JSONParser.parse(stored) else { Issue.record("computed_traits is not an object"); return }
 
         let numeric = "CASE WHEN json_type(properties, '$.v') IN ('integer', 'real') THEN json_extract(properties, '$.v') END"
         let reference = try await file.read { db in
@@ -61,8 +70,9 @@ struct TraitNumberTests {
         // The exact sum of every number, as Foundation's Decimal adds them written out.
         let numbers = Self.texts.filter { $0.first == "-" || $0.first!.isNumber }
         let expected = numbers.reduce(Decimal(0)) { $0 + Decimal(string: $1, locale: Locale(identifier: "en_US_POSIX"))! }
-        let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits -> '$.total' FROM profiles WHERE id = ?", arguments: [profile]) })
-        #expect(stored == "\(expected)")
+        let total = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits -> '$.total' FROM profiles WHERE id = ?", arguments: [profile]) })
+        #expect(total == "\(expected)")
+        withExtendedLifetime(harness) {}
     }
 
     /// Above 2^53 a double and an integer differ by less than a double's
@@ -72,21 +82,7 @@ struct TraitNumberTests {
             "max.yaml": "kind: Trait\nname: most\ntype: max\nevent: Raw\nproperty: v\n",
             "min.yaml": "kind: Trait\nname: least\ntype: min\nevent: Raw\nproperty: v\n",
         ]
-        let harness = try EngineHarness(definitions: traits)
-        let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Seen", "messageId": "m0"]])
-        let profile = try #require(profileID(of: outcome[0]))
-        let file = try DatabaseQueue(path: harness.store.path)
-        try await file.write { db in
-            for (index, text) in ["9007199254740992.0", "9007199254740993"].enumerated() {
-                try db.execute(sql: """
-                    INSERT INTO events (tenant_id, id, profile_id, source_id, type, event_name, event_time, received_at, idempotency_key,
-                      properties, context, identifiers, processed, emq_score)
-                    VALUES ('default', ?, ?, 'web', 'track', 'Raw', ?, ?, ?, ?, '{}', '[]', 1, 0.5)
-                    """, arguments: ["big\(index)", profile, 1_767_225_600_000 + index, 1_767_225_600_000 + index, "big\(index)", #"{"v":\#(text)}"#])
-            }
-        }
-        let loaded = DefinitionLoader.load(files: traits.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
-        _ = try await DefinitionEvaluator(definitions: loaded.definitions, store: harness.store).refresh(asOf: EngineHarness.instant("2027-01-01T00:00:00Z"))
+        let (harness, file, profile) = try await Self.refresh(traits, overStoredValues: ["9007199254740992.0", "9007199254740993"])
         let stored = try #require(try await file.read { try String.fetchOne($0, sql: "SELECT computed_traits FROM profiles WHERE id = ?", arguments: [profile]) })
         let object = try #require(RawJSONObject(stored))
         let reference = try #require(try await file.read { db in
@@ -97,6 +93,7 @@ struct TraitNumberTests {
         #expect((reference[1] as String) == "9007199254740993")
         #expect(object["least"].map { String(decoding: $0, as: UTF8.self) } == "9007199254740992")
         #expect((reference[0] as Double) == 9_007_199_254_740_992)
+        withExtendedLifetime(harness) {}
     }
 
     @Test func instantsAreFormattedAsSQLiteFormatsThem() throws {
