@@ -73,12 +73,15 @@ extension SQLiteStore {
         public var rules: RuleGroup
         public var runID: String
         public var nextRefreshAt: Milliseconds?
+        /// As in `refreshSegment`.
+        public var yieldingToIncremental: Bool
 
-        public init(name: String, rules: RuleGroup, runID: String, nextRefreshAt: Milliseconds?) {
+        public init(name: String, rules: RuleGroup, runID: String, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false) {
             self.name = name
             self.rules = rules
             self.runID = runID
             self.nextRefreshAt = nextRefreshAt
+            self.yieldingToIncremental = yieldingToIncremental
         }
     }
 
@@ -89,11 +92,11 @@ extension SQLiteStore {
     /// then each result is applied in its own savepoint (a segment that fails
     /// leaves the others' results). The writer is held for the slowest query
     /// plus the applies, not for every query in turn.
-    public func refreshSegments(_ segments: [SegmentRefresh], context: RuleContext, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
-        let compiled = segments.map { segment -> Result<(CompiledSegment, Milliseconds?), StoreError> in
+    public func refreshSegments(_ segments: [SegmentRefresh], context: RuleContext, subscriptions: [SegmentSubscription] = []) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
+        let compiled = segments.map { segment -> Result<(CompiledSegment, SegmentRefresh), StoreError> in
             var query = SegmentQuery(context: context)
             do {
-                return .success((CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments), segment.nextRefreshAt))
+                return .success((CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments), segment))
             } catch {
                 return .failure(StoreError("\(error)"))
             }
@@ -105,13 +108,15 @@ extension SQLiteStore {
                 let members = Self.evaluateSideBySide(compiled.compactMap { try? $0.get().0 }, on: pool)
                 var next = members.makeIterator()
                 results = compiled.map { segment in
-                    segment.flatMap { segment, nextRefreshAt in
+                    segment.flatMap { segment, options in
                         guard let found = next.next() else { return .failure(StoreError("segment \(segment.name) was not evaluated")) }
                         return found.flatMap { ids, queried in
                             var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
                             do {
                                 try db.inSavepoint {
-                                    result = try Self.apply(segment, members: ids, queried: queried, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
+                                    result = try Self.apply(
+                                        segment, members: ids, queried: queried, context: context, nextRefreshAt: options.nextRefreshAt, incremental: false,
+                                        yieldingToIncremental: options.yieldingToIncremental, subscriptions: subscriptions, in: db)
                                     return .commit
                                 }
                                 return .success(result)

@@ -151,6 +151,41 @@ struct SchedulerTests {
         #expect(try await runs().suffix(3) == ["Trait spend", "RFM value", "Segment spenders"])
         #expect(try await runs().contains("Segment manual") == false)
     }
+
+    /// Segments due in the same tick run two at a time when they do not refer
+    /// to one another, each with its own next refresh; one that refers to
+    /// another runs after it.
+    @Test func segmentsDueTogetherRunInPairsAfterThoseTheyUse() async throws {
+        let definitions = [
+            "settings.yaml": "kind: Settings\nname: stratum\ndefault_schedule: {every: 1h}\n",
+            "spend.yaml": "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n",
+            "spenders.yaml": "kind: Segment\nname: spenders\nschedule: {cron: \"0 */2 * * *\"}\nrules:\n  conditions:\n    - {field: computed_traits.spend, operator: greater_than, value: 0}\n",
+            "active.yaml": "kind: Segment\nname: active\nsegment_type: computed\nrules:\n  conditions:\n    - {field: total_events, operator: greater_than, value: 0}\n",
+            "loyal.yaml": "kind: Segment\nname: loyal\nsegment_type: computed\nrules:\n  conditions:\n    - {field: segment, operator: equals, value: spenders}\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        try await harness.ingest([
+            ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 5], "timestamp": "2025-12-31T00:00:00Z", "messageId": "1"],
+            ["type": "track", "userId": "v", "event": "Viewed", "timestamp": "2025-12-31T00:00:00Z", "messageId": "2"],
+        ])
+        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        #expect(DefinitionEvaluator.pairs(loaded.definitions.segments.map(\.definition)).map { $0.map(\.name) } == [["active", "spenders"], ["loyal"]])
+        let start = EngineHarness.instant("2026-01-01T00:00:00Z")
+        let scheduler = Scheduler(
+            evaluator: DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime),
+            logger: .init(label: "test"), clock: { start })
+        await scheduler.tick(now: start)
+        let runs = try await harness.store.evaluationRuns(tenant: "default").filter { $0.kind == "Segment" }
+        #expect(runs.map(\.name) == ["active", "spenders", "loyal"])
+        #expect(runs.allSatisfy { $0.status == "succeeded" })
+        let states = Dictionary(uniqueKeysWithValues: try await harness.store.segmentStates(tenant: "default").map { ($0.segment, $0) })
+        #expect(states["active"]?.profileCount == 2)
+        #expect(states["spenders"]?.profileCount == 1)
+        // loyal read spenders as just applied.
+        #expect(states["loyal"]?.profileCount == 1)
+        #expect(states["active"]?.nextRefreshAt == EngineHarness.instant("2026-01-01T01:00:00Z"))
+        #expect(states["spenders"]?.nextRefreshAt == EngineHarness.instant("2026-01-01T02:00:00Z"))
+    }
 }
 
 /// After any sequence of ingested events, a dynamic segment kept up to date

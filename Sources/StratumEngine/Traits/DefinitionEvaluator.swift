@@ -41,72 +41,99 @@ public struct DefinitionEvaluator: Sendable {
         for outcome in outcomes { runs.append(try outcome.result.get()) }
         if only.contains(.segment) {
             // Segments that do not refer to one another are evaluated two at a time.
-            for level in Self.referenceLevels(definitions.segments.map(\.definition)) {
-                let evaluated = level.filter(Self.isEvaluated)
-                for tenant in Set(evaluated.map(\.tenantID)).sorted() {
-                    let segments = evaluated.filter { $0.tenantID == tenant }
-                    for start in stride(from: 0, to: segments.count, by: 2) {
-                        runs += try await refresh(segments: Array(segments[start..<min(start + 2, segments.count)]), asOf: asOf)
-                    }
-                }
+            for pair in Self.pairs(definitions.segments.map(\.definition).filter(Self.isEvaluated)) {
+                runs += try await refresh(segments: pair, asOf: asOf)
             }
         }
         return runs
     }
 
+    /// Full runs of segments of one tenant that do not refer to one another;
+    /// throws the first failure after every run is recorded.
+    public func refresh(segments: [SegmentDefinition], asOf: Milliseconds) async throws -> [Run] {
+        try await refresh(segments: segments.map { SegmentRun(segment: $0) }, asOf: asOf).map { try $0.result.get() }
+    }
+
+    /// A full segment run's options (see `refresh(segment:asOf:nextRefreshAt:yieldingToIncremental:)`).
+    public struct SegmentRun: Sendable {
+        public var segment: SegmentDefinition
+        public var nextRefreshAt: Milliseconds?
+        public var yieldingToIncremental: Bool
+
+        public init(segment: SegmentDefinition, nextRefreshAt: Milliseconds? = nil, yieldingToIncremental: Bool = false) {
+            self.segment = segment
+            self.nextRefreshAt = nextRefreshAt
+            self.yieldingToIncremental = yieldingToIncremental
+        }
+    }
+
     /// Full runs of segments of one tenant that do not refer to one another,
     /// their queries side by side (`SQLiteStore.refreshSegments`); each is
-    /// recorded and its status kept as `refresh(segment:)` does. Throws the
-    /// first failure after recording every run.
-    public func refresh(segments: [SegmentDefinition], asOf: Milliseconds) async throws -> [Run] {
-        guard let tenant = segments.first?.tenantID else { return [] }
+    /// recorded and its status kept as `refresh(segment:)` does. A segment
+    /// without rules is left out.
+    public func refresh(segments: [SegmentRun], asOf: Milliseconds) async -> [(segment: SegmentDefinition, result: Result<Run, any Error>)] {
+        guard let tenant = segments.first?.segment.tenantID else { return [] }
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
-        let evaluated = segments.compactMap { segment in segment.rules.map { (segment, $0, newID()) } }
+        let evaluated = segments.compactMap { run in run.segment.rules.map { (run, $0, newID()) } }
         let started = ContinuousClock.now
         var running: [String] = []
         do {
-            for (segment, _, runID) in evaluated {
-                try await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "computing")
-                try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: segment.name, asOf: asOf, at: clock())
+            for (run, _, runID) in evaluated {
+                try await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "computing")
+                try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: run.segment.name, asOf: asOf, at: clock())
                 running.append(runID)
             }
         } catch {
             // None of them runs: each is left stale, with its run (if started) failed.
-            for (segment, _, runID) in evaluated {
-                try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+            for (run, _, runID) in evaluated {
+                try? await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "stale")
                 if running.contains(runID) { try? await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)") }
             }
-            throw error
+            return evaluated.map { ($0.0.segment, .failure(error)) }
         }
         let results: [Result<(members: Int, entered: Int, exited: Int), StoreError>]
         do {
             results = try await store.refreshSegments(
-                evaluated.map { SQLiteStore.SegmentRefresh(name: $0.0.name, rules: $0.1, runID: $0.2, nextRefreshAt: nil) },
+                evaluated.map { run, rules, runID in
+                    SQLiteStore.SegmentRefresh(name: run.segment.name, rules: rules, runID: runID, nextRefreshAt: run.nextRefreshAt, yieldingToIncremental: run.yieldingToIncremental)
+                },
                 context: context, subscriptions: subscriptions(tenant: tenant))
         } catch {
             results = evaluated.map { _ in .failure(StoreError("\(error)")) }
         }
         let duration = ContinuousClock.now - started
-        var runs: [Run] = []
-        var failure: (any Error)?
-        // Every run is finished even if recording one fails; the first error is thrown.
-        for ((segment, _, runID), result) in zip(evaluated, results) {
+        var outcomes: [(segment: SegmentDefinition, result: Result<Run, any Error>)] = []
+        // Every run is finished, even if recording another fails.
+        for ((run, _, runID), result) in zip(evaluated, results) {
+            let segment = run.segment
             do {
                 switch result {
                 case .success(let counts):
                     try await store.finishRun(id: runID, at: clock(), profiles: counts.members, entered: counts.entered, exited: counts.exited, error: nil)
-                    runs.append(Run(kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count, entered: counts.entered, exited: counts.exited))
+                    outcomes.append((segment, .success(Run(
+                        kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count,
+                        entered: counts.entered, exited: counts.exited))))
                 case .failure(let error):
                     try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
-                    failure = failure ?? error
+                    outcomes.append((segment, .failure(error)))
                     try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
                 }
             } catch {
-                failure = failure ?? error
+                if case .success = outcomes.last?.result { outcomes[outcomes.count - 1].result = .failure(error) }
             }
         }
-        if let failure { throw failure }
-        return runs
+        return outcomes
+    }
+
+    /// Pairs of segments that may run side by side: by reference level, then
+    /// by tenant, two at a time, in reference order.
+    public static func pairs(_ segments: [SegmentDefinition]) -> [[SegmentDefinition]] {
+        referenceLevels(segments).flatMap { level in
+            Set(level.map(\.tenantID)).sorted().flatMap { tenant in
+                let ofTenant = level.filter { $0.tenantID == tenant }
+                return stride(from: 0, to: ofTenant.count, by: 2).map { Array(ofTenant[$0..<min($0 + 2, ofTenant.count)]) }
+            }
+        }
     }
 
     /// The enabled webhooks of `tenant` subscribed to segment.entered or segment.exited.

@@ -110,20 +110,30 @@ public final class Scheduler: Service, Sendable {
         for entry in dueValues {
             due.withLock { $0[Self.key(entry)] = entry.cadence.next(after: now) ?? .max }
         }
-        for entry in dueNow where entry.kind == .segment {
-            do {
-                if let segment = evaluator.definitions.segments.first(where: { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name })?.definition {
-                    // Its own instant (earlier runs of this tick may have taken a while), and the
-                    // profiles touched since are left to the incremental runs.
-                    let asOf = max(now, clock())
-                    let run = try await evaluator.refresh(
-                        segment: segment, asOf: asOf, nextRefreshAt: entry.cadence.next(after: now),
-                        yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
-                    logger.debug("Refreshed a segment.", metadata: ["segment": "\(entry.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
-                }
-            } catch {
-                logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(Self.key(entry))", "error": "\(error)"])
+        // Due segments that do not refer to one another run two at a time.
+        let dueSegments = dueNow.filter { $0.kind == .segment }
+        let segments = dueSegments.compactMap { entry in
+            evaluator.definitions.segments.first { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name }?.definition
+        }
+        for pair in DefinitionEvaluator.pairs(segments) {
+            // Their own instant (earlier runs of this tick may have taken a while), and the
+            // profiles touched since are left to the incremental runs.
+            let asOf = max(now, clock())
+            let runs = pair.map { segment in
+                DefinitionEvaluator.SegmentRun(
+                    segment: segment, nextRefreshAt: dueSegments.first { $0.tenant == segment.tenantID && $0.name == segment.name }?.cadence.next(after: now),
+                    yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
             }
+            for (segment, result) in await evaluator.refresh(segments: runs, asOf: asOf) {
+                switch result {
+                case .success(let run):
+                    logger.debug("Refreshed a segment.", metadata: ["segment": "\(segment.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
+                case .failure(let error):
+                    logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(DefinitionKind.segment.rawValue)/\(segment.tenantID)/\(segment.name)", "error": "\(error)"])
+                }
+            }
+        }
+        for entry in dueSegments {
             due.withLock { $0[Self.key(entry)] = entry.cadence.next(after: now) ?? .max }
         }
         return due.withLock { $0.values.min() }.flatMap { $0 == .max ? nil : $0 }
