@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import StratumCrypto
+import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
@@ -125,8 +126,8 @@ struct ProfileController: Sendable {
             "tenant": .string(profile.tenantID),
             "external_id": profile.externalID.map(JSONValue.string) ?? .null,
             "lifecycle_stage": .string(profile.lifecycleStage(at: state.clock(), churnPeriodDays: churn).rawValue),
-            "first_seen_at": .string(Self.iso(profile.firstSeenAt)),
-            "last_seen_at": .string(Self.iso(profile.lastSeenAt)),
+            "first_seen_at": .string(Instant.format(milliseconds: profile.firstSeenAt)),
+            "last_seen_at": .string(Instant.format(milliseconds: profile.lastSeenAt)),
             "total_events": .number(Double(profile.totalEvents)),
             "total_sessions": .number(Double(profile.totalSessions)),
             "total_purchases": .number(Double(profile.totalPurchases)),
@@ -148,8 +149,8 @@ struct ProfileController: Sendable {
             "id": .string(event.id),
             "type": .string(event.type.rawValue),
             "event_name": .string(event.eventName),
-            "event_time": .string(Self.iso(event.eventTime)),
-            "received_at": .string(Self.iso(event.receivedAt)),
+            "event_time": .string(Instant.format(milliseconds: event.eventTime)),
+            "received_at": .string(Instant.format(milliseconds: event.receivedAt)),
             "message_id": .string(event.idempotencyKey),
             "source": event.sourceID.map(JSONValue.string) ?? .null,
             "properties": .object(event.properties),
@@ -158,9 +159,4 @@ struct ProfileController: Sendable {
         ]
     }
 
-    static func iso(_ instant: Milliseconds) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
-    }
 }

@@ -48,9 +48,9 @@ struct SegmentController: Sendable {
                 "segment_type": .string(segment.effectiveType.rawValue),
                 "status": .string(status),
                 "profile_count": .number(Double(recorded?.profileCount ?? 0)),
-                "last_computed_at": recorded?.lastComputedAt.map { .string(ProfileController.iso($0)) } ?? .null,
+                "last_computed_at": recorded?.lastComputedAt.map { .string(Instant.format(milliseconds: $0)) } ?? .null,
                 "computation_duration_ms": recorded?.computationDurationMilliseconds.map { .number(Double($0)) } ?? .null,
-                "next_refresh_at": recorded?.nextRefreshAt.map { .string(ProfileController.iso($0)) } ?? .null,
+                "next_refresh_at": recorded?.nextRefreshAt.map { .string(Instant.format(milliseconds: $0)) } ?? .null,
                 "auto_refresh": .bool(segment.autoRefresh ?? true),
             ]
         })])

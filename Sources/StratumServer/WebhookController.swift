@@ -64,7 +64,7 @@ struct WebhookController: Sendable {
                 "id": .string(delivery.id), "event_type": .string(delivery.eventType), "status": .string(delivery.status),
                 "attempts": .number(Double(delivery.attempts)), "last_status": delivery.lastStatus.map { .number(Double($0)) } ?? .null,
                 "last_error": delivery.lastError.map(JSONValue.string) ?? .null,
-                "next_attempt_at": .string(ProfileController.iso(delivery.nextAttemptAt)),
+                "next_attempt_at": .string(Instant.format(milliseconds: delivery.nextAttemptAt)),
             ]
         })])
     }
@@ -91,7 +91,7 @@ struct WebhookController: Sendable {
         }
         let id = "msg_test_" + IDGenerator().next().replacingOccurrences(of: "-", with: "")
         let timestamp = state.clock() / 1000
-        let payload: JSONValue = ["event_type": "webhook.test", "timestamp": .string(ProfileController.iso(state.clock())), "data": ["webhook": .string(name)]]
+        let payload: JSONValue = ["event_type": "webhook.test", "timestamp": .string(Instant.format(milliseconds: state.clock())), "data": ["webhook": .string(name)]]
         let body = Array(payload.jsonText().utf8)
         let headers = endpoint.headers + [
             ("webhook-id", id), ("webhook-timestamp", String(timestamp)),

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import StratumCrypto
+import StratumDefinitions
 import StratumJSON
 
 /// A webhook that receives segment.entered / segment.exited deliveries.
@@ -83,7 +84,7 @@ extension SQLiteStore {
                     let eventType = "segment." + change
                     let payload: JSONValue = [
                         "event_type": .string(eventType),
-                        "timestamp": .string(Self.iso(asOf)),
+                        "timestamp": .string(Instant.format(milliseconds: asOf)),
                         "data": ["tenant": .string(tenant), "segment": .string(segment), "profiles": .array(profiles)],
                     ]
                     let id = "msg_" + String(Digest.sha256Hex("\(runID)|\(subscription.webhook)|\(change)|\(index)").prefix(32))
@@ -96,11 +97,6 @@ extension SQLiteStore {
         }
     }
 
-    static func iso(_ instant: Milliseconds) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
-    }
 
     /// Pending deliveries due at `now`, oldest first.
     public func dueDeliveries(now: Milliseconds, limit: Int) async throws -> [Delivery] {

@@ -30,11 +30,6 @@ public struct PreparedMessage: Sendable {
 /// Runs accepted messages through identity resolution, profile updates,
 /// consent and the event store, inside one store transaction.
 public struct IngestionPipeline: Sendable {
-    static func iso(_ instant: Milliseconds) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
-    }
 
     /// Writes the profile and event webhook deliveries of one message in its
     /// transaction (the outbox), skipping endpoints whose required consent the
@@ -53,7 +48,7 @@ public struct IngestionPipeline: Sendable {
                     "identifiers": .array(identifiers.map { ["type": .string($0.type), "hash": .string($0.hash)] }),
                 ]
                 for (key, value) in extra { data[key] = value }
-                let payload: JSONValue = ["event_type": .string(type.rawValue), "timestamp": .string(Self.iso(now)), "data": .object(data)]
+                let payload: JSONValue = ["event_type": .string(type.rawValue), "timestamp": .string(Instant.format(milliseconds: now)), "data": .object(data)]
                 let discriminator = extra["absorbed_profile_id"]?.stringValue ?? extra["consent_type"]?.stringValue ?? ""
                 let id = "msg_" + String(Digest.sha256Hex("\(eventID)|\(subscription.webhook)|\(type.rawValue)|\(discriminator)").prefix(32))
                 try transaction.enqueueDelivery(id: id, tenant: tenant.tenant, webhook: subscription.webhook, eventType: type.rawValue, payload: payload.jsonText(), at: now)
@@ -142,7 +137,7 @@ public struct IngestionPipeline: Sendable {
                 for (type, granted) in consents { notices.append((.consentUpdated, ["consent_type": .string(type), "granted": .bool(granted)])) }
                 notices.append((.eventReceived, ["event": [
                     "event_id": .string(eventID), "type": .string(message.type.rawValue), "event_name": .string(message.eventName),
-                    "message_id": .string(message.messageID), "event_time": .string(Self.iso(message.eventTime)),
+                    "message_id": .string(message.messageID), "event_time": .string(Instant.format(milliseconds: message.eventTime)),
                 ]]))
             }
             updated = profile
