@@ -47,33 +47,15 @@ public struct SegmentChange: Sendable, Hashable {
 }
 
 extension SQLiteStore {
-    /// Evaluates `rules` for every profile of the tenant and makes the stored
-    /// membership equal the result, recording each entry and exit with
-    /// `asOf` and `runID`, and the segment's metrics — all in one transaction.
-    /// Returns (members, entered, exited).
-    ///
-    /// Deliveries for `subscriptions` are written in the same transaction
-    /// (a transactional outbox): nothing is sent for a run that rolled back.
-    ///
-    /// With `yieldingToIncremental`, a full run leaves alone the profiles
-    /// ingestion updated after `asOf`: incremental runs, evaluating them at a
-    /// later instant, own their membership (a full run started before their
-    /// event must not exit them).
-    public func refreshSegment(_ name: String, rules: RuleGroup, context: RuleContext, runID: String, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false, subscriptions: [SegmentSubscription] = []) async throws -> (members: Int, entered: Int, exited: Int) {
-        var query = SegmentQuery(context: context)
-        let compiled = CompiledSegment(name: name, runID: runID, select: try query.select(rules), arguments: query.arguments)
-        return try await pool.write { db in
-            try Self.apply(compiled, members: nil, context: context, nextRefreshAt: nextRefreshAt, incremental: false, yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions, in: db)
-        }
-    }
-
     /// One segment of a `refreshSegments` batch.
     public struct SegmentRefresh: Sendable {
         public var name: String
         public var rules: RuleGroup
         public var runID: String
         public var nextRefreshAt: Milliseconds?
-        /// As in `refreshSegment`.
+        /// The run leaves alone the profiles ingestion updated after `asOf`:
+        /// incremental runs, evaluating them at a later instant, own their
+        /// membership (a full run started before their event must not exit them).
         public var yieldingToIncremental: Bool
 
         public init(name: String, rules: RuleGroup, runID: String, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false) {
@@ -85,13 +67,19 @@ extension SQLiteStore {
         }
     }
 
-    /// Full runs of segments that do not refer to one another, as
-    /// `refreshSegment` does each, in one write transaction: their queries run
-    /// side by side on two readers while the transaction holds the writer —
-    /// so no commit comes between, and the readers see exactly what it sees —
-    /// then each result is applied in its own savepoint (a segment that fails
-    /// leaves the others' results). The writer is held for the slowest query
-    /// plus the applies, not for every query in turn.
+    /// Full runs of segments that do not refer to one another, in one write
+    /// transaction. Each evaluates its rules for every profile of the tenant
+    /// and makes the stored membership equal the result, recording each entry
+    /// and exit with `asOf` and its run id, its metrics, and deliveries for
+    /// `subscriptions` (a transactional outbox: nothing is sent for a run that
+    /// rolled back).
+    ///
+    /// Two or more: their queries run side by side on two readers while the
+    /// transaction holds the writer — so no commit comes between, and the
+    /// readers see exactly what it sees — then each result is applied in its
+    /// own savepoint (a segment that fails leaves the others' results). The
+    /// writer is held for the slowest query plus the applies, not for every
+    /// query in turn. One alone is evaluated in the transaction itself.
     public func refreshSegments(_ segments: [SegmentRefresh], context: RuleContext, subscriptions: [SegmentSubscription] = []) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
         let compiled = segments.map { segment -> Result<(CompiledSegment, SegmentRefresh), StoreError> in
             var query = SegmentQuery(context: context)
@@ -105,7 +93,10 @@ extension SQLiteStore {
         return try await pool.writeWithoutTransaction { db in
             var results: [Result<(members: Int, entered: Int, exited: Int), StoreError>] = []
             try db.inTransaction(.immediate) {
-                let members = Self.evaluateSideBySide(compiled.compactMap { try? $0.get().0 }, on: pool)
+                let ready = compiled.compactMap { try? $0.get().0 }
+                let members: [Result<([String]?, Duration), StoreError>] = ready.count == 1
+                    ? [.success((nil, .zero))]
+                    : Self.evaluateSideBySide(ready, on: pool).map { $0.map { ($0.0 as [String]?, $0.1) } }
                 var next = members.makeIterator()
                 results = compiled.map { segment in
                     segment.flatMap { segment, options in

@@ -322,21 +322,9 @@ public struct DefinitionEvaluator: Sendable {
     /// profiles updated after `asOf` keep their membership, which the
     /// incremental runs decide.
     public func refresh(segment: SegmentDefinition, asOf: Milliseconds, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool = false) async throws -> Run {
-        let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: segment.tenantID, asOf: asOf)
-        let runID = newID()
-        try await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "computing")
-        do {
-            return try await recorded(.segment, segment.name, segment.tenantID, asOf, id: runID) {
-                guard let rules = segment.rules else { return (0, 0, 0) }
-                let result = try await store.refreshSegment(
-                    segment.name, rules: rules, context: context, runID: runID, nextRefreshAt: nextRefreshAt,
-                    yieldingToIncremental: yieldingToIncremental, subscriptions: subscriptions(tenant: segment.tenantID))
-                return (result.members, result.entered, result.exited)
-            }
-        } catch {
-            try? await store.setSegmentStatus(tenant: segment.tenantID, segment: segment.name, status: "stale")
-            throw error
-        }
+        guard segment.rules != nil else { throw StoreError("segment \(segment.name) has no rules: it is not evaluated") }
+        let outcomes = await refresh(segments: [SegmentRun(segment: segment, nextRefreshAt: nextRefreshAt, yieldingToIncremental: yieldingToIncremental)], asOf: asOf)
+        return try outcomes[0].result.get()
     }
 
     /// Re-evaluates dynamic `segments` of `tenant` (in the order given:
