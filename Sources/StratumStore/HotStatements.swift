@@ -1,9 +1,9 @@
 import CSQLite
 import GRDB
 
-/// The statements run for every event (ingestion) or every profile (the
-/// trait write pass), prepared once per write transaction and driven through
-/// SQLite's C API.
+/// The statements run for every event (ingestion), every profile (the trait
+/// write pass) or every membership change (segment runs), prepared once per
+/// write transaction and driven through SQLite's C API.
 ///
 /// `db.cachedStatement(sql:)` hashes and compares the whole SQL text on every
 /// call, and `StatementArguments` boxes each value in an existential array;
@@ -15,6 +15,7 @@ final class HotStatements {
     enum Kind: Int, CaseIterable {
         case eventExists, identifierOwner, insertEvent, updateProfile, updateProfileWithData, insertProfile, insertIdentifier, setPrimary
         case rewriteComputedTraits
+        case insertMembership, deleteMembership, insertSegmentChange
 
         var sql: String {
             switch self {
@@ -61,6 +62,12 @@ final class HotStatements {
             case .rewriteComputedTraits:
                 // Only if the row is still as it was read.
                 "UPDATE profiles SET computed_traits = ?1 WHERE tenant_id = ?2 AND id = ?3 AND computed_traits = ?4"
+            case .insertMembership:
+                "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES (?1, ?2, ?3, ?4)"
+            case .deleteMembership:
+                "DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id = ?3"
+            case .insertSegmentChange:
+                "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             }
         }
     }

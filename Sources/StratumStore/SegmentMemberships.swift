@@ -94,9 +94,9 @@ extension SQLiteStore {
             var results: [Result<(members: Int, entered: Int, exited: Int), StoreError>] = []
             try db.inTransaction(.immediate) {
                 let ready = compiled.compactMap { try? $0.get().0 }
-                let members: [Result<([String]?, Duration), StoreError>] = ready.count == 1
-                    ? [.success((nil, .zero))]
-                    : Self.evaluateSideBySide(ready, on: pool).map { $0.map { ($0.0 as [String]?, $0.1) } }
+                let members: [Result<([String], Duration), StoreError>] = ready.count == 1
+                    ? [Self.evaluateAlone(ready[0], in: db)]
+                    : Self.evaluateSideBySide(ready, on: pool)
                 var next = members.makeIterator()
                 results = compiled.map { segment in
                     segment.flatMap { segment, options in
@@ -106,7 +106,7 @@ extension SQLiteStore {
                             do {
                                 try db.inSavepoint {
                                     result = try Self.apply(
-                                        segment, members: ids, queried: queried, context: context, nextRefreshAt: options.nextRefreshAt, incremental: false,
+                                        segment, members: ids, queried: queried, context: context, nextRefreshAt: options.nextRefreshAt,
                                         yieldingToIncremental: options.yieldingToIncremental, subscriptions: subscriptions, in: db)
                                     return .commit
                                 }
@@ -149,6 +149,14 @@ extension SQLiteStore {
         return results.withLock { $0.map { $0 ?? .failure(StoreError("not evaluated")) } }
     }
 
+    /// The members a lone segment's query selects, run in the write transaction itself.
+    static func evaluateAlone(_ segment: CompiledSegment, in db: Database) -> Result<([String], Duration), StoreError> {
+        let started = ContinuousClock.now
+        return Result { try String.fetchAll(db, sql: segment.select, arguments: StatementArguments(segment.argumentValues)) }
+            .map { ($0, ContinuousClock.now - started) }
+            .mapError { StoreError("\($0)") }
+    }
+
     /// One segment of an incremental refresh: its name, rules and run id.
     public struct IncrementalRefresh: Sendable {
         public var name: String
@@ -182,7 +190,7 @@ extension SQLiteStore {
                     var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
                     do {
                         try db.inSavepoint {
-                            result = try Self.apply(segment, members: nil, context: context, nextRefreshAt: nil, incremental: true, yieldingToIncremental: false, subscriptions: subscriptions, in: db)
+                            result = try Self.applyIncrementally(segment, context: context, subscriptions: subscriptions, in: db)
                             return .commit
                         }
                         return .success(result)
@@ -217,36 +225,81 @@ extension SQLiteStore {
         for id in ids { try insert.execute(arguments: [id]) }
     }
 
-    /// Makes one segment's stored membership equal its compiled query's result
-    /// (for the profiles in temp.scope when `incremental`), recording changes,
-    /// deliveries and the segment's state. `members`: the query's result when
-    /// it already ran (on a reader, with this transaction holding the writer),
-    /// and `queried` how long that took (part of computation_duration_ms).
-    static func apply(_ segment: CompiledSegment, members selected: [String]?, queried: Duration = .zero, context: RuleContext, nextRefreshAt: Milliseconds?, incremental: Bool, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+    /// Makes a segment's stored membership equal `selected` (its query's result,
+    /// for every profile of the tenant), recording each entry and exit, the
+    /// deliveries and the segment's state. `queried`: how long the query took
+    /// (part of computation_duration_ms).
+    ///
+    /// The difference is found by walking the selected ids and the stored
+    /// members side by side, both in SQLite's order, so only the changes are
+    /// written: a run that changes nothing reads the members once and writes
+    /// none, and the writer is held that much less. With
+    /// `yieldingToIncremental`, profiles updated after the evaluation instant
+    /// keep the membership they have.
+    static func apply(_ segment: CompiledSegment, members selected: [String], queried: Duration = .zero, context: RuleContext, nextRefreshAt: Milliseconds?, yieldingToIncremental: Bool, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
+        let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
+        let started = ContinuousClock.now
+        var selected = selected
+        if !zip(selected, selected.dropFirst()).allSatisfy({ ProfileOrder.compare($0, $1) < 0 }) {
+            selected.sort(by: ProfileOrder.precedes)
+            selected = selected.enumerated().filter { $0.offset == 0 || !ProfileOrder.equal(selected[$0.offset - 1], $0.element) }.map(\.element)
+        }
+        let stored = try String.fetchAll(db, sql: "SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ? ORDER BY profile_id", arguments: [tenant, name])
+        let recent = yieldingToIncremental
+            ? Set(try String.fetchAll(db, sql: "SELECT id FROM profiles WHERE tenant_id = ? AND updated_at > ?", arguments: [tenant, asOf]))
+            : []
+        var entered: [String] = []
+        var exited: [String] = []
+        var (next, member) = (0, 0)
+        while next < selected.count || member < stored.count {
+            let order = next == selected.count ? 1 : member == stored.count ? -1 : ProfileOrder.compare(selected[next], stored[member])
+            if order < 0 {
+                if !recent.contains(selected[next]) { entered.append(selected[next]) }
+                next += 1
+            } else if order > 0 {
+                if !recent.contains(stored[member]) { exited.append(stored[member]) }
+                member += 1
+            } else {
+                (next, member) = (next + 1, member + 1)
+            }
+        }
+        let statements = HotStatements(db: db)
+        func record(_ id: String, _ change: String) throws {
+            var statement = try statements.statement(.insertSegmentChange)
+            for text in [tenant, name, id, change] { statement.bind(text) }
+            statement.bind(asOf)
+            statement.bind(runID)
+            try statement.execute()
+        }
+        for id in entered {
+            try record(id, "entered")
+            var insert = try statements.statement(.insertMembership)
+            for text in [tenant, name, id] { insert.bind(text) }
+            insert.bind(asOf)
+            try insert.execute()
+        }
+        for id in exited {
+            try record(id, "exited")
+            var delete = try statements.statement(.deleteMembership)
+            for text in [tenant, name, id] { delete.bind(text) }
+            try delete.execute()
+        }
+        let members = stored.count + entered.count - exited.count
+        try finish(segment, context: context, members: members, entered: entered.count, exited: exited.count, full: true,
+                   duration: ContinuousClock.now - started + queried, nextRefreshAt: nextRefreshAt, subscriptions: subscriptions, in: db)
+        return (members, entered.count, exited.count)
+    }
+
+    /// Makes the stored membership of the profiles in temp.scope equal the
+    /// segment's compiled query's result for them, recording changes and
+    /// deliveries; the segment's count follows, its status and metrics are
+    /// the full runs'.
+    static func applyIncrementally(_ segment: CompiledSegment, context: RuleContext, subscriptions: [SegmentSubscription], in db: Database) throws -> (members: Int, entered: Int, exited: Int) {
         let (name, runID, tenant, asOf) = (segment.name, segment.runID, context.tenant, context.asOf)
         let started = ContinuousClock.now
         try db.execute(sql: "DROP TABLE IF EXISTS temp.new_members")
         try db.execute(sql: "CREATE TEMP TABLE new_members (id TEXT PRIMARY KEY)")
-        // The scope: every profile, or the touched ones.
-        let scope = incremental ? " AND profile_id IN (SELECT id FROM temp.scope)" : ""
-        if let selected {
-            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO temp.new_members (id) VALUES (?)")
-            for id in selected { try insert.execute(arguments: [id]) }
-        } else {
-            try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
-        }
-        if yieldingToIncremental && !incremental {
-            // Profiles updated after the evaluation instant keep the membership they have.
-            try db.execute(sql: "DROP TABLE IF EXISTS temp.recent")
-            try db.execute(sql: "CREATE TEMP TABLE recent (id TEXT PRIMARY KEY)")
-            try db.execute(sql: "INSERT INTO temp.recent (id) SELECT id FROM profiles WHERE tenant_id = ? AND updated_at > ?", arguments: [tenant, asOf])
-            try db.execute(sql: "DELETE FROM temp.new_members WHERE id IN (SELECT id FROM temp.recent)")
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO temp.new_members (id)
-                SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id IN (SELECT id FROM temp.recent)
-                """, arguments: [tenant, name])
-            try db.execute(sql: "DROP TABLE temp.recent")
-        }
+        try db.execute(sql: "INSERT INTO temp.new_members (id) " + segment.select, arguments: StatementArguments(segment.argumentValues))
         try db.execute(sql: """
             INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
             SELECT ?1, ?2, n.id, 'entered', ?3, ?4 FROM temp.new_members n
@@ -257,40 +310,48 @@ extension SQLiteStore {
         try db.execute(sql: """
             INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id)
             SELECT ?1, ?2, m.profile_id, 'exited', ?3, ?4 FROM segment_memberships m
-            WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)\(scope.replacingOccurrences(of: "profile_id", with: "m.profile_id"))
+            WHERE m.tenant_id = ?1 AND m.segment = ?2 AND m.profile_id NOT IN (SELECT id FROM temp.new_members)
+              AND m.profile_id IN (SELECT id FROM temp.scope)
             ORDER BY m.profile_id
             """, arguments: [tenant, name, asOf, runID])
         let exited = db.changesCount
         try db.execute(sql: """
-            DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)\(scope)
+            DELETE FROM segment_memberships WHERE tenant_id = ?1 AND segment = ?2 AND profile_id NOT IN (SELECT id FROM temp.new_members)
+              AND profile_id IN (SELECT id FROM temp.scope)
             """, arguments: [tenant, name])
         try db.execute(sql: """
             INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at)
             SELECT ?1, ?2, id, ?3 FROM temp.new_members WHERE true
             ON CONFLICT (tenant_id, segment, profile_id) DO NOTHING
             """, arguments: [tenant, name, asOf])
-        if entered + exited > 0 {
-            try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: name, runID: runID, asOf: asOf, subscriptions: subscriptions)
-        }
-        let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
         try db.execute(sql: "DROP TABLE temp.new_members")
-        let elapsed = ContinuousClock.now - started + queried
-        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        if !incremental {
+        let members = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, name]) ?? 0
+        try finish(segment, context: context, members: members, entered: entered, exited: exited, full: false,
+                   duration: ContinuousClock.now - started, nextRefreshAt: nil, subscriptions: subscriptions, in: db)
+        return (members, entered, exited)
+    }
+
+    /// What every run ends with: deliveries for its changes, and the segment's
+    /// state (a full run's status and metrics; an incremental run's count).
+    private static func finish(_ segment: CompiledSegment, context: RuleContext, members: Int, entered: Int, exited: Int, full: Bool, duration: Duration, nextRefreshAt: Milliseconds?, subscriptions: [SegmentSubscription], in db: Database) throws {
+        let (name, tenant) = (segment.name, context.tenant)
+        if entered + exited > 0 {
+            try Self.enqueueSegmentDeliveries(db, tenant: tenant, segment: name, runID: segment.runID, asOf: context.asOf, subscriptions: subscriptions)
+        }
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if full {
             try db.execute(sql: """
                 INSERT INTO segment_state (tenant_id, segment, status, profile_count, last_computed_at, computation_duration_ms, next_refresh_at)
                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)
                 ON CONFLICT (tenant_id, segment) DO UPDATE SET status = 'active', profile_count = ?3, last_computed_at = ?4,
                   computation_duration_ms = ?5, next_refresh_at = COALESCE(?6, next_refresh_at)
-                """, arguments: [tenant, name, members, asOf, milliseconds, nextRefreshAt])
+                """, arguments: [tenant, name, members, context.asOf, milliseconds, nextRefreshAt])
         } else {
-            // An incremental run changes the count only: the status and metrics are the full runs'.
             try db.execute(sql: """
                 INSERT INTO segment_state (tenant_id, segment, status, profile_count) VALUES (?1, ?2, 'stale', ?3)
                 ON CONFLICT (tenant_id, segment) DO UPDATE SET profile_count = ?3
                 """, arguments: [tenant, name, members])
         }
-        return (members, entered, exited)
     }
 
     /// The recorded state of a tenant's segments.
