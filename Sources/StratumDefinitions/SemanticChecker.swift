@@ -221,8 +221,8 @@ struct SemanticChecker {
         switch op {
         case .withinLast, .notWithinLast:
             if unit == nil { report(place, pointer, "\"\(op.rawValue)\" needs a unit", hint: "add unit: minutes, hours or days") }
-            guard let amount = value.numberValue, amount > 0, amount.rounded() == amount else {
-                report(place, valuePointer, "\"\(op.rawValue)\" needs a positive whole number of units, found \(value.briefDescription)")
+            guard let amount = value.numberValue, amount > 0, amount.rounded() == amount, amount <= Self.longestWindow else {
+                report(place, valuePointer, "\"\(op.rawValue)\" needs a positive whole number of units, at most \(Int(Self.longestWindow)), found \(value.briefDescription)")
                 return
             }
         case .before, .after:
@@ -378,6 +378,12 @@ struct SemanticChecker {
         checkComparison(condition.operator, value: condition.value, unit: condition.unit, kind: kind, subject: condition.field, place, pointer)
     }
 
+    /// The longest relative window of a field condition, in any unit (100 years
+    /// in minutes, as the schemas' windows), and the largest event count: past
+    /// them instants and counts would overflow.
+    static let longestWindow: Double = 52_560_000
+    static let largestCount: Double = 1_000_000_000_000
+
     private mutating func checkEventCondition(_ condition: EventCondition, _ place: Place, _ pointer: JSONPointer) {
         checkPropertyConditions(condition.where, event: condition.eventName, place, pointer.appending("where"))
         if let source = condition.source, named(definitions.sources, source, tenant: place.tenant) == nil {
@@ -387,17 +393,17 @@ struct SemanticChecker {
             let valuePointer = pointer.appending("count").appending("value")
             if count.operator == .between {
                 let bounds = count.value.arrayValue?.compactMap(\.numberValue) ?? []
-                if bounds.count != 2 || bounds.contains(where: { $0 < 0 || $0.rounded() != $0 }) || count.value.arrayValue?.count != 2 {
-                    report(place, valuePointer, "a count between needs two whole numbers [low, high], found \(count.value.briefDescription)")
+                if bounds.count != 2 || bounds.contains(where: { $0 < 0 || $0.rounded() != $0 || $0 > Self.largestCount }) || count.value.arrayValue?.count != 2 {
+                    report(place, valuePointer, "a count between needs two whole numbers [low, high] from 0 to \(Int(Self.largestCount)), found \(count.value.briefDescription)")
                 } else if bounds[0] > bounds[1] {
                     report(place, valuePointer, "\"between\" bounds are reversed", hint: "write [\(JSONValue.number(bounds[1]).jsonText()), \(JSONValue.number(bounds[0]).jsonText())]")
                 }
-            } else if let number = count.value.numberValue, number >= 0, number.rounded() == number {
+            } else if let number = count.value.numberValue, number >= 0, number.rounded() == number, number <= Self.largestCount {
                 if condition.operator == .notWithinLast {
                     report(place, pointer.appending("count"), "count applies only to within_last", hint: "remove count, or use within_last")
                 }
             } else {
-                report(place, valuePointer, "an event count is a whole number, found \(count.value.briefDescription)")
+                report(place, valuePointer, "an event count is a whole number from 0 to \(Int(Self.largestCount)), found \(count.value.briefDescription)")
             }
         }
     }

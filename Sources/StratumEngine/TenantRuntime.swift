@@ -1,6 +1,7 @@
 import Foundation
 import StratumCrypto
 import StratumDefinitions
+import StratumStore
 
 /// What the running daemon needs of one tenant's definitions.
 public struct TenantRuntime: Sendable {
@@ -15,6 +16,8 @@ public struct TenantRuntime: Sendable {
     public var plannedRequiredProperties: [String: [String]]
     /// Enabled webhooks subscribed to profile and event types (not segment ones).
     public var profileSubscriptions: [ProfileSubscription]
+    /// Enabled webhooks subscribed to segment.entered or segment.exited.
+    public var segmentSubscriptions: [SegmentSubscription]
 
     public init(tenant: String, definitions: DefinitionSet) {
         self.tenant = tenant
@@ -35,6 +38,14 @@ public struct TenantRuntime: Sendable {
         profileSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
             let types = Set(webhook.events).subtracting([.segmentEntered, .segmentExited])
             return types.isEmpty ? nil : ProfileSubscription(webhook: webhook.name, types: types, requiresConsent: webhook.requiresConsent, segments: webhook.segments.map(Set.init))
+        }
+        segmentSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
+            let entered = webhook.events.contains(.segmentEntered)
+            let exited = webhook.events.contains(.segmentExited)
+            guard entered || exited else { return nil }
+            return SegmentSubscription(
+                webhook: webhook.name, entered: entered, exited: exited, segments: webhook.segments.map(Set.init),
+                requiresConsent: webhook.requiresConsent, batchSize: webhook.batchSize ?? WebhookDefinition.defaultBatchSize)
         }
     }
 }

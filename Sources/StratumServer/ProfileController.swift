@@ -98,9 +98,14 @@ struct ProfileController: Sendable {
     func segments(_ request: Request, id: String) async throws -> Response {
         let tenant = try tenant(request)
         guard let evaluator = state.evaluator else { throw APIError.notFound("segments are not evaluated by this server") }
-        guard let profile = try await state.store.read({ try $0.profile(tenant: tenant, id: id) }) else {
-            throw APIError.notFound("no profile \(id)")
+        let found = try await state.store.read { reader -> (ProfileRecord?, String?) in
+            if let profile = try reader.profile(tenant: tenant, id: id) { return (profile, nil) }
+            return (nil, try reader.survivor(tenant: tenant, absorbedID: id))
         }
+        if let survivor = found.1 {
+            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)/segments"])
+        }
+        guard let profile = found.0 else { throw APIError.notFound("no profile \(id)") }
         let names = try await evaluator.store.segments(tenant: tenant, profileID: id)
         return jsonResponse(["profile_id": .string(id), "segments": .array(names.map(JSONValue.string)), "computed_traits": .object(profile.computedTraits)])
     }

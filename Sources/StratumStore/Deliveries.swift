@@ -87,7 +87,8 @@ extension SQLiteStore {
                         "timestamp": .string(Instant.format(milliseconds: asOf)),
                         "data": ["tenant": .string(tenant), "segment": .string(segment), "profiles": .array(profiles)],
                     ]
-                    let id = "msg_" + String(Digest.sha256Hex("\(runID)|\(subscription.webhook)|\(change)|\(index)").prefix(32))
+                    // The segment too: a merge's run moves memberships of several segments.
+                    let id = "msg_" + String(Digest.sha256Hex("\(runID)|\(segment)|\(subscription.webhook)|\(change)|\(index)").prefix(32))
                     try db.execute(sql: """
                         INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
                         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')

@@ -219,7 +219,9 @@ struct SegmentQuery {
                 guard let moment = Self.instant(given) else { return "0" }
                 return "\(expression) = \(bind(moment))"
             case (_, .string) where Self.instant(given) != nil:
-                return "\(instant) = \(bind(Self.instant(given)))"
+                // A stored value that is no date is simply not equal (0, not NULL), so
+                // `not_equals` and `not_in` keep it.
+                return "COALESCE(\(instant) = \(bind(Self.instant(given))), 0)"
             case (.json(let type), .bool(let flag)): return "\(type) = '\(flag ? "true" : "false")'"
             case (.json, .number): return "(\(isNumber) AND \(expression) = \(bind(Self.sqlValue(given))))"
             case (.json, .string): return "(\(isText) AND \(expression) = \(bind(Self.sqlValue(given))))"
@@ -352,11 +354,13 @@ struct SegmentQuery {
         let target = count.value.numberValue ?? 0
         let zeroMatches: Bool
         switch count.operator {
+        case .greaterThan: zeroMatches = target < 0
+        case .greaterOrEqual: zeroMatches = target <= 0
         case .lessThan: zeroMatches = target > 0
-        case .lessOrEqual: zeroMatches = true
+        case .lessOrEqual: zeroMatches = target >= 0
         case .notEquals: zeroMatches = target != 0
         case .equals: zeroMatches = target == 0
-        case .between: zeroMatches = count.value.arrayValue?.first?.numberValue == 0
+        case .between: zeroMatches = (count.value.arrayValue?.compactMap(\.numberValue)).map { $0.count == 2 && $0[0] <= 0 && $0[1] >= 0 } ?? false
         default: zeroMatches = false
         }
         let counted = "p.id IN (\(matching) HAVING \(having))"

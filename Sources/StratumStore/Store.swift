@@ -58,6 +58,10 @@ public protocol StoreTransaction: StoreReader {
     /// Reassigns every event of `from` to `to`; returns how many moved.
     func moveEvents(tenant: String, from: String, to: String) throws -> Int
     func moveConsents(tenant: String, from: String, to: String) throws
+    /// Gives `to` the segment memberships of `from` (a merge): each is recorded
+    /// as `from` exiting and, unless `to` was already a member, `to` entering,
+    /// under `runID` at `instant`, with deliveries for `subscriptions`.
+    func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws
     /// Gives `to` the computed traits of `from` that it has none of (values kept
     /// as written: exact decimals stay exact).
     func carryComputedTraits(tenant: String, from: String, to: String) throws

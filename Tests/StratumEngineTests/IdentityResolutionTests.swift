@@ -86,6 +86,43 @@ struct IdentityResolutionTests {
         #expect(identifiers.count == 5)
     }
 
+    /// The absorbed profile's memberships (static ones are kept nowhere else)
+    /// go to the survivor: recorded as the absorbed id exiting and the survivor
+    /// entering, under the merge's id, and delivered like any segment change.
+    @Test func aMergeMovesSegmentMembershipsToTheSurvivor() async throws {
+        let harness = try EngineHarness(definitions: [
+            "vip.yaml": "kind: Segment\nname: vip\nsegment_type: static\n",
+            "both.yaml": "kind: Segment\nname: both\nsegment_type: static\n",
+            "hooks.yaml": "kind: Webhook\nname: hooks\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [segment.entered, segment.exited]\n",
+        ])
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([["type": "identify", "anonymousId": "a1", "traits": ["email": "one@example.com"], "context": ["device": ["id": "ipad-7"]], "messageId": "m1"]])
+        harness.setNow("2026-02-01T00:00:00Z")
+        try await harness.ingest([["type": "identify", "anonymousId": "a2", "traits": ["email": "two@example.com"], "messageId": "m2"]])
+        let older = try #require(try await harness.profileID(type: "email", value: "one@example.com"))
+        let newer = try #require(try await harness.profileID(type: "email", value: "two@example.com"))
+        let at = EngineHarness.instant("2026-02-01T00:00:00Z")
+        _ = try await harness.store.changeStaticMembers(tenant: "default", segment: "vip", add: [newer], remove: [], at: at, runID: "r1")
+        _ = try await harness.store.changeStaticMembers(tenant: "default", segment: "both", add: [older, newer], remove: [], at: at, runID: "r2")
+
+        harness.setNow("2026-03-01T00:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "a2", "event": "Opened App", "context": ["device": ["id": "ipad-7"]], "messageId": "m3"]])
+        #expect(try await harness.profileID(type: "email", value: "two@example.com") == older)
+
+        #expect(try await harness.store.segmentMembers(tenant: "default", segment: "vip", after: nil, limit: 10) == [older])
+        #expect(try await harness.store.segmentMembers(tenant: "default", segment: "both", after: nil, limit: 10) == [older])
+        #expect(try await harness.store.segments(tenant: "default", profileID: older) == ["both", "vip"])
+        #expect(try await harness.store.segmentStates(tenant: "default").map { "\($0.segment) \($0.profileCount)" } == ["both 1", "vip 1"])
+        let merge = try #require(try await harness.read { try $0.merges(tenant: "default", survivorID: older) }.first)
+        let changes = try await harness.store.segmentChanges(tenant: "default").filter { $0.runID == merge.id }
+        #expect(changes.map { "\($0.segment) \($0.profileID == older ? "survivor" : "absorbed") \($0.change)" } == [
+            "both absorbed exited", "vip absorbed exited", "vip survivor entered",
+        ])
+        #expect(changes.allSatisfy { $0.changedAt == EngineHarness.instant("2026-03-01T00:00:00Z") })
+        let deliveries = try await harness.store.deliveries(tenant: "default", webhook: "hooks").filter { $0.createdAt == EngineHarness.instant("2026-03-01T00:00:00Z") }
+        #expect(deliveries.map(\.eventType).sorted() == ["segment.entered", "segment.exited", "segment.exited"])
+    }
+
     @Test func twoDifferentUserIDsNeverMerge() async throws {
         let harness = try EngineHarness()
         try await harness.ingest([["type": "identify", "userId": "alice", "anonymousId": "shared-kiosk", "messageId": "m1"]])
@@ -140,6 +177,26 @@ struct IdentityResolutionTests {
         // Had the blocked value been an identifier, both would share a profile.
         #expect(profileID(of: first[0]) != profileID(of: second[0]))
         #expect(try await harness.read { try $0.countProfiles(tenant: "default") } == 2)
+        // Nor is it anyone's external id.
+        for outcome in first + second {
+            #expect(try await harness.profile(try #require(profileID(of: outcome)))?.externalID == nil)
+        }
+    }
+
+    /// A phone's normal form gains a "+" (and a country code), which the blocked
+    /// patterns would never match: the value as sent is checked too.
+    @Test(arguments: ["000-000-0000", "0000000000", " 0000000 "])
+    func placeholderPhonesAreBlocked(_ phone: String) async throws {
+        let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: rules\nphone_default_country_code: \"+1\"\n"])
+        let first = try await harness.ingest([["type": "identify", "anonymousId": "a-1", "traits": ["phone": .string(phone)], "messageId": "m1"]])
+        let second = try await harness.ingest([["type": "identify", "anonymousId": "a-2", "traits": ["phone": "0000000000"], "messageId": "m2"]])
+        #expect(profileID(of: first[0]) != profileID(of: second[0]))
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: try #require(profileID(of: first[0]))) }
+        #expect(identifiers.map(\.type) == ["anonymous_id"])
+        // A real number still is one.
+        let real = try await harness.ingest([["type": "identify", "anonymousId": "a-3", "traits": ["phone": "(415) 555-0100"], "messageId": "m3"]])
+        let attached = try await harness.read { try $0.identifiers(tenant: "default", profileID: try #require(profileID(of: real[0]))) }
+        #expect(attached.map(\.type).sorted() == ["anonymous_id", "phone"])
     }
 
     @Test func aMessageWithOnlyBlockedIdentifiersIsStoredWithoutAProfile() async throws {

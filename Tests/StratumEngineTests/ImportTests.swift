@@ -1,4 +1,5 @@
 import Foundation
+import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
@@ -78,6 +79,42 @@ struct ImportTests {
         let again = try await importer.run(Array(text.utf8), format: .jsonl)
         #expect(again.stored == 0)
         #expect(again.duplicates == 3)
+    }
+
+    /// History keeps its dates: a line exported from Segment is corrected for
+    /// clock skew against its own receivedAt (or sentAt), not the import's time.
+    @Test func exportedLinesKeepTheirOwnDates() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-11-27T09:00:00Z")
+        let text = """
+            {"type":"track","userId":"u1","event":"A","messageId":"a","originalTimestamp":"2024-01-01T00:00:00Z","sentAt":"2024-01-01T00:00:02Z","receivedAt":"2024-01-01T00:00:03Z"}
+            {"type":"track","userId":"u1","event":"B","messageId":"b","timestamp":"2024-02-01T00:00:00Z","sentAt":"2024-02-01T00:00:05Z"}
+            {"type":"track","userId":"u1","event":"C","messageId":"c","timestamp":"2024-03-01T00:00:00Z"}
+            {"type":"track","userId":"u1","event":"D","messageId":"d","receivedAt":"yesterday"}
+            """
+        let summary = try await Importer(store: harness.store, pipeline: harness.pipeline, source: harness.source).run(Array(text.utf8), format: .jsonl)
+        #expect(summary.stored == 3)
+        #expect(summary.problems.map(\.line) == [4])
+        #expect(summary.problems.first?.message.hasPrefix("receivedAt: ") == true)
+        let id = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+        let events = try await harness.read { try $0.events(tenant: "default", profileID: id, after: nil, limit: 10) }
+        let times = Dictionary(uniqueKeysWithValues: events.map { ($0.eventName, Instant.format(milliseconds: $0.eventTime)) })
+        #expect(times == ["A": "2024-01-01T00:00:01.000Z", "B": "2024-02-01T00:00:00.000Z", "C": "2024-03-01T00:00:00.000Z"])
+        let received = Dictionary(uniqueKeysWithValues: events.map { ($0.eventName, Instant.format(milliseconds: $0.receivedAt)) })
+        #expect(received["A"] == "2024-01-01T00:00:03.000Z")
+        #expect(received["C"] == "2026-11-27T09:00:00.000Z")
+    }
+
+    /// A row CSV cannot read is reported and skipped; the rows after it are imported.
+    @Test func aMalformedCSVRowIsSkippedAndTheRestImported() async throws {
+        let harness = try EngineHarness(definitions: Self.crmDefinitions)
+        let source = try #require(harness.runtime.source(named: "crm"))
+        let text = "id,mail,tier,since,card\nc-1,one@example.com,gold,,\nc-2,\"Bob\"by,silver,,\nc-3,three@example.com,bronze,,\nc-4,four@example.com,,,\n"
+        let summary = try await Importer(store: harness.store, pipeline: harness.pipeline, source: source).run(Array(text.utf8), format: .csv)
+        #expect(summary.stored == 3)
+        #expect(summary.problems.map { "\($0.line):\($0.column)" } == ["3:10"])
+        #expect(summary.problems.first?.message.hasSuffix("the row is skipped") == true)
+        #expect(try await harness.profileID(type: "email", value: "four@example.com") != nil)
     }
 
     @Test func csvRowsBecomeIdentifyCallsThroughTheSourcesMapping() async throws {

@@ -116,6 +116,10 @@ struct SegmentQueryTests {
         try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: equals, value: 2}}", ["dan"])
         // "Fewer than 2" includes those with none.
         try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: less_than, value: 2}}", ["bob", "cat"])
+        // "At least 0" is everyone; "between 0 and 2" includes those with none.
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: greater_or_equal, value: 0}}", ["ann", "bob", "cat", "dan"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: between, value: [0, 2]}}", ["bob", "cat", "dan"])
+        try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, count: {operator: greater_than, value: 0}}", ["ann", "dan"])
         try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, where: [{property: total, operator: greater_than, value: 30}]}", ["ann"])
         try await check("{field: event, event_name: Purchase, operator: within_last, value: 30, unit: days, where: [{property: total, operator: less_than, value: 50}], count: {operator: between, value: [2, 2]}}", ["ann", "dan"])
     }
@@ -176,6 +180,9 @@ struct SegmentQueryTests {
         try await check("{field: profile_data.since, operator: equals, value: \"2026-01-05T00:00:00.000Z\"}", ["dan"])
         try await check("{field: profile_data.since, operator: before, value: \"2000-01-01\"}", [])
         try await check("{field: profile_data.since, operator: equals, value: \"1990\"}", ["bob"])
+        // A value that is no date is simply not equal to one: not_equals and not_in keep it.
+        try await check("{field: profile_data.since, operator: not_equals, value: \"2026-01-05T00:00:00Z\"}", ["ann", "bob", "cat"])
+        try await check("{field: profile_data.joined, operator: not_in, value: [\"2026-01-05T10:00:00.700Z\", \"1990-01-01\"]}", ["bob", "cat", "dan"])
         // A null in a list matches nothing and hides nothing.
         try await check("{field: profile_data.flag, operator: not_in, value: [1, null]}", ["ann", "cat", "dan"])
         try await check("{field: profile_data.flag, operator: in, value: [1, null]}", ["bob"])

@@ -144,6 +144,21 @@ struct ProfileAPITests {
             #expect(redirect.status == .permanentRedirect)
             #expect(redirect.headers[.location] == "/v1/profiles/\(first)")
             #expect(try await server.get("/v1/profiles/\(first)").json?["total_events"] == 4)
+            let segments = try await server.get("/v1/profiles/\(second)/segments")
+            #expect(segments.status == .permanentRedirect)
+            #expect(segments.headers[.location] == "/v1/profiles/\(first)/segments")
+        }
+    }
+
+    /// Batch-level context merges into each item recursively: an item's
+    /// context.device.type does not erase the batch's context.device.id.
+    @Test func batchContextMergesIntoEachItemRecursively() async throws {
+        try await ServerHarness.run { server async throws in
+            let answer = try await server.send("/v1/batch", #"{"context":{"device":{"id":"dev-1"},"library":{"name":"lib"}},"batch":[{"type":"track","anonymousId":"a","event":"E","context":{"device":{"type":"ios"},"library":"own"}}]}"#)
+            #expect(answer.status == .ok)
+            let id = try #require(try await server.get("/v1/profiles/lookup?identifier=device_id:dev-1").json?["id"]?.stringValue)
+            let events = try await server.get("/v1/profiles/\(id)/events").json?["events"]?.arrayValue ?? []
+            #expect(events.first?["context"] == ["device": ["id": "dev-1", "type": "ios"], "library": "own"])
         }
     }
 

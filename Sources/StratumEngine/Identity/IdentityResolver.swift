@@ -11,6 +11,8 @@ struct IdentityResolver {
     let tenant: String
     let now: Milliseconds
     let newID: () -> String
+    /// Where segment changes caused by a merge are delivered.
+    var segmentSubscriptions: [SegmentSubscription] = []
 
     /// What resolution did, for the profile counters and webhooks.
     struct Outcome {
@@ -169,8 +171,12 @@ struct IdentityResolver {
     }
 
     /// Moves everything of `absorbed` into `survivor`, records the merge, keeps
-    /// the absorbed id resolvable, and deletes the absorbed profile.
+    /// the absorbed id resolvable, and deletes the absorbed profile. Segment
+    /// memberships move first, so the absorbed profile's exits still carry its
+    /// identifiers; they are recorded under the merge's id.
     func merge(_ absorbed: ProfileRecord, into survivor: inout ProfileRecord) throws {
+        let mergeID = newID()
+        try transaction.moveMemberships(tenant: tenant, from: absorbed.id, to: survivor.id, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         let identifiersMoved = try transaction.moveIdentifiers(tenant: tenant, from: absorbed.id, to: survivor.id)
         let eventsMoved = try transaction.moveEvents(tenant: tenant, from: absorbed.id, to: survivor.id)
         try transaction.moveConsents(tenant: tenant, from: absorbed.id, to: survivor.id)
@@ -180,7 +186,7 @@ struct IdentityResolver {
         survivor.dataChanged = true
         try transaction.deleteProfile(tenant: tenant, id: absorbed.id)
         try transaction.insertMerge(MergeRecord(
-            tenantID: tenant, id: newID(), survivorID: survivor.id, absorbedID: absorbed.id, mergedAt: now,
+            tenantID: tenant, id: mergeID, survivorID: survivor.id, absorbedID: absorbed.id, mergedAt: now,
             reason: "identifiers matched both profiles", identifiersMoved: identifiersMoved, eventsMoved: eventsMoved))
         try transaction.insertAlias(tenant: tenant, absorbedID: absorbed.id, survivorID: survivor.id, at: now)
     }

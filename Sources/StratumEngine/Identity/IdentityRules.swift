@@ -54,6 +54,7 @@ public struct IdentityRules: Sendable {
     /// identifier (empty, blocked, or not an email/phone for those types).
     public func normalize(_ raw: String, type: String) -> String? {
         let rule = rule(for: type)
+        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         var value: String
         switch rule.normalization {
         case .email:
@@ -66,7 +67,9 @@ public struct IdentityRules: Sendable {
         case .none:
             value = raw
         }
-        guard !value.isEmpty, !isBlocked(value) else { return nil }
+        // The value as sent is checked too: a phone's normal form gains a "+" (and
+        // maybe a country code), which `^[0-]*$` would never match.
+        guard !value.isEmpty, !isBlocked(value), !isBlocked(trimmed) else { return nil }
         return value
     }
 

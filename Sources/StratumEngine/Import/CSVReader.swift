@@ -43,6 +43,13 @@ public struct CSVReader {
         }
     }
 
+    /// Skips the rest of the current line, after a syntax error: reading goes
+    /// on with the next line, so one bad row does not hide the rows after it.
+    public mutating func skipLine() {
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\n"), bytes[index] != UInt8(ascii: "\r") { index += 1 }
+        if index < bytes.count { advanceNewline() }
+    }
+
     private mutating func advance() {
         if bytes[index] & 0xC0 != 0x80 { column += 1 }
         index += 1

@@ -65,7 +65,12 @@ public struct Importer: Sendable {
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 do {
                     let value = try JSONParser.parse(Array(line))
-                    let message = try MessageParser.parse(value, type: nil, path: "", receivedAt: receivedAt, newMessageID: {
+                    // A line exported from Segment says when it was received (or at least
+                    // sent): history keeps its dates instead of taking the import's.
+                    let object = value.objectValue ?? [:]
+                    let received = try MessageParser.instantField(object, "receivedAt", "receivedAt")
+                        ?? MessageParser.instantField(object, "sentAt", "sentAt") ?? receivedAt
+                    let message = try MessageParser.parse(value, type: nil, path: "", receivedAt: received, newMessageID: {
                         // Deterministic, so importing the same file twice stores nothing new.
                         "import:" + Digest.sha256Hex(source.name + "\n" + String(decoding: line, as: UTF8.self))
                     })
@@ -106,8 +111,9 @@ public struct Importer: Sendable {
                     guard let next = try reader.next() else { break }
                     row = next
                 } catch {
-                    summary.problems.append(Problem(line: error.line, column: error.column, message: error.message))
-                    break
+                    summary.problems.append(Problem(line: error.line, column: error.column, message: error.message + "; the row is skipped"))
+                    reader.skipLine()
+                    continue
                 }
                 let line = row.first?.line ?? 0
                 guard row.count == names.count else {

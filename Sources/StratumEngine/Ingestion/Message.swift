@@ -79,8 +79,7 @@ public enum MessageParser {
         }
         var properties = try objectField(object, "properties", field("properties"))
         let traits = try objectField(object, "traits", field("traits"))
-        var context = batchContext ?? JSONObject()
-        for (key, member) in try objectField(object, "context", field("context")) { context[key] = member }
+        let context = Self.merged(batchContext ?? JSONObject(), with: try objectField(object, "context", field("context")))
 
         var eventName = type.rawValue
         var previousID: String?
@@ -112,17 +111,19 @@ public enum MessageParser {
             break
         }
 
-        var messageID: String
+        let messageID: String
         if let given = object["messageId"] {
-            guard let text = given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }), !text.isEmpty else {
-                throw MessageError(path: field("messageId"), message: "expected a non-empty string, found \(given.briefDescription)")
+            // Trimmed before it is checked: " " and "  " would otherwise both become
+            // the empty key, and every later blank id a duplicate of the first.
+            guard let text = (given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }))?.trimmingCharacters(in: .whitespaces),
+                  !text.isEmpty else {
+                throw MessageError(path: field("messageId"), message: "expected a non-empty string, found \(given.briefDescription); omit it to have one assigned")
             }
             guard text.utf8.count <= 200 else { throw MessageError(path: field("messageId"), message: "longer than 200 bytes") }
             messageID = text
         } else {
             messageID = newMessageID()
         }
-        messageID = messageID.trimmingCharacters(in: .whitespaces)
 
         let timestamp = try instantField(object, "timestamp", field("timestamp"))
         let originalTimestamp = try instantField(object, "originalTimestamp", field("originalTimestamp"))
@@ -155,6 +156,21 @@ public enum MessageParser {
         if trimmed.isEmpty { return nil }
         guard trimmed.utf8.count <= 500 else { throw MessageError(path: path, message: "longer than 500 bytes") }
         return trimmed
+    }
+
+    /// The batch's context with an item's merged in, object members merged
+    /// recursively and the item's values winning: a batch-wide
+    /// `context.device.id` survives an item's `context.device.type`.
+    static func merged(_ base: JSONObject, with item: JSONObject) -> JSONObject {
+        var result = base
+        for (key, value) in item {
+            if case .object(let inner) = value, case .object(let outer)? = result[key] {
+                result[key] = .object(merged(outer, with: inner))
+            } else {
+                result[key] = value
+            }
+        }
+        return result
     }
 
     static func objectField(_ object: JSONObject, _ key: String, _ path: String) throws(MessageError) -> JSONObject {

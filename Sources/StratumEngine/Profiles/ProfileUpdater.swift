@@ -21,7 +21,10 @@ struct ProfileUpdater {
             for (key, value) in message.traits { profile.profileData[key] = value }
             profile.dataChanged = true
         }
-        if let userID = message.userID, profile.externalID == nil { profile.externalID = userID }
+        // Only a userId the identity rules accept: a blocked one ("anonymous") is no one's id.
+        if profile.externalID == nil, let userID = message.userID, let accepted = tenant.identity.identifier(type: "external_id", raw: userID) {
+            profile.externalID = accepted.normalized
+        }
         if profile.totalPurchases > 0 {
             profile.storedStage = .customer
         }

@@ -138,14 +138,7 @@ public struct DefinitionEvaluator: Sendable {
 
     /// The enabled webhooks of `tenant` subscribed to segment.entered or segment.exited.
     public func subscriptions(tenant: String) -> [SegmentSubscription] {
-        definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
-            let entered = webhook.events.contains(.segmentEntered)
-            let exited = webhook.events.contains(.segmentExited)
-            guard entered || exited else { return nil }
-            return SegmentSubscription(
-                webhook: webhook.name, entered: entered, exited: exited, segments: webhook.segments.map(Set.init),
-                requiresConsent: webhook.requiresConsent, batchSize: webhook.batchSize ?? WebhookDefinition.defaultBatchSize)
-        }
+        runtime.tenants[tenant]?.segmentSubscriptions ?? []
     }
 
     /// Static segments are managed by API and import; drafts are never evaluated.

@@ -35,7 +35,7 @@ public enum Cadence: Sendable, Equatable {
     /// The next instant after `instant` this cadence fires, if any.
     public func next(after instant: Int64) -> Int64? {
         switch self {
-        case .every(let interval): instant + interval
+        case .every(let interval): instant.addingReportingOverflow(interval).overflow ? .max : instant + interval
         case .cron(let expression): expression.next(after: instant)
         case .onRequest: nil
         }
