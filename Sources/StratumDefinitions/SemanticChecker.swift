@@ -359,7 +359,8 @@ struct SemanticChecker {
                 reportUnknown("RFM model", model, among: definitions.rfmModels, place, fieldPointer)
                 return
             }
-            kind = part == .segment ? .enumeration((rfm.definition.segments ?? RFMDefinition.defaultSegments).map(\.name)) : .number
+            // Scores no rule covers are named "Other": a rule may select them too.
+            kind = part == .segment ? .enumeration((rfm.definition.segments ?? RFMDefinition.defaultSegments).map(\.name) + [RFMDefinition.unclassifiedSegment]) : .number
         case .identifier(let type):
             let known = identifierTypes(tenant: place.tenant)
             guard known.contains(type) else {

@@ -238,6 +238,11 @@ public struct JSONParser {
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         guard let value = Double(text) else { throw error("invalid number") }
+        // 1e400 is no double: refused, rather than stored as null or infinity.
+        guard value.isFinite else {
+            index = start
+            throw error("number out of range (beyond ±1.8e308)")
+        }
         return .number(value)
     }
 }

@@ -32,6 +32,7 @@ struct MalformedRequestTests {
         Case(name: "a gzip-encoded body", path: "/v1/track", body: #"{"userId":"u","event":"E"}"#, header: ("Content-Encoding", "gzip"), status: 415, code: "unsupported_encoding", message: "Content-Encoding gzip is not supported"),
         Case(name: "empty body", path: "/v1/track", body: "", status: 400, code: "invalid_json", message: "the request body is empty"),
         Case(name: "broken JSON", path: "/v1/identify", body: "{\"userId\": \"u\",\n \"traits\": {]}", status: 400, code: "invalid_json", message: "expected a string key at line 2, column 13"),
+        Case(name: "a number no double holds", path: "/v1/track", body: #"{"userId":"u","event":"E","properties":{"total":1e400}}"#, status: 400, code: "invalid_json", message: "number out of range (beyond ±1.8e308) at line 1, column 49"),
         Case(name: "a JSON array", path: "/v1/track", body: "[1,2]", status: 400, code: "invalid_message", message: "expected a JSON object"),
         Case(name: "track without event", path: "/v1/track", body: #"{"userId":"u"}"#, status: 400, code: "invalid_message", message: "required for track", field: "event"),
         Case(name: "track with an empty event", path: "/v1/track", body: #"{"userId":"u","event":"  "}"#, status: 400, code: "invalid_message", message: "expected a non-empty string", field: "event"),

@@ -191,6 +191,9 @@ public struct RFMDefinition: Definition {
     }
 
     /// The seed's table first, then the standard map; first match wins.
+    /// The segment name of scores no rule of the map covers.
+    public static let unclassifiedSegment = "Other"
+
     public static let defaultSegments: [NamedSegment] = [
         .init(name: "Champions", r: .init(5, 5), f: .init(5, 5), m: .init(5, 5)),
         .init(name: "Loyal", r: .init(4, 5), f: .init(4, 5), m: .init(4, 5)),

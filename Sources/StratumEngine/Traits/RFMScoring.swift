@@ -48,8 +48,6 @@ public enum RFMScoring {
         public var segment: String
     }
 
-    /// The segment name for scores no rule covers.
-    public static let unclassified = "Other"
 
     /// The 20th, 40th, 60th and 80th percentiles by nearest rank:
     /// the value at rank ⌈p/100 × N⌉ of the ascending values.
@@ -92,7 +90,7 @@ public enum RFMScoring {
                 f = 1 + (thresholds?.frequency ?? []).count { input.frequency >= $0 }
                 m = 1 + (thresholds?.monetary ?? []).count { input.monetary.exact >= Decimal($0) }
             }
-            let name = segments.first { $0.r.contains(r) && $0.f.contains(f) && $0.m.contains(m) }?.name ?? unclassified
+            let name = segments.first { $0.r.contains(r) && $0.f.contains(f) && $0.m.contains(m) }?.name ?? RFMDefinition.unclassifiedSegment
             return Score(profileID: input.profileID, r: r, f: f, m: m, segment: name)
         }
     }
