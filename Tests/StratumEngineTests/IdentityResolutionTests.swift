@@ -238,6 +238,19 @@ struct IdentityResolutionTests {
         #expect(try await harness.profileID(type: "anonymous_id", value: "visitor-9") == profile)
     }
 
+    /// An alias whose previousId is an earlier userId finds that profile by it,
+    /// without also attaching it as an anonymous id.
+    @Test func aliasFromAnEarlierUserIDDoesNotMakeItAnAnonymousID() async throws {
+        let harness = try EngineHarness()
+        try await harness.ingest([["type": "identify", "userId": "old-id", "anonymousId": "device-1", "messageId": "m1"]])
+        let profile = try #require(try await harness.profileID(type: "external_id", value: "old-id"))
+        let outcome = try await harness.ingest([["type": "alias", "userId": "new-id", "previousId": "old-id", "messageId": "m2"]])
+        #expect(profileID(of: outcome[0]) == profile)
+        #expect(try await harness.profileID(type: "anonymous_id", value: "old-id") == nil)
+        let types = try await harness.read { try $0.identifiers(tenant: "default", profileID: profile) }.map(\.type).sorted()
+        #expect(types == ["anonymous_id", "external_id"])
+    }
+
     @Test func aDuplicateMessageIDChangesNothing() async throws {
         let harness = try EngineHarness()
         let message: JSONValue = ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 10], "messageId": "same"]

@@ -32,7 +32,11 @@ struct IdentityResolver {
         guard !identifiers.isEmpty || !extraLookups.isEmpty else { return nil }
         let lookups = identifiers + extraLookups
         let matches = try transaction.matches(tenant: tenant, identifiers: lookups.map { ($0.type, $0.hash) })
-        let unmatched = identifiers.filter { identifier in !matches.contains { $0.type == identifier.type && $0.hash == identifier.hash } }
+        func matched(_ identifier: ResolvedIdentifier) -> Bool { matches.contains { $0.type == identifier.type && $0.hash == identifier.hash } }
+        // A value found as an extra lookup (an alias's previousId that is an earlier
+        // userId) is that id, not also a new identifier of another type.
+        let known = Set(extraLookups.filter(matched).map(\.normalized))
+        let unmatched = identifiers.filter { !matched($0) && !known.contains($0.normalized) }
         let matchedIDs = Array(Set(matches.map(\.profileID)))
 
         // The common case: everything known, one profile.
