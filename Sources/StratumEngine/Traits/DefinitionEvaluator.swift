@@ -206,31 +206,62 @@ public struct DefinitionEvaluator: Sendable {
                         for (part, input) in SQLiteStore.rfmInputTraits(model).enumerated() { add(input, as: .rfmInput(index, part)) }
                     }
                 }
-                let queries = scans.map { scan in { @Sendable in try await store.traitColumns(scan.traits, asOf: asOf, profiles: profiles.value) } }
                 // Each definition's result, its pass's time split evenly among those that shared it.
                 var results = Array<Result<(TraitColumn, Swift.Duration), any Error>>(repeating: .failure(CancellationError()), count: batch.count)
                 var rfmInputs: [Int: (columns: [Int: TraitColumn], duration: Swift.Duration)] = [:]
                 var failedRFM: Set<Int> = []
-                for (scan, result) in zip(scans, await columns(for: queries)) {
-                    for (position, output) in scan.outputs.enumerated() {
-                        let share = result.map { columns, duration in (columns[position], duration / scan.outputs.count) }
-                        switch (output, share) {
-                        case (.trait(let index), _): results[index] = share
-                        case (.rfmInput(let index, let part), .success(let (column, duration))):
-                            rfmInputs[index, default: ([:], .zero)].columns[part] = column
-                            rfmInputs[index, default: ([:], .zero)].duration += duration
-                        case (.rfmInput(let index, _), .failure(let error)):
-                            results[index] = .failure(error)
-                            failedRFM.insert(index)
+                // Two lanes (the machine's cores, each pass on its own reader). An RFM model is
+                // scored as soon as its three inputs are in, beside the passes still running.
+                await withTaskGroup(of: LaneResult.self) { group in
+                    var waiting: [@Sendable () async -> LaneResult] = scans.indices.map { index in
+                        let traits = scans[index].traits
+                        return {
+                            let started = ContinuousClock.now
+                            do {
+                                let columns = try await store.traitColumns(traits, asOf: asOf, profiles: profiles.value)
+                                return .pass(index, .success((columns, ContinuousClock.now - started)))
+                            } catch {
+                                return .pass(index, .failure(error))
+                            }
                         }
                     }
-                }
-                // An RFM model is scored once all three inputs are in.
-                for (index, entry) in batch.enumerated() {
-                    guard case .rfm(let model) = entry.job, !failedRFM.contains(index), let inputs = rfmInputs[index], inputs.columns.count == 3 else { continue }
-                    let started = ContinuousClock.now
-                    let column = rfmColumn(model, asOf: asOf, inputs: [0, 1, 2].map { inputs.columns[$0]! })
-                    results[index] = .success((column, inputs.duration + (ContinuousClock.now - started)))
+                    var running = 0
+                    func fill() {
+                        while running < 2, !waiting.isEmpty {
+                            group.addTask(operation: waiting.removeFirst())
+                            running += 1
+                        }
+                    }
+                    fill()
+                    while let finished = await group.next() {
+                        running -= 1
+                        switch finished {
+                        case .pass(let scanIndex, let result):
+                            let scan = scans[scanIndex]
+                            for (position, output) in scan.outputs.enumerated() {
+                                let share = result.map { columns, duration in (columns[position], duration / scan.outputs.count) }
+                                switch (output, share) {
+                                case (.trait(let index), _): results[index] = share
+                                case (.rfmInput(let index, let part), .success(let (column, duration))):
+                                    rfmInputs[index, default: ([:], .zero)].columns[part] = column
+                                    rfmInputs[index, default: ([:], .zero)].duration += duration
+                                    guard case .rfm(let model) = batch[index].job, !failedRFM.contains(index),
+                                          let inputs = rfmInputs[index], inputs.columns.count == 3 else { continue }
+                                    waiting.insert({
+                                        let started = ContinuousClock.now
+                                        let column = rfmColumn(model, asOf: asOf, inputs: [0, 1, 2].map { inputs.columns[$0]! })
+                                        return .scored(index, column, inputs.duration + (ContinuousClock.now - started))
+                                    }, at: 0)
+                                case (.rfmInput(let index, _), .failure(let error)):
+                                    results[index] = .failure(error)
+                                    failedRFM.insert(index)
+                                }
+                            }
+                        case .scored(let index, let column, let duration):
+                            results[index] = .success((column, duration))
+                        }
+                        fill()
+                    }
                 }
                 let computed = results.compactMap { try? $0.get().0 }
                 let writeStarted = ContinuousClock.now
@@ -258,34 +289,10 @@ public struct DefinitionEvaluator: Sendable {
         return outcomes
     }
 
-    /// Runs the column queries, two at a time (the machine's cores; each on its
-    /// own reader), each timed; results in the order given.
-    private func columns(for queries: [@Sendable () async throws -> [TraitColumn]]) async -> [Result<([TraitColumn], Swift.Duration), any Error>] {
-        await withTaskGroup(of: (Int, Result<([TraitColumn], Swift.Duration), any Error>).self) { group in
-            var results = Array<Result<([TraitColumn], Swift.Duration), any Error>?>(repeating: nil, count: queries.count)
-            var next = 0
-            func add() {
-                guard next < queries.count else { return }
-                let (index, query) = (next, queries[next])
-                next += 1
-                group.addTask {
-                    let started = ContinuousClock.now
-                    do {
-                        let columns = try await query()
-                        return (index, .success((columns, ContinuousClock.now - started)))
-                    } catch {
-                        return (index, .failure(error))
-                    }
-                }
-            }
-            add()
-            add()
-            while let (index, result) = await group.next() {
-                results[index] = result
-                add()
-            }
-            return results.map { $0! }
-        }
+    /// What finished on a lane of `refreshValues`: a pass (by scan), or an RFM model's scoring.
+    private enum LaneResult: Sendable {
+        case pass(Int, Result<([TraitColumn], Swift.Duration), any Error>)
+        case scored(Int, TraitColumn, Swift.Duration)
     }
 
     /// What a trait pass computes a column for: a trait of the batch, or one
