@@ -74,12 +74,12 @@ extension SQLiteStore {
     /// `subscriptions` (a transactional outbox: nothing is sent for a run that
     /// rolled back).
     ///
-    /// Two or more: their queries run side by side on two readers while the
-    /// transaction holds the writer — so no commit comes between, and the
-    /// readers see exactly what it sees — then each result is applied in its
-    /// own savepoint (a segment that fails leaves the others' results). The
-    /// writer is held for the slowest query plus the applies, not for every
-    /// query in turn. One alone is evaluated in the transaction itself.
+    /// Two or more: their queries run on two readers, each taking the next
+    /// segment as it finishes one, while the transaction holds the writer — so
+    /// no commit comes between, and the readers see exactly what it sees — and
+    /// the writer applies each result as it arrives, in its own savepoint (a
+    /// segment that fails leaves the others' results), while the readers go on
+    /// with the rest. One alone is evaluated in the transaction itself.
     public func refreshSegments(_ segments: [SegmentRefresh], context: RuleContext, subscriptions: [SegmentSubscription] = []) async throws -> [Result<(members: Int, entered: Int, exited: Int), StoreError>] {
         let compiled = segments.map { segment -> Result<(CompiledSegment, SegmentRefresh), StoreError> in
             var query = SegmentQuery(context: context)
@@ -89,64 +89,78 @@ extension SQLiteStore {
                 return .failure(StoreError("\(error)"))
             }
         }
+        let ready = compiled.compactMap { try? $0.get() }
         let pool = self.pool
         return try await pool.writeWithoutTransaction { db in
-            var results: [Result<(members: Int, entered: Int, exited: Int), StoreError>] = []
+            var applied: [Result<(members: Int, entered: Int, exited: Int), StoreError>?] = Array(repeating: nil, count: ready.count)
             try db.inTransaction(.immediate) {
-                let ready = compiled.compactMap { try? $0.get().0 }
-                let members: [Result<([String], Duration), StoreError>] = ready.count == 1
-                    ? [Self.evaluateAlone(ready[0], in: db)]
-                    : Self.evaluateSideBySide(ready, on: pool)
-                var next = members.makeIterator()
-                results = compiled.map { segment in
-                    segment.flatMap { segment, options in
-                        guard let found = next.next() else { return .failure(StoreError("segment \(segment.name) was not evaluated")) }
-                        return found.flatMap { ids, queried in
-                            var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
-                            do {
-                                try db.inSavepoint {
-                                    result = try Self.apply(
-                                        segment, members: ids, queried: queried, context: context, nextRefreshAt: options.nextRefreshAt,
-                                        yieldingToIncremental: options.yieldingToIncremental, subscriptions: subscriptions, in: db)
-                                    return .commit
-                                }
-                                return .success(result)
-                            } catch {
-                                return .failure(StoreError("\(error)"))
+                func apply(_ index: Int, _ found: Result<([String], Duration), StoreError>) {
+                    let (segment, options) = ready[index]
+                    applied[index] = found.flatMap { ids, queried in
+                        var result: (members: Int, entered: Int, exited: Int) = (0, 0, 0)
+                        do {
+                            try db.inSavepoint {
+                                result = try Self.apply(
+                                    segment, members: ids, queried: queried, context: context, nextRefreshAt: options.nextRefreshAt,
+                                    yieldingToIncremental: options.yieldingToIncremental, subscriptions: subscriptions, in: db)
+                                return .commit
                             }
+                            return .success(result)
+                        } catch {
+                            return .failure(StoreError("\(error)"))
                         }
+                    }
+                }
+                if ready.count == 1 {
+                    apply(0, Self.evaluateAlone(ready[0].0, in: db))
+                } else {
+                    let lanes = QueryLanes(ready.map(\.0), on: pool)
+                    for _ in ready.indices {
+                        let (index, found) = lanes.next()
+                        apply(index, found)
                     }
                 }
                 return .commit
             }
-            return results
+            var next = applied.makeIterator()
+            return compiled.map { segment in
+                segment.flatMap { segment, _ in next.next().flatMap { $0 } ?? .failure(StoreError("segment \(segment.name) was not evaluated")) }
+            }
         }
     }
 
-    /// The members each segment's query selects, and how long it took, two
-    /// queries at a time on readers; the calling thread waits.
-    static func evaluateSideBySide(_ segments: [CompiledSegment], on pool: DatabasePool) -> [Result<([String], Duration), StoreError>] {
-        let results = Mutex([Result<([String], Duration), StoreError>?](repeating: nil, count: segments.count))
-        let group = DispatchGroup()
-        for lane in 0..<2 {
-            DispatchQueue.global().async(group: group) {
-                for index in stride(from: lane, to: segments.count, by: 2) {
-                    let result: Result<([String], Duration), StoreError>
-                    let started = ContinuousClock.now
-                    do {
-                        let members = try pool.read { db in
-                            try String.fetchAll(db, sql: segments[index].select, arguments: StatementArguments(segments[index].argumentValues))
+    /// Segment queries run on two readers, each taking the next query as it
+    /// finishes one; `next()` waits for the next result to come in.
+    final class QueryLanes: Sendable {
+        private let finished = Mutex<[(Int, Result<([String], Duration), StoreError>)]>([])
+        private let arrived = DispatchSemaphore(value: 0)
+        /// How many queries a lane has taken.
+        private let taken = Mutex(0)
+
+        init(_ segments: [CompiledSegment], on pool: DatabasePool) {
+            for _ in 0..<2 {
+                DispatchQueue.global().async { [self] in
+                    while let index = taken.withLock({ next -> Int? in
+                        guard next < segments.count else { return nil }
+                        next += 1
+                        return next - 1
+                    }) {
+                        let started = ContinuousClock.now
+                        let result = Result {
+                            try pool.read { db in try String.fetchAll(db, sql: segments[index].select, arguments: StatementArguments(segments[index].argumentValues)) }
                         }
-                        result = .success((members, ContinuousClock.now - started))
-                    } catch {
-                        result = .failure(StoreError("\(error)"))
+                        finished.withLock { $0.append((index, result.map { ($0, ContinuousClock.now - started) }.mapError { StoreError("\($0)") })) }
+                        arrived.signal()
                     }
-                    results.withLock { $0[index] = result }
                 }
             }
         }
-        group.wait()
-        return results.withLock { $0.map { $0 ?? .failure(StoreError("not evaluated")) } }
+
+        /// The next query to finish: its segment's index and members (or error), and how long it took.
+        func next() -> (Int, Result<([String], Duration), StoreError>) {
+            arrived.wait()
+            return finished.withLock { $0.removeFirst() }
+        }
     }
 
     /// The members a lone segment's query selects, run in the write transaction itself.

@@ -65,9 +65,10 @@ struct SegmentRefreshTests {
         #expect(DefinitionEvaluator.referenceLevels(segments).map { $0.map(\.name) } == [["c"], ["a"], ["b"]])
     }
 
-    /// Segments run side by side (their queries on readers while one write
-    /// transaction holds the writer) end as each run alone does; one that
-    /// fails leaves its partner's result and is recorded as failed.
+    /// Segments run together (their queries on readers while one write
+    /// transaction holds the writer, each applied as it arrives) end as each
+    /// run alone does; one that fails leaves its partner's result and is
+    /// recorded as failed.
     @Test func segmentsRunSideBySideEqualEachRunAlone() async throws {
         let definitions = [
             "busy.yaml": "kind: Segment\nname: busy\nrules:\n  conditions:\n    - {field: total_events, operator: greater_than, value: 1}\n",
@@ -152,10 +153,10 @@ struct SchedulerTests {
         #expect(try await runs().contains("Segment manual") == false)
     }
 
-    /// Segments due in the same tick run two at a time when they do not refer
-    /// to one another, each with its own next refresh; one that refers to
+    /// Segments due in the same tick run together when they do not refer to
+    /// one another, each with its own next refresh; one that refers to
     /// another runs after it.
-    @Test func segmentsDueTogetherRunInPairsAfterThoseTheyUse() async throws {
+    @Test func segmentsDueTogetherRunTogetherAfterThoseTheyUse() async throws {
         let definitions = [
             "settings.yaml": "kind: Settings\nname: stratum\ndefault_schedule: {every: 1h}\n",
             "spend.yaml": "kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\n",
@@ -169,7 +170,7 @@ struct SchedulerTests {
             ["type": "track", "userId": "v", "event": "Viewed", "timestamp": "2025-12-31T00:00:00Z", "messageId": "2"],
         ])
         let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
-        #expect(DefinitionEvaluator.pairs(loaded.definitions.segments.map(\.definition)).map { $0.map(\.name) } == [["active", "spenders"], ["loyal"]])
+        #expect(DefinitionEvaluator.batches(loaded.definitions.segments.map(\.definition)).map { $0.map(\.name) } == [["active", "spenders"], ["loyal"]])
         let start = EngineHarness.instant("2026-01-01T00:00:00Z")
         let scheduler = Scheduler(
             evaluator: DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime),

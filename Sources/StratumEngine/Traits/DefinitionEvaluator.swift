@@ -40,9 +40,9 @@ public struct DefinitionEvaluator: Sendable {
                                            rfmModels: only.contains(.rfm) ? definitions.rfmModels.map(\.definition) : [], asOf: asOf)
         for outcome in outcomes { runs.append(try outcome.result.get()) }
         if only.contains(.segment) {
-            // Segments that do not refer to one another are evaluated two at a time.
-            for pair in Self.pairs(definitions.segments.map(\.definition).filter(Self.isEvaluated)) {
-                runs += try await refresh(segments: pair, asOf: asOf)
+            // Segments that do not refer to one another are evaluated together.
+            for batch in Self.batches(definitions.segments.map(\.definition).filter(Self.isEvaluated)) {
+                runs += try await refresh(segments: batch, asOf: asOf)
             }
         }
         return runs
@@ -68,7 +68,7 @@ public struct DefinitionEvaluator: Sendable {
     }
 
     /// Full runs of segments of one tenant that do not refer to one another,
-    /// their queries side by side (`SQLiteStore.refreshSegments`); each is
+    /// evaluated together (`SQLiteStore.refreshSegments`); each is
     /// recorded and its status kept as `refresh(segment:)` does. A segment
     /// without rules is left out.
     public func refresh(segments: [SegmentRun], asOf: Milliseconds) async -> [(segment: SegmentDefinition, result: Result<Run, any Error>)] {
@@ -125,13 +125,18 @@ public struct DefinitionEvaluator: Sendable {
         return outcomes
     }
 
-    /// Pairs of segments that may run side by side: by reference level, then
-    /// by tenant, two at a time, in reference order.
-    public static func pairs(_ segments: [SegmentDefinition]) -> [[SegmentDefinition]] {
+    /// At most this many segments are refreshed in one transaction, which
+    /// holds the writer (and so ingestion's commits) while their queries run
+    /// and their results are applied.
+    public static let segmentsPerBatch = 8
+
+    /// Segments that may be refreshed together: by reference level, then by
+    /// tenant, `segmentsPerBatch` at a time, in reference order.
+    public static func batches(_ segments: [SegmentDefinition]) -> [[SegmentDefinition]] {
         referenceLevels(segments).flatMap { level in
             Set(level.map(\.tenantID)).sorted().flatMap { tenant in
                 let ofTenant = level.filter { $0.tenantID == tenant }
-                return stride(from: 0, to: ofTenant.count, by: 2).map { Array(ofTenant[$0..<min($0 + 2, ofTenant.count)]) }
+                return stride(from: 0, to: ofTenant.count, by: segmentsPerBatch).map { Array(ofTenant[$0..<min($0 + segmentsPerBatch, ofTenant.count)]) }
             }
         }
     }

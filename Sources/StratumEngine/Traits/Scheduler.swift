@@ -110,16 +110,16 @@ public final class Scheduler: Service, Sendable {
         for entry in dueValues {
             due.withLock { $0[Self.key(entry)] = entry.cadence.next(after: now) ?? .max }
         }
-        // Due segments that do not refer to one another run two at a time.
+        // Due segments that do not refer to one another run together.
         let dueSegments = dueNow.filter { $0.kind == .segment }
         let segments = dueSegments.compactMap { entry in
             evaluator.definitions.segments.first { $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name }?.definition
         }
-        for pair in DefinitionEvaluator.pairs(segments) {
+        for batch in DefinitionEvaluator.batches(segments) {
             // Their own instant (earlier runs of this tick may have taken a while), and the
             // profiles touched since are left to the incremental runs.
             let asOf = max(now, clock())
-            let runs = pair.map { segment in
+            let runs = batch.map { segment in
                 DefinitionEvaluator.SegmentRun(
                     segment: segment, nextRefreshAt: dueSegments.first { $0.tenant == segment.tenantID && $0.name == segment.name }?.cadence.next(after: now),
                     yieldingToIncremental: touched != nil && segment.effectiveType == .dynamic)
