@@ -111,6 +111,22 @@ struct SemanticChecker {
                 report(Place(loaded), JSONPointer([pointer]), "this write key is also the key of Source \(others.joined(separator: ", ")); a write key selects exactly one source", hint: "give each source its own key")
             }
         }
+        // An admin token names one tenant: the same token in two Settings would open both.
+        var tokenOwners: [String: [(Loaded<SettingsDefinition>, Int)]] = [:]
+        for loaded in definitions.settings {
+            for (index, token) in (loaded.definition.adminTokens ?? []).enumerated() {
+                if let key = token.tokenSha256?.lowercased() ?? token.token { tokenOwners[key, default: []].append((loaded, index)) }
+            }
+        }
+        for owners in tokenOwners.values where owners.count > 1 {
+            for (loaded, index) in owners {
+                let token = loaded.definition.adminTokens![index]
+                let others = owners.filter { $0.0.file != loaded.file || $0.1 != index }
+                    .map { "\"\($0.0.definition.adminTokens![$0.1].name)\" of tenant \($0.0.definition.tenantID) (\($0.0.file))" }
+                report(Place(loaded), JSONPointer(["admin_tokens", String(index), token.tokenSha256 != nil ? "token_sha256" : "token"]),
+                       "this admin token is also token \(others.joined(separator: ", ")); a token must identify one tenant and one set of scopes", hint: "give each its own token")
+            }
+        }
     }
 
     /// Names are unique per kind and tenant; Settings and Identity exist once per tenant.

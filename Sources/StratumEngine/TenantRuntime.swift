@@ -83,10 +83,12 @@ public struct Runtime: Sendable {
         public init(description: String) { self.description = description }
     }
 
-    /// Secrets that are referenced but unset: the daemon refuses to start with any.
-    public var missingSecrets: [String]
+    /// Secrets that are referenced but unset, and write keys shared by two
+    /// sources: the daemon refuses to start with any.
+    public var configurationProblems: [String]
 
-    /// Resolves secrets from `environment`; unset ones are listed in `missingSecrets`.
+    /// Resolves secrets from `environment`; unset ones, and write keys two
+    /// sources share once resolved, are listed in `configurationProblems`.
     public init(definitions: DefinitionSet, environment: [String: String]) {
         var tenants: [String: TenantRuntime] = [:]
         for tenant in definitions.tenants.union([Tenant.defaultID]) {
@@ -117,9 +119,14 @@ public struct Runtime: Sendable {
                 missing.append("\(loaded.file): Webhook \"\(loaded.definition.name)\" \(what) \(reference) is not set")
             }
         }
+        // Keys are compared once resolved: two ${env:...} references may hold the same value.
+        let byKey = Dictionary(grouping: sources.values.filter { $0.writeKeyHash != nil }, by: { Digest.hex($0.writeKeyHash!) })
+        for (_, sharing) in byKey.sorted(by: { $0.key < $1.key }) where sharing.count > 1 {
+            missing.append("Sources \(sharing.map { "\($0.tenant)/\($0.name)" }.sorted().joined(separator: " and ")) have the same write key; a write key selects exactly one source: give each its own")
+        }
         self.tenants = tenants
         self.sources = sources
-        self.missingSecrets = missing
+        self.configurationProblems = missing
     }
 
     /// The value of `${env:NAME}` in `environment`, or nil when unset.

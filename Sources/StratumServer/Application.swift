@@ -55,7 +55,7 @@ public final class ServerState: Sendable {
         self.clock = clock
         self.newMessageID = { UUID().uuidString.lowercased() }
         let runtime = Runtime(definitions: definitions, environment: environment)
-        guard runtime.missingSecrets.isEmpty else { throw Runtime.ConfigurationError(description: runtime.missingSecrets.joined(separator: "\n")) }
+        guard runtime.configurationProblems.isEmpty else { throw Runtime.ConfigurationError(description: runtime.configurationProblems.joined(separator: "\n")) }
         current = Mutex((runtime, try AdminTokens(definitions: definitions, environment: environment)))
     }
 

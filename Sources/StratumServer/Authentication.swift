@@ -56,6 +56,10 @@ struct AdminTokens: Sendable {
                 tokens.append(Token(name: token.name, tenant: loaded.definition.tenantID, hash: hash, scopes: Set(token.scopes)))
             }
         }
+        // Compared once resolved: two ${env:...} references may hold the same token.
+        for (_, sharing) in Dictionary(grouping: tokens, by: { Digest.hex($0.hash) }).sorted(by: { $0.key < $1.key }) where sharing.count > 1 {
+            problems.append("admin tokens \(sharing.map { "\($0.tenant)/\($0.name)" }.sorted().joined(separator: " and ")) are the same token; a token must identify one tenant and one set of scopes: give each its own")
+        }
         guard problems.isEmpty else { throw Runtime.ConfigurationError(description: problems.joined(separator: "\n")) }
         self.tokens = tokens
     }

@@ -114,6 +114,21 @@ struct IngestionAPITests {
 }
 
 struct ProfileAPITests {
+    /// Keys and tokens are compared once resolved: two tenants' references that
+    /// hold the same value would route or authorise at random, so the server
+    /// refuses to start and says which ones collide.
+    @Test(arguments: [
+        (["ACME_KEY": "web-key"], "have the same write key"),
+        (["ACME_ADMIN": "admin-token"], "are the same token"),
+    ])
+    func aKeyOrTokenOfTwoTenantsIsRefusedAtStart(_ environment: [String: String], _ message: String) async throws {
+        do {
+            try await ServerHarness.run(environment: environment) { _ in Issue.record("the server started") }
+        } catch {
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+
     @Test func lookupHashesTheIdentifierAndReturnsTheProfile() async throws {
         try await ServerHarness.run { server async throws in
             _ = try await server.send("/v1/identify", #"{"userId":"jane","traits":{"email":"Jane.Doe@Example.com"},"context":{"consent":{"email":true,"ads":false}}}"#)
