@@ -147,13 +147,24 @@ public struct JSONParser {
         index += 1
         var runStart = index
         var result = ""
-        func flushRun(_ end: Int) {
-            if runStart < end { result += String(decoding: bytes[runStart..<end], as: UTF8.self) }
+        // Bytes that are not UTF-8 are refused, not replaced: "v\u{FF}" and "v\u{FE}"
+        // would otherwise both become "v\u{FFFD}", one identifier for two people.
+        func flushRun(_ end: Int) throws(SyntaxError) {
+            guard runStart < end else { return }
+            guard let text = String(validating: bytes[runStart..<end], as: UTF8.self) else {
+                var parser = Unicode.UTF8.ForwardParser()
+                var iterator = bytes[runStart..<end].makeIterator()
+                var valid = 0
+                while case .valid(let scalar) = parser.parseScalar(from: &iterator) { valid += scalar.count }
+                index = runStart + valid
+                throw error("invalid UTF-8 in a string; send text as UTF-8")
+            }
+            result += text
         }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                flushRun(index)
+                try flushRun(index)
                 index += 1
                 return result
             }
@@ -162,7 +173,7 @@ public struct JSONParser {
                 index += 1
                 continue
             }
-            flushRun(index)
+            try flushRun(index)
             index += 1
             guard index < bytes.count else { break }
             let escape = bytes[index]
