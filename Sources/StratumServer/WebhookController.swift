@@ -73,12 +73,20 @@ struct WebhookController: Sendable {
     func replay(_ request: Request, name: String) async throws -> Response {
         let tenant = try tenant(request, scope: .write)
         _ = try webhook(name, tenant: tenant)
-        let buffer = try await request.body.collect(upTo: 4_096)
+        let limit = 4_096
+        guard let buffer = try? await request.body.collect(upTo: limit) else { throw APIError.tooLarge(limit) }
         let body = buffer.readableBytes == 0 ? JSONValue.object(JSONObject()) : (try? JSONParser.parse(Array(buffer.readableBytesView))) ?? .null
-        guard body.objectValue != nil else { throw APIError.badRequest("invalid_json", "send {} , {\"id\": ...} or {\"all\": true}") }
+        let usage = "send {} (every dead letter), {\"id\": \"msg_...\"} or {\"all\": true}"
+        guard let fields = body.objectValue else { throw APIError.badRequest("invalid_json", usage) }
+        // A wrong member must not widen the replay: {"id": 5} is not "every dead letter".
+        if let unknown = fields.keys.sorted().first(where: { $0 != "id" && $0 != "all" }) {
+            throw APIError.badRequest("invalid_request", "unknown member \"\(unknown)\"; \(usage)", path: unknown)
+        }
+        if let id = fields["id"], id.stringValue?.isEmpty != false { throw APIError.badRequest("invalid_request", "id must be a delivery id string; \(usage)", path: "id") }
+        if let all = fields["all"], all.boolValue == nil { throw APIError.badRequest("invalid_request", "all must be true or false; \(usage)", path: "all") }
         let replayed = try await store().replayDeliveries(
-            tenant: tenant, webhook: name, id: body["id"]?.stringValue,
-            statuses: body["all"] == .bool(true) ? ["dead", "failed", "disabled"] : ["dead"], at: state.clock())
+            tenant: tenant, webhook: name, id: fields["id"]?.stringValue,
+            statuses: fields["all"] == .bool(true) ? ["dead", "failed", "disabled"] : ["dead"], at: state.clock())
         return jsonResponse(["webhook": .string(name), "replayed": .number(Double(replayed))])
     }
 

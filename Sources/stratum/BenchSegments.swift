@@ -39,6 +39,11 @@ extension Stratum {
         @Option(help: "The DuckDB side of the comparison.")
         var duckdbScript = "scripts/bench-duckdb.py"
 
+        func validate() throws {
+            guard (1...100_000_000).contains(profiles) else { throw ValidationError("--profiles must be 1...100000000") }
+            guard (0...1_000_000_000).contains(events) else { throw ValidationError("--events must be 0...1000000000") }
+        }
+
         func run() async throws {
             let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-bench-segments-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

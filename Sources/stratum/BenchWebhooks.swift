@@ -23,6 +23,11 @@ extension Stratum {
         @Option(help: "Concurrent requests.")
         var concurrency = 8
 
+        func validate() throws {
+            guard (1...10_000_000).contains(deliveries) else { throw ValidationError("--deliveries must be 1...10000000") }
+            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1...256") }
+        }
+
         func run() async throws {
             let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-bench-webhooks-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -97,7 +97,7 @@ extension StoreOptions {
             printError("error: no \(kind.rawValue) \"\(name)\" in tenant \(tenant)")
             throw ExitCode(2)
         }
-        return try openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+        return try openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
     }
 }
 

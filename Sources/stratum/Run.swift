@@ -101,8 +101,15 @@ struct StoreOptions: ParsableArguments {
         return result
     }
 
-    func openStore(settings: SettingsDefinition?) throws -> SQLiteStore {
+    /// The store; with `existing`, a missing file is an error (exit 2) rather
+    /// than a new, empty store: commands that only read must not answer
+    /// "0 profiles" for a mistyped path.
+    func openStore(settings: SettingsDefinition?, existing: Bool = false) throws -> SQLiteStore {
         let path = store ?? settings?.store?.path ?? SettingsDefinition.defaultStorePath
+        if existing, !FileManager.default.fileExists(atPath: path) {
+            printError("error: there is no store at \(path); give --store, or create it with `stratum run` or `stratum import`")
+            throw ExitCode(2)
+        }
         do {
             return try SQLiteStore(path: path)
         } catch {

@@ -39,6 +39,10 @@ extension Stratum.Segment {
 
         @OptionGroup var location: StoreOptions
 
+        func validate() throws {
+            guard (0...10_000).contains(sample) else { throw ValidationError("--sample must be 0...10000") }
+        }
+
         func run() async throws {
             let instant = try asOfInstant(asOf)
             guard let bytes = FileManager.default.contents(atPath: file) else {
@@ -72,7 +76,7 @@ extension Stratum.Segment {
                 for diagnostic in errors { printError(diagnostic.formatted) }
                 throw ExitCode(1)
             }
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             let runtime = Runtime(definitions: loaded.definitions, environment: ProcessInfo.processInfo.environment)
             let evaluator = SegmentEvaluator(definitions: loaded.definitions, runtime: runtime)
             let started = ContinuousClock.now

@@ -23,7 +23,11 @@ extension Stratum.Webhooks {
 
         func run() async throws {
             let loaded = try location.loadDefinitions()
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            guard loaded.definitions.tenants.contains(tenant) else {
+                printError("error: no tenant \(tenant) in \(location.definitions); tenants: \(loaded.definitions.tenants.sorted().joined(separator: ", "))")
+                throw ExitCode(2)
+            }
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             let counts = try await store.deliveryCounts(tenant: tenant)
             for webhook in loaded.definitions.webhooks.map(\.definition).filter({ $0.tenantID == tenant }).sorted(by: { $0.name < $1.name }) {
                 let statuses = counts[webhook.name] ?? [:]
@@ -40,9 +44,21 @@ extension Stratum.Webhooks {
         @Option(help: "The tenant.") var tenant = Tenant.defaultID
         @OptionGroup var location: StoreOptions
 
+        func validate() throws {
+            if let status, !Self.statuses.contains(status) {
+                throw ValidationError("--status \(status) is not a delivery status; use one of \(Self.statuses.joined(separator: ", "))")
+            }
+        }
+
+        static let statuses = ["pending", "delivered", "failed", "dead", "disabled"]
+
         func run() async throws {
             let loaded = try location.loadDefinitions()
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            guard loaded.definitions.webhooks.contains(where: { $0.definition.name == name && $0.definition.tenantID == tenant }) else {
+                printError("error: no Webhook \"\(name)\" in tenant \(tenant)")
+                throw ExitCode(2)
+            }
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             for delivery in try await store.deliveries(tenant: tenant, webhook: name, limit: 100_000) where status == nil || delivery.status == status {
                 let last = delivery.lastStatus.map { "HTTP \($0)" } ?? delivery.lastError ?? "-"
                 print("\(delivery.id)  \(delivery.eventType)  \(delivery.status)  attempts \(delivery.attempts)  last \(last)")
@@ -65,7 +81,7 @@ extension Stratum.Webhooks {
                 printError("error: no Webhook \"\(name)\" in tenant \(tenant)")
                 throw ExitCode(2)
             }
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             let count = try await store.replayDeliveries(tenant: tenant, webhook: name, id: id, statuses: all ? ["dead", "failed", "disabled"] : ["dead"], at: IngestionPipeline.systemClock())
             print("\(name): \(count) deliver\(count == 1 ? "y" : "ies") queued again")
         }

@@ -60,6 +60,25 @@ struct CommandTests {
         #expect(broken.stderr.contains("broken.yaml:5:15: error: unknown trait \"nope\""))
         #expect(try StratumBinary.run(["segment", "preview", "missing.yaml"] + common, directory: directory).status == 2)
         #expect(try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--as-of", "someday"], directory: directory).status == 2)
+        #expect(try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--sample=-1"] + common, directory: directory).status == 2)
+        // Commands that only read refuse a store that is not there, and create none.
+        let mistyped = ["--definitions", "definitions", "--store", "mistyped.sqlite"]
+        for arguments in [["segment", "preview", "definitions/buyers.yaml"], ["webhooks", "list"]] {
+            let result = try StratumBinary.run(arguments + mistyped, directory: directory)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains("there is no store at mistyped.sqlite"), "\(arguments): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.appending(path: "mistyped.sqlite").path))
+        // Names, tenants and statuses that are not there are errors, not empty answers.
+        for (arguments, message) in [
+            (["webhooks", "deliveries", "nosuch"], "no Webhook \"nosuch\" in tenant default"),
+            (["webhooks", "deliveries", "nosuch", "--status", "bogus"], "--status bogus is not a delivery status"),
+            (["webhooks", "list", "--tenant", "nosuch"], "no tenant nosuch"),
+        ] {
+            let result = try StratumBinary.run(arguments + ["--definitions", "definitions", "--store", "s.sqlite"], directory: directory)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
     }
 }
 
@@ -175,6 +194,18 @@ struct BenchArgumentTests {
         ]
         for (arguments, message) in cases {
             let result = try StratumBinary.run(["bench", "freshness"] + arguments, directory: directory)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        // Numbers out of range are refused before anything runs (they crashed or hung).
+        for (arguments, message) in [
+            (["bench", "webhooks", "--deliveries", "10", "--concurrency=-3"], "--concurrency must be 1...256"),
+            (["bench", "webhooks", "--concurrency", "0"], "--concurrency must be 1...256"),
+            (["bench", "webhooks", "--deliveries=-1"], "--deliveries must be 1...10000000"),
+            (["bench", "segments", "--profiles=-1"], "--profiles must be 1...100000000"),
+            (["bench", "segments", "--events=-1"], "--events must be 0...1000000000"),
+        ] {
+            let result = try StratumBinary.run(arguments, directory: directory)
             #expect(result.status == 2, "\(arguments)")
             #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
         }

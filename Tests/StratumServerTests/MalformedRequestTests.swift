@@ -46,6 +46,7 @@ struct MalformedRequestTests {
         Case(name: "an unparseable timestamp", path: "/v1/track", body: #"{"userId":"u","event":"E","timestamp":"yesterday"}"#, status: 400, code: "invalid_message", message: "expected an ISO-8601 date-time", field: "timestamp"),
         Case(name: "an impossible sentAt", path: "/v1/track", body: #"{"userId":"u","event":"E","sentAt":"2024-02-30T00:00:00Z"}"#, status: 400, code: "invalid_message", message: "expected an ISO-8601 date-time", field: "sentAt"),
         Case(name: "an empty messageId", path: "/v1/track", body: #"{"userId":"u","event":"E","messageId":""}"#, status: 400, code: "invalid_message", message: "expected a non-empty string", field: "messageId"),
+        Case(name: "a skew correction past year 9999", path: "/v1/track", body: #"{"userId":"u","event":"E","originalTimestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}"#, status: 400, code: "invalid_message", message: "falls outside years 0001–9999", field: "sentAt"),
         Case(name: "a blank messageId", path: "/v1/track", body: #"{"userId":"u","event":"E","messageId":"  "}"#, status: 400, code: "invalid_message", message: "omit it to have one assigned", field: "messageId"),
         Case(name: "alias without previousId", path: "/v1/alias", body: #"{"userId":"u"}"#, status: 400, code: "invalid_message", message: "required for alias", field: "previousId"),
         Case(name: "group without groupId", path: "/v1/group", body: #"{"userId":"u"}"#, status: 400, code: "invalid_message", message: "required for group", field: "groupId"),

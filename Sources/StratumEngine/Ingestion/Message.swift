@@ -133,6 +133,11 @@ public enum MessageParser {
         if let sentAt, let clientTime {
             // Segment's clock-skew correction: the client's clock is off by (sentAt - receivedAt).
             eventTime = receivedAt - (sentAt - clientTime)
+            // Dates far apart (year 1 sent in year 9999) correct to no calendar date.
+            guard (Self.earliestInstant...Self.latestInstant).contains(eventTime) else {
+                throw MessageError(path: field(object["sentAt"] != nil ? "sentAt" : "timestamp"),
+                                   message: "the clock-skew correction receivedAt − (sentAt − timestamp) falls outside years 0001–9999; check sentAt and the timestamp")
+            }
         } else {
             eventTime = clientTime ?? receivedAt
         }
@@ -157,6 +162,10 @@ public enum MessageParser {
         guard trimmed.utf8.count <= 500 else { throw MessageError(path: path, message: "longer than 500 bytes") }
         return trimmed
     }
+
+    /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the instants a stored date can name.
+    static let earliestInstant: Milliseconds = -62_135_596_800_000
+    static let latestInstant: Milliseconds = 253_402_300_799_999
 
     /// The batch's context with an item's merged in, object members merged
     /// recursively and the item's values winning: a batch-wide
