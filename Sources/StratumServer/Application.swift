@@ -101,9 +101,14 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
 ///
 /// `services` run beside the server and stop after it, so requests in
 /// flight at shutdown still reach them (pass the ingestion writer).
-public func buildApplication(state: ServerState, host: String, port: Int, services: [any Service] = [], logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-    Application(
+/// A connection that sends nothing for `idleTimeout` (a stalled upload, an
+/// idle keep-alive) is closed, so it can neither hold a connection forever
+/// nor keep a graceful shutdown from finishing.
+public func buildApplication(state: ServerState, host: String, port: Int, services: [any Service] = [], idleTimeout: Duration = .seconds(30), logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let (seconds, attoseconds) = idleTimeout.components
+    return Application(
         router: buildRouter(state: state),
+        server: .http1(configuration: .init(idleTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))),
         configuration: .init(address: .hostname(host, port: port), serverName: "stratum"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },

@@ -25,6 +25,13 @@ extension Stratum {
         @Option(help: "Serve on HOST:PORT (default: Settings listen, else 127.0.0.1:8080; port 0 picks a free one).")
         var listen: String?
 
+        @Option(help: "Close a connection that sends nothing for this many seconds (a stalled upload, an idle keep-alive).")
+        var idleTimeout = 30
+
+        func validate() throws {
+            guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be 1...3600 seconds") }
+        }
+
         func run() async throws {
             var logger = Logger(label: "stratum")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -54,13 +61,18 @@ extension Stratum {
                 throw ExitCode(1)
             }
             let deliveries = DeliveryWorker(store: store, endpoints: endpoints, logger: logger, metrics: DeliveryMetrics(registry: registry))
-            let app = buildApplication(state: state, host: host, port: port, services: [writer, scheduler, deliveries], logger: logger) { port in
+            let app = buildApplication(
+                state: state, host: host, port: port, services: [writer, scheduler, deliveries], idleTimeout: .seconds(idleTimeout), logger: logger
+            ) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
             }
             logger.info("Starting.", metadata: ["definitions": "\(loaded.definitions.count)", "store": "\(store.path)"])
-            let group = ServiceGroup(
-                configuration: .init(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            var configuration = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // Past this, what is still running is cancelled: a shutdown always ends.
+            // Committed events are already durable; a request cut off was never acknowledged.
+            configuration.maximumGracefulShutdownDuration = .seconds(60)
+            let group = ServiceGroup(configuration: configuration)
             try await group.run()
             logger.info("Stopped.")
         }

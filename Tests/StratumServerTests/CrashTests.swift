@@ -78,3 +78,40 @@ struct CrashTests {
         #expect(doubled.isEmpty)
     }
 }
+
+/// A client that stops mid-upload neither holds its connection forever nor
+/// keeps SIGTERM from finishing: the idle timeout closes it.
+struct StalledClientTests {
+    @Test(.timeLimit(.minutes(2)))
+    func aStalledUploadDoesNotStopAGracefulShutdown() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "stratum-stalled-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appending(path: "definitions"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data(CrashTests.definitions.utf8).write(to: directory.appending(path: "definitions/source.yaml"))
+        let daemon = try DaemonProcess(
+            arguments: ["--definitions", directory.appending(path: "definitions").path, "--store", directory.appending(path: "s.sqlite").path, "--idle-timeout", "1"],
+            environment: ["LOAD_KEY": "load-key", "LOG_LEVEL": "error"])
+
+        // Headers announcing 100 bytes, then 10 of them, then nothing.
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(daemon.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        let partial = "POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"userId\":"
+        let sent = Array(partial.utf8).withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        try #require(sent == partial.utf8.count)
+        Thread.sleep(forTimeInterval: 0.2)
+
+        kill(daemon.process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(20)
+        while daemon.process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!daemon.process.isRunning, "the daemon was still running 20 s after SIGTERM")
+        #expect(daemon.stop(signal: SIGKILL) == 0)
+    }
+}
