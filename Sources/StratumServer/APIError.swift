@@ -57,3 +57,22 @@ func pageSize(_ request: Request, default fallback: Int, maximum: Int) throws(AP
     }
     return parsed
 }
+
+/// Errors the framework raises (no route for the method and path, a body
+/// over a limit) answered as JSON like ours, instead of an empty body.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound:
+                throw APIError.notFound("no route for \(request.method) \(request.uri.path); the API is described in schemas/openapi.json")
+            case .contentTooLarge:
+                throw APIError(status: error.status, code: "body_too_large", message: error.body ?? "the request body is too large")
+            default:
+                throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase, headers: error.headers)
+            }
+        }
+    }
+}

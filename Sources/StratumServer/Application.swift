@@ -81,7 +81,10 @@ public final class ServerState: Sendable {
 
 /// The router: ingestion, the read API and health endpoints.
 public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
-    let router = Router(context: StratumRequestContext.self)
+    // HEAD answers for every GET route.
+    let router = Router(context: StratumRequestContext.self, options: .autoGenerateHeadEndpoints)
+    // Added before the routes, so it wraps them and the router's miss alike.
+    router.add(middleware: JSONErrorMiddleware())
     router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
     router.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.emitToBuffer())))

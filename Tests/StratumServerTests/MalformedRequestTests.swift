@@ -82,4 +82,17 @@ struct MalformedRequestTests {
             #expect(try await server.countEvents(["never-stored"]) == ["never-stored": 0])
         }
     }
+
+    /// Requests no route serves get a JSON error too; HEAD answers for GET routes.
+    @Test func unroutedRequestsGetAJSONErrorAndHeadAnswers() async throws {
+        try await ServerHarness.run { server async throws in
+            for (method, path) in [(HTTPRequest.Method.post, "/v1/nope"), (.get, "/v1/track"), (.delete, "/v1/profiles/x")] {
+                let response = try await server.send(path, "", method: method)
+                #expect(response.status == .notFound, "\(method) \(path)")
+                #expect(response.json?["error"]?["message"]?.stringValue?.hasPrefix("no route for \(method) \(path)") == true, "\(method) \(path): \(response.text)")
+            }
+            let head = try await server.send("/healthz", "", key: nil, method: .head)
+            #expect(head.status == .ok)
+        }
+    }
 }
