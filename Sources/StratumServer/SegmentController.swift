@@ -97,18 +97,41 @@ struct SegmentController: Sendable {
             throw APIError(status: .conflict, code: "not_static", message: "segment \(name) is \(segment.effectiveType.rawValue); only static segments take members by API")
         }
         let (body, _) = try await IngestionController.json(request, limit: MessageParser.maximumBatchBytes)
+        let usage = #"send {"add": [profile ids], "remove": [profile ids]}"#
+        guard let fields = body.objectValue else { throw APIError.badRequest("invalid_members", usage) }
+        if let unknown = fields.keys.sorted().first(where: { $0 != "add" && $0 != "remove" }) {
+            throw APIError.badRequest("invalid_members", "unknown member \"\(unknown)\"; \(usage)", path: unknown)
+        }
         func ids(_ key: String) throws(APIError) -> [String] {
-            guard let value = body[key] else { return [] }
+            guard let value = fields[key] else { return [] }
             guard let list = value.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
                 throw APIError.badRequest("invalid_members", "\(key) must be a list of profile ids", path: key)
             }
             return list.compactMap(\.stringValue)
         }
-        let add = try ids("add")
-        let remove = try ids("remove")
-        let unknown = try await state.store.read { reader in try add.filter { try reader.profile(tenant: tenant, id: $0) == nil } }
-        guard unknown.isEmpty else {
-            throw APIError.badRequest("invalid_members", "no profile \(unknown.prefix(3).joined(separator: ", "))\(unknown.count > 3 ? ", ..." : "") in this tenant", path: "add")
+        let (addIDs, removeIDs) = (try ids("add"), try ids("remove"))
+        let members = try await evaluator().store.segmentMembers(tenant: tenant, segment: name, after: nil, limit: Int.max)
+        // Ids merged into another profile stand for their survivor, as `stratum segment import` reads them;
+        // an id that is no profile of this tenant is refused (removing a stored member is always allowed).
+        let (add, remove, unknown) = try await state.store.read { reader -> ([String], [String], [(String, String)]) in
+            func resolve(_ id: String) throws -> String? {
+                if try reader.profile(tenant: tenant, id: id) != nil { return id }
+                return try reader.survivor(tenant: tenant, absorbedID: id)
+            }
+            var unknown: [(String, String)] = []
+            var add: [String] = []
+            for id in addIDs {
+                if let resolved = try resolve(id) { add.append(resolved) } else { unknown.append(("add", id)) }
+            }
+            var remove: [String] = []
+            for id in removeIDs {
+                if let resolved = try resolve(id) { remove.append(resolved) } else if members.contains(id) { remove.append(id) } else { unknown.append(("remove", id)) }
+            }
+            return (add, remove, unknown)
+        }
+        if let first = unknown.first {
+            let listed = unknown.filter { $0.0 == first.0 }.map(\.1)
+            throw APIError.badRequest("invalid_members", "no profile \(listed.prefix(3).joined(separator: ", "))\(listed.count > 3 ? ", ..." : "") in this tenant", path: first.0)
         }
         let run = try await evaluator().changeMembers(of: segment, add: add, remove: remove)
         // Dynamic segments that refer to this one re-evaluate these profiles now, not at their next schedule.

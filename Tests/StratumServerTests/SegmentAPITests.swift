@@ -61,6 +61,21 @@ struct SegmentAPITests {
             #expect(try await server.post("/v1/segments/buyers/members", body: #"{"add":[]}"#, token: "operator-token").status == .conflict)
             let removed = try await server.post("/v1/segments/hand-picked/members", body: #"{"remove":["\#(id)"]}"#, token: "operator-token")
             #expect(removed.json == ["segment": "hand-picked", "profile_count": 0, "entered": 0, "exited": 1])
+            // What is not a profile of this tenant, or not the documented shape, is refused.
+            for (body, path) in [(#"{"remove":["nobody"]}"#, "remove"), (#"{"ad":["\#(id)"]}"#, "ad"), ("[]", nil)] as [(String, String?)] {
+                let refused = try await server.post("/v1/segments/hand-picked/members", body: body, token: "operator-token")
+                #expect(refused.status == .badRequest, "\(body)")
+                #expect(refused.json?["error"]?["path"]?.stringValue == path, "\(body)")
+            }
+            // Another tenant's profile is no profile here.
+            #expect(try await server.post("/v1/segments/hand-picked/members", body: #"{"remove":["\#(id)"]}"#, token: "acme-admin").status != .ok)
+            // An id merged into another stands for its survivor.
+            _ = try await server.send("/v1/track", #"{"anonymousId":"later","event":"E"}"#)
+            let absorbed = try #require(try await server.get("/v1/profiles/lookup?identifier=anonymous_id:later").json?["id"]?.stringValue)
+            _ = try await server.send("/v1/identify", #"{"anonymousId":"later","userId":"picked"}"#)
+            let viaAbsorbed = try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["\#(absorbed)"]}"#, token: "operator-token")
+            #expect(viaAbsorbed.json?["entered"] == 1)
+            #expect(try await server.get("/v1/segments/hand-picked/members").json?["members"]?.arrayValue?.first?["profile_id"] == .string(id))
         }
     }
 }
