@@ -53,6 +53,9 @@ struct ProfileController: Sendable {
         let hash: String
         if value.hasPrefix("sha256:") {
             hash = String(value.dropFirst(7)).lowercased()
+            guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else {
+                throw APIError.badRequest("invalid_identifier", "a sha256: value is 64 hexadecimal digits, the SHA-256 of the normalised value", path: "identifier")
+            }
         } else {
             guard let rules = state.runtime().tenants[tenant]?.identity, let identifier = rules.identifier(type: type, raw: value) else {
                 throw APIError.badRequest("invalid_identifier", "\"\(value)\" is not a usable \(type) identifier (empty, blocked or malformed)", path: "identifier")

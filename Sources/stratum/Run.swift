@@ -73,7 +73,13 @@ extension Stratum {
             // Committed events are already durable; a request cut off was never acknowledged.
             configuration.maximumGracefulShutdownDuration = .seconds(60)
             let group = ServiceGroup(configuration: configuration)
-            try await group.run()
+            do {
+                try await group.run()
+            } catch {
+                // Most often the address: "bind(descriptor:ptr:bytes:): Address already in use (errno: 98)".
+                printError("error: the daemon stopped serving \(host):\(port): \(error)")
+                throw ExitCode(2)
+            }
             logger.info("Stopped.")
         }
 

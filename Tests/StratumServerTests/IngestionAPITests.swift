@@ -140,6 +140,7 @@ struct ProfileAPITests {
             #expect(identifiers.contains { $0["type"] == "email" && $0["value"] == nil })
             let hash = try #require(identifiers.first { $0["type"] == "email" }?["hash"]?.stringValue)
             #expect(try await server.get("/v1/profiles/lookup?identifier=email:sha256:\(hash)").json?["id"] == profile["id"])
+            #expect(try await server.get("/v1/profiles/lookup?identifier=email:sha256:zz").status == .badRequest)
             #expect(try await server.get("/v1/profiles/lookup?identifier=email:nobody@example.com").status == .notFound)
             #expect(try await server.get("/v1/profiles/lookup?identifier=email").status == .badRequest)
             #expect(try await server.get("/v1/profiles/lookup?identifier=email:not-an-email").json?["error"]?["code"] == "invalid_identifier")
