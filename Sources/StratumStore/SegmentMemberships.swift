@@ -278,25 +278,19 @@ extension SQLiteStore {
             }
         }
         let statements = HotStatements(db: db)
-        func record(_ id: String, _ change: String) throws {
-            var statement = try statements.statement(.insertSegmentChange)
-            for text in [tenant, name, id, change] { statement.bind(text) }
-            statement.bind(asOf)
-            statement.bind(runID)
-            try statement.execute()
-        }
-        for id in entered {
-            try record(id, "entered")
-            var insert = try statements.statement(.insertMembership)
-            for text in [tenant, name, id] { insert.bind(text) }
-            insert.bind(asOf)
-            try insert.execute()
-        }
-        for id in exited {
-            try record(id, "exited")
-            var delete = try statements.statement(.deleteMembership)
-            for text in [tenant, name, id] { delete.bind(text) }
-            try delete.execute()
+        // Each change recorded, then the membership inserted (entered_at: asOf) or deleted.
+        for (ids, change, membership) in [(entered, "entered", HotStatements.Kind.insertMembership), (exited, "exited", .deleteMembership)] {
+            for id in ids {
+                var record = try statements.statement(.insertSegmentChange)
+                for text in [tenant, name, id, change] { record.bind(text) }
+                record.bind(asOf)
+                record.bind(runID)
+                try record.execute()
+                var statement = try statements.statement(membership)
+                for text in [tenant, name, id] { statement.bind(text) }
+                if membership == .insertMembership { statement.bind(asOf) }
+                try statement.execute()
+            }
         }
         let members = stored.count + entered.count - exited.count
         try finish(segment, context: context, members: members, entered: entered.count, exited: exited.count, full: true,
