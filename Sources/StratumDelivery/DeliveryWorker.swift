@@ -65,6 +65,9 @@ public enum AttemptOutcome: Sendable, Equatable {
     /// 410 Gone: the endpoint is disabled.
     case gone
 
+    /// The longest Retry-After honoured, in seconds.
+    public static let longestRetryAfter: Double = 86_400
+
     /// Classifies an attempt: 2xx delivered; 410 gone; 429, 5xx and no
     /// response retry (honouring Retry-After when longer) until the schedule
     /// is exhausted; other statuses fail. `attempt` counts from 1.
@@ -76,7 +79,9 @@ public enum AttemptOutcome: Sendable, Equatable {
         }
         guard attempt <= schedule.count else { return .dead }
         var delay = Double(schedule[attempt - 1]) * (1 + jitter)
-        if let retryAfter = result.retryAfter { delay = max(delay, Double(retryAfter) * 1000) }
+        // Honoured up to a day: a receiver's Retry-After must not push a delivery
+        // past any instant we can store (99999999999999999 s overflowed).
+        if let retryAfter = result.retryAfter { delay = max(delay, min(max(Double(retryAfter), 0), Self.longestRetryAfter) * 1000) }
         return .retry(at: now + Int64(delay))
     }
 }
@@ -93,8 +98,6 @@ public final class DeliveryWorker: Service, Sendable {
     let concurrency: Int
     let metrics: DeliveryMetrics?
     private let senders: Mutex<[CurlSender]>
-    /// Endpoints that answered 410 Gone since start: nothing more is sent to them.
-    private let gone = Mutex<Set<String>>([])
 
     public init(store: SQLiteStore, endpoints: [WebhookEndpoint], logger: Logger, concurrency: Int = 4, metrics: DeliveryMetrics? = nil, clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) {
         self.store = store
@@ -111,13 +114,17 @@ public final class DeliveryWorker: Service, Sendable {
     public func drainOnce() async throws -> Int {
         let due = try await store.dueDeliveries(now: clock(), limit: 256)
         guard !due.isEmpty else { return 0 }
+        // Endpoints that answered 410 Gone in this drain: their pending deliveries
+        // (these included) are disabled in the store, so they are not sent. A
+        // later delivery, or a replay, tries the endpoint again.
+        let gone = GoneEndpoints()
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func start() {
                 guard next < due.count else { return }
                 let delivery = due[next]
                 next += 1
-                group.addTask { try await self.attempt(delivery) }
+                group.addTask { try await self.attempt(delivery, gone: gone) }
             }
             for _ in 0..<min(concurrency, due.count) { start() }
             while try await group.next() != nil { start() }
@@ -125,9 +132,16 @@ public final class DeliveryWorker: Service, Sendable {
         return due.count
     }
 
-    func attempt(_ delivery: Delivery) async throws {
+    /// Endpoints that answered 410 Gone during one drain.
+    final class GoneEndpoints: Sendable {
+        private let endpoints = Mutex<Set<String>>([])
+        func contains(_ key: String) -> Bool { endpoints.withLock { $0.contains(key) } }
+        func insert(_ key: String) { endpoints.withLock { _ = $0.insert(key) } }
+    }
+
+    func attempt(_ delivery: Delivery, gone: GoneEndpoints) async throws {
         let endpointKey = delivery.tenant + "/" + delivery.webhook
-        if gone.withLock({ $0.contains(endpointKey) }) { return }
+        if gone.contains(endpointKey) { return }
         guard let endpoint = endpoints[endpointKey] else {
             try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: nil, error: "no enabled webhook \(delivery.webhook)", at: clock())
             return
@@ -165,7 +179,7 @@ public final class DeliveryWorker: Service, Sendable {
         case .failed:
             try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
         case .gone:
-            gone.withLock { _ = $0.insert(endpointKey) }
+            gone.insert(endpointKey)
             logger.warning("A webhook endpoint answered 410 Gone; its pending deliveries are disabled.", metadata: ["webhook": "\(delivery.webhook)"])
             try await store.recordAttempt(id: delivery.id, status: "disabled", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
             try await store.disableDeliveries(tenant: delivery.tenant, webhook: delivery.webhook)
@@ -176,8 +190,17 @@ public final class DeliveryWorker: Service, Sendable {
         do {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
-                    let attempts = try await self.drainOnce()
-                    if attempts == 0 { try await Task.sleep(for: .milliseconds(200)) }
+                    do {
+                        let attempts = try await self.drainOnce()
+                        if attempts == 0 { try await Task.sleep(for: .milliseconds(200)) }
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        // The store was busy or failed: the deliveries stay pending and are sent
+                        // again (at least once). It never stops the worker, nor the daemon with it.
+                        self.logger.error("The delivery worker could not record its attempts; it tries again.", metadata: ["error": "\(error)"])
+                        try await Task.sleep(for: .seconds(1))
+                    }
                 }
             }
         } catch is CancellationError {

@@ -216,8 +216,17 @@ struct WebhookDeliveryTests {
             let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
             let buyers = try #require(evaluator.definitions.segments.first?.definition)
             _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
-            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1).drainOnce()
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1)
+            try await worker.drainOnce()
             #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["disabled", "disabled"])
+            #expect(gone.received.withLock { $0.count } == 1, "one 410 disables the rest without sending them")
+            // Nothing is left due: the worker does not spin on skipped rows.
+            #expect(try await worker.drainOnce() == 0)
+            // A replay tries the endpoint again (now answering 204), from the same worker.
+            let replayed = try await harness.store.replayDeliveries(tenant: "default", webhook: "crm", id: nil, statuses: ["disabled"], at: EngineHarness.instant("2026-01-02T00:00:00Z"))
+            #expect(replayed == 2)
+            #expect(try await worker.drainOnce() == 2)
+            #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["delivered", "delivered"])
         }
     }
 
@@ -248,6 +257,9 @@ struct WebhookDeliveryTests {
         #expect(AttemptOutcome.classify(result(500), attempt: 3, schedule: schedule, now: 0, jitter: 0) == .dead)
         #expect(AttemptOutcome.classify(result(400), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .failed)
         #expect(AttemptOutcome.classify(result(410), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .gone)
+        // A receiver's Retry-After is honoured up to a day; an absurd one neither overflows nor crashes.
+        #expect(AttemptOutcome.classify(result(503, retryAfter: 99_999_999_999_999_999), attempt: 1, schedule: schedule, now: 1_000, jitter: 0) == .retry(at: 1_000 + 86_400_000))
+        #expect(AttemptOutcome.classify(result(503, retryAfter: -5), attempt: 1, schedule: schedule, now: 0, jitter: 0) == .retry(at: 5_000))
     }
 }
 
