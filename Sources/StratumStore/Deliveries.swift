@@ -45,9 +45,9 @@ extension SQLiteStore {
     /// run's own transaction: batches of at most `batchSize` profiles with
     /// their canonical identity and hashed identifiers, ids derived from the
     /// run (stable, so a delivery is recognisable across retries).
-    static func enqueueSegmentDeliveries(_ db: Database, tenant: String, segment: String, runID: String, asOf: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+    static func enqueueSegmentDeliveries(_ db: Database, tenant: String, segment: String, runID: String, asOf: Milliseconds, subscriptions: [SegmentSubscription], changes: [String] = ["entered", "exited"]) throws {
         for subscription in subscriptions where subscription.segments?.contains(segment) ?? true {
-            for change in ["entered", "exited"] where change == "entered" ? subscription.entered : subscription.exited {
+            for change in changes where change == "entered" ? subscription.entered : subscription.exited {
                 var sql = """
                     SELECT c.profile_id, p.canonical_type, p.canonical_hash FROM segment_changes c
                     LEFT JOIN profiles p ON p.tenant_id = c.tenant_id AND p.id = c.profile_id

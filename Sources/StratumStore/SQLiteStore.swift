@@ -289,10 +289,11 @@ struct SQLiteTransaction: StoreTransaction {
         return db.changesCount
     }
 
-    func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+    func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws -> [String] {
         let held = try Row.fetchAll(db, sql: "SELECT segment, entered_at FROM segment_memberships WHERE tenant_id = ? AND profile_id = ? ORDER BY segment",
                                     arguments: [tenant, from])
         let change = "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, ?, ?, ?)"
+        var entered: [String] = []
         for row in held {
             let segment: String = row[0]
             let enteredAt: Int64 = row[1]
@@ -303,10 +304,18 @@ struct SQLiteTransaction: StoreTransaction {
                            arguments: [tenant, segment, to, enteredAt])
             if db.changesCount == 1 {
                 try db.execute(sql: change, arguments: [tenant, segment, to, "entered", instant, runID])
+                entered.append(segment)
             } else {
                 try db.execute(sql: "UPDATE segment_state SET profile_count = max(profile_count - 1, 0) WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment])
             }
-            try SQLiteStore.enqueueSegmentDeliveries(db, tenant: tenant, segment: segment, runID: runID, asOf: instant, subscriptions: subscriptions)
+            try SQLiteStore.enqueueSegmentDeliveries(db, tenant: tenant, segment: segment, runID: runID, asOf: instant, subscriptions: subscriptions, changes: ["exited"])
+        }
+        return entered
+    }
+
+    func enqueueSegmentEntries(tenant: String, segments: [String], runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+        for segment in segments {
+            try SQLiteStore.enqueueSegmentDeliveries(db, tenant: tenant, segment: segment, runID: runID, asOf: instant, subscriptions: subscriptions, changes: ["entered"])
         }
     }
 

@@ -60,8 +60,13 @@ public protocol StoreTransaction: StoreReader {
     func moveConsents(tenant: String, from: String, to: String) throws
     /// Gives `to` the segment memberships of `from` (a merge): each is recorded
     /// as `from` exiting and, unless `to` was already a member, `to` entering,
-    /// under `runID` at `instant`, with deliveries for `subscriptions`.
-    func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws
+    /// under `runID` at `instant`. The exits' deliveries for `subscriptions`
+    /// are written now, while `from` still has its identifiers and consents;
+    /// returns the segments `to` entered, whose deliveries
+    /// `enqueueSegmentEntries` writes once the merge has moved everything.
+    func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws -> [String]
+    /// The segment.entered deliveries of `runID` in `segments`.
+    func enqueueSegmentEntries(tenant: String, segments: [String], runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws
     /// Gives `to` the computed traits of `from` that it has none of (values kept
     /// as written: exact decimals stay exact).
     func carryComputedTraits(tenant: String, from: String, to: String) throws

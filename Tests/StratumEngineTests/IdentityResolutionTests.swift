@@ -94,11 +94,12 @@ struct IdentityResolutionTests {
             "vip.yaml": "kind: Segment\nname: vip\nsegment_type: static\n",
             "both.yaml": "kind: Segment\nname: both\nsegment_type: static\n",
             "hooks.yaml": "kind: Webhook\nname: hooks\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [segment.entered, segment.exited]\n",
+            "ads.yaml": "kind: Webhook\nname: ads\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [segment.entered, segment.exited]\nrequires_consent: ads\nsegments: [vip]\n",
         ])
         harness.setNow("2026-01-01T00:00:00Z")
         try await harness.ingest([["type": "identify", "anonymousId": "a1", "traits": ["email": "one@example.com"], "context": ["device": ["id": "ipad-7"]], "messageId": "m1"]])
         harness.setNow("2026-02-01T00:00:00Z")
-        try await harness.ingest([["type": "identify", "anonymousId": "a2", "traits": ["email": "two@example.com"], "messageId": "m2"]])
+        try await harness.ingest([["type": "identify", "anonymousId": "a2", "traits": ["email": "two@example.com"], "context": ["consent": ["ads": true]], "messageId": "m2"]])
         let older = try #require(try await harness.profileID(type: "email", value: "one@example.com"))
         let newer = try #require(try await harness.profileID(type: "email", value: "two@example.com"))
         let at = EngineHarness.instant("2026-02-01T00:00:00Z")
@@ -121,6 +122,13 @@ struct IdentityResolutionTests {
         #expect(changes.allSatisfy { $0.changedAt == EngineHarness.instant("2026-03-01T00:00:00Z") })
         let deliveries = try await harness.store.deliveries(tenant: "default", webhook: "hooks").filter { $0.createdAt == EngineHarness.instant("2026-03-01T00:00:00Z") }
         #expect(deliveries.map(\.eventType).sorted() == ["segment.entered", "segment.exited", "segment.exited"])
+        // The survivor's entry is delivered once it holds the absorbed profile's identifiers
+        // and consents: the ads webhook (ads consent required) hears of it, with both emails.
+        let ads = try await harness.store.deliveries(tenant: "default", webhook: "ads").filter { $0.createdAt == EngineHarness.instant("2026-03-01T00:00:00Z") }
+        #expect(ads.map(\.eventType).sorted() == ["segment.entered", "segment.exited"])
+        let entry = try #require(ads.first { $0.eventType == "segment.entered" })
+        let emails = try #require(try JSONParser.parse(entry.payload)["data"]?["profiles"]?.arrayValue?.first?["identifiers"]?.arrayValue).filter { $0["type"] == "email" }
+        #expect(emails.count == 2)
     }
 
     @Test func twoDifferentUserIDsNeverMerge() async throws {

@@ -176,14 +176,17 @@ struct IdentityResolver {
 
     /// Moves everything of `absorbed` into `survivor`, records the merge, keeps
     /// the absorbed id resolvable, and deletes the absorbed profile. Segment
-    /// memberships move first, so the absorbed profile's exits still carry its
-    /// identifiers; they are recorded under the merge's id.
+    /// memberships move first, so the absorbed profile's exits are delivered
+    /// with its identifiers and consents; the survivor's entries once its
+    /// identifiers and consents include the absorbed one's. Both are recorded
+    /// under the merge's id.
     func merge(_ absorbed: ProfileRecord, into survivor: inout ProfileRecord) throws {
         let mergeID = newID()
-        try transaction.moveMemberships(tenant: tenant, from: absorbed.id, to: survivor.id, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
+        let entered = try transaction.moveMemberships(tenant: tenant, from: absorbed.id, to: survivor.id, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         let identifiersMoved = try transaction.moveIdentifiers(tenant: tenant, from: absorbed.id, to: survivor.id)
         let eventsMoved = try transaction.moveEvents(tenant: tenant, from: absorbed.id, to: survivor.id)
         try transaction.moveConsents(tenant: tenant, from: absorbed.id, to: survivor.id)
+        try transaction.enqueueSegmentEntries(tenant: tenant, segments: entered, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         try transaction.carryComputedTraits(tenant: tenant, from: absorbed.id, to: survivor.id)
         survivor = Self.combined(survivor, absorbed)
         survivor.updatedAt = now
