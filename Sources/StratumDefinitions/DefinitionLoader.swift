@@ -27,6 +27,11 @@ public enum DefinitionLoader {
         var inputs: [(path: String, bytes: [UInt8])] = []
         var diagnostics: [Diagnostic] = []
         for path in files {
+            // A file over the limit is refused by its size, never read whole.
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int), size > YAMLLoader.maximumFileSize {
+                diagnostics.append(YAMLLoader.tooLarge(size: size, file: path))
+                continue
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 diagnostics.append(Diagnostic(file: path, location: .start, message: "cannot read the file"))
                 continue

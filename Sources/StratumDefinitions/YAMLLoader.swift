@@ -33,13 +33,15 @@ public enum YAMLLoader {
     public static let maximumFileSize = 1 << 20
     public static let maximumDepth = 64
 
+    /// The diagnostic for a file over `maximumFileSize`.
+    public static func tooLarge(size: Int, file: String) -> Diagnostic {
+        let message = "file is \(String(format1: Double(size) / 1_048_576)) MiB; definition files are limited to 1 MiB (split it into several definitions)"
+        return Diagnostic(file: file, location: .start, message: message)
+    }
+
     /// Parses `bytes`; on any problem returns nil and the problems.
     public static func load(_ bytes: [UInt8], file: String) -> (YAMLDocument?, [Diagnostic]) {
-        guard bytes.count <= maximumFileSize else {
-            let size = Double(bytes.count) / 1_048_576
-            let message = "file is \(String(format1: size)) MiB; definition files are limited to 1 MiB (split it into several definitions)"
-            return (nil, [Diagnostic(file: file, location: .start, message: message)])
-        }
+        guard bytes.count <= maximumFileSize else { return (nil, [tooLarge(size: bytes.count, file: file)]) }
         var builder = TreeBuilder(file: file)
         bytes.withUnsafeBufferPointer { buffer in builder.run(buffer) }
         if builder.diagnostics.isEmpty, let root = builder.root {
@@ -152,10 +154,26 @@ private struct TreeBuilder {
             location = Self.location(ofByte: Int(parser.problem_offset), in: buffer)
             message += " at byte \(parser.problem_offset)"
         }
-        let offset = Int(mark.index)
-        let hint = parser.error != YAML_READER_ERROR && offset < buffer.count && buffer[offset] == UInt8(ascii: "\t")
+        // The mark's index counts characters, not bytes: look for a tab in the
+        // indentation of the mark's line instead.
+        let hint = parser.error != YAML_READER_ERROR && Self.indentationHasTab(line: Int(mark.line), in: buffer)
             ? "indent with spaces; YAML does not allow tabs for indentation" : nil
         error(location, "YAML syntax: " + message, hint: hint)
+    }
+
+    /// Whether the indentation of line `line` (from 0) holds a tab.
+    static func indentationHasTab(line: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        var current = 0
+        while current < line, index < buffer.count {
+            if buffer[index] == UInt8(ascii: "\n") { current += 1 }
+            index += 1
+        }
+        while index < buffer.count, buffer[index] == UInt8(ascii: " ") || buffer[index] == UInt8(ascii: "\t") {
+            if buffer[index] == UInt8(ascii: "\t") { return true }
+            index += 1
+        }
+        return false
     }
 
     static func location(ofByte offset: Int, in buffer: UnsafeBufferPointer<UInt8>) -> SourceLocation {
