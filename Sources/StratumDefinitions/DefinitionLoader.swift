@@ -96,8 +96,12 @@ public enum DefinitionLoader {
                 ?? "expected one of: " + kinds.joined(separator: ", ")
             return [Diagnostic(file: path, location: document.location(of: kindPointer), message: "unknown kind \(kindValue.briefDescription)", pointer: kindPointer, hint: hint)]
         }
+        // A definition that fails here is still named: its own errors are reported,
+        // and references to it are not reported again as unknown names.
+        let unloaded = object["name"]?.stringValue.map { "\(kind.rawValue)/\(object["tenant"]?.stringValue ?? Tenant.defaultID)/\($0)" }
         let violations = withoutEchoes(DefinitionSchemas.violations(of: document.root, kind: kind))
         if !violations.isEmpty {
+            if let unloaded { set.unloaded.insert(unloaded) }
             return violations.map { diagnostic(for: $0, in: document, file: path) }
         }
         do {
@@ -112,8 +116,10 @@ public enum DefinitionLoader {
             case .webhook: set.webhooks.append(try decode(document, path))
             }
         } catch let error as DecodingError {
+            if let unloaded { set.unloaded.insert(unloaded) }
             return [decodingDiagnostic(error, document: document, file: path)]
         } catch {
+            if let unloaded { set.unloaded.insert(unloaded) }
             return [Diagnostic(file: path, location: .start, message: "\(error)")]
         }
         return []

@@ -20,6 +20,9 @@ public struct DefinitionSet: Sendable {
     public var segments: [Loaded<SegmentDefinition>] = []
     public var funnels: [Loaded<FunnelDefinition>] = []
     public var webhooks: [Loaded<WebhookDefinition>] = []
+    /// Definitions whose files have errors of their own (schema or type), as
+    /// "Kind/tenant/name": references to them are not also reported as unknown.
+    public var unloaded: Set<String> = []
 
     public init() {}
 

@@ -155,6 +155,8 @@ struct SemanticChecker {
     /// Reports a reference to a missing definition, suggesting a near name in
     /// the tenant or pointing out one that exists only in another tenant.
     private mutating func reportUnknown<D: Definition>(_ kind: String, _ name: String, among all: [Loaded<D>], _ place: Place, _ pointer: JSONPointer) {
+        // Its own file has errors, reported there: one mistake, reported once.
+        guard !definitions.unloaded.contains("\(D.kind.rawValue)/\(place.tenant)/\(name)") else { return }
         let local = all.filter { $0.definition.tenantID == place.tenant }.map(\.definition.name)
         var hint = Suggestion.closest(to: name, in: local).map { "did you mean \"\($0)\"?" }
         if hint == nil, let elsewhere = all.first(where: { $0.definition.name == name }) {

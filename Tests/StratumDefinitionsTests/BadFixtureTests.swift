@@ -19,6 +19,16 @@ struct BadFixtureTests {
         #expect(Self.fixtures.count >= 30)
     }
 
+    /// A definition whose own file has an error is not also "unknown" where it is used.
+    @Test func aBrokenDefinitionIsReportedOnceNotAlsoWhereItIsUsed() {
+        let result = DefinitionLoader.load(files: [
+            ("spend.yaml", Array("kind: Trait\nname: spend\ntype: sum\nevent: Purchase\nproperty: total\nbogus: 1\n".utf8)),
+            ("big.yaml", Array("kind: Segment\nname: big\nrules:\n  conditions:\n    - {field: computed_traits.spend, operator: greater_than, value: 5}\n".utf8)),
+            ("typo.yaml", Array("kind: Segment\nname: typo\nrules:\n  conditions:\n    - {field: computed_traits.spent, operator: greater_than, value: 5}\n".utf8)),
+        ])
+        #expect(result.diagnostics.map(\.file) == ["spend.yaml", "typo.yaml"], "\(result.diagnostics.map(\.formatted))")
+    }
+
     @Test func theBaseSetIsValidWithoutWarnings() throws {
         let result = try DefinitionLoader.load(directory: Repository.fixtures.appending(path: "base").path, environment: Repository.fixtureEnvironment)
         #expect(result.diagnostics.map(\.formatted) == [])
