@@ -109,30 +109,58 @@ public final class DeliveryWorker: Service, Sendable {
         senders = Mutex([])
     }
 
-    /// Sends everything due now; returns how many attempts were made.
+    /// How many requests one endpoint may have in flight: all slots but one, so
+    /// a slow or hanging receiver always leaves the others a slot.
+    var perEndpoint: Int { max(1, concurrency - 1) }
+
+    /// Sends everything due (including what falls due while it sends); returns
+    /// how many attempts were made.
+    ///
+    /// A slot is refilled as soon as its request ends, from the due deliveries
+    /// of endpoints under their share: one slow receiver delays only its own
+    /// deliveries, not the next ones of every other webhook.
     @discardableResult
     public func drainOnce() async throws -> Int {
-        let due = try await store.dueDeliveries(now: clock(), limit: 256)
-        guard !due.isEmpty else { return 0 }
+        var queued = try await store.dueDeliveries(now: clock(), limit: 256)
+        guard !queued.isEmpty else { return 0 }
         // Endpoints that answered 410 Gone in this drain: their pending deliveries
         // (these included) are disabled in the store, so they are not sent. A
         // later delivery, or a replay, tries the endpoint again.
         let gone = GoneEndpoints()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func start() {
-                guard next < due.count else { return }
-                let delivery = due[next]
-                next += 1
-                group.addTask { try await self.attempt(delivery, gone: gone) }
+        var attempts = 0
+        try await withThrowingTaskGroup(of: Delivery.self) { group in
+            var inFlight: [String: Int] = [:]
+            var sending: Set<String> = []
+            func fill() {
+                while sending.count < concurrency, let next = queued.firstIndex(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) {
+                    let delivery = queued.remove(at: next)
+                    inFlight[delivery.endpointKey, default: 0] += 1
+                    sending.insert(delivery.id)
+                    attempts += 1
+                    group.addTask { try await self.attempt(delivery, gone: gone); return delivery }
+                }
             }
-            for _ in 0..<min(concurrency, due.count) { start() }
-            while try await group.next() != nil { start() }
+            fill()
+            var lookedAt = ContinuousClock.now
+            while let done = try await group.next() {
+                inFlight[done.endpointKey, default: 1] -= 1
+                sending.remove(done.id)
+                // Nothing more to start: look for what fell due meanwhile (not what is being
+                // sent) — at once when the queue is empty, else at most every 100 ms.
+                if !queued.contains(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }),
+                   queued.isEmpty || ContinuousClock.now - lookedAt > .milliseconds(100) {
+                    lookedAt = ContinuousClock.now
+                    let waiting = Set(queued.map(\.id))
+                    let full = Set(inFlight.filter { $0.value >= perEndpoint }.keys)
+                    queued += try await store.dueDeliveries(now: clock(), limit: 256, skipping: full).filter { !sending.contains($0.id) && !waiting.contains($0.id) }
+                }
+                fill()
+            }
         }
-        return due.count
+        return attempts
     }
 
-    /// Endpoints that answered 410 Gone during one drain.
+    /// Endpoints that answered 410 Gone during one drain, by `Delivery.endpointKey`.
     final class GoneEndpoints: Sendable {
         private let endpoints = Mutex<Set<String>>([])
         func contains(_ key: String) -> Bool { endpoints.withLock { $0.contains(key) } }
@@ -140,7 +168,7 @@ public final class DeliveryWorker: Service, Sendable {
     }
 
     func attempt(_ delivery: Delivery, gone: GoneEndpoints) async throws {
-        let endpointKey = delivery.tenant + "/" + delivery.webhook
+        let endpointKey = delivery.endpointKey
         if gone.contains(endpointKey) { return }
         guard let endpoint = endpoints[endpointKey] else {
             try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: nil, error: "no enabled webhook \(delivery.webhook)", at: clock())
@@ -207,4 +235,9 @@ public final class DeliveryWorker: Service, Sendable {
             logger.info("Delivery worker stopped.")
         }
     }
+}
+
+extension Delivery {
+    /// The endpoint it goes to: tenant and webhook.
+    var endpointKey: String { tenant + "/" + webhook }
 }

@@ -99,10 +99,14 @@ extension SQLiteStore {
     }
 
 
-    /// Pending deliveries due at `now`, oldest first.
-    public func dueDeliveries(now: Milliseconds, limit: Int) async throws -> [Delivery] {
+    /// Pending deliveries due at `now`, oldest first, leaving out the webhooks
+    /// in `skipping` (as "tenant/webhook"): a backlog of one does not hide the others'.
+    public func dueDeliveries(now: Milliseconds, limit: Int, skipping: Set<String> = []) async throws -> [Delivery] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?", arguments: [now, limit]).map(Self.delivery)
+            let skipped = skipping.isEmpty ? "" : " AND tenant_id || '/' || webhook NOT IN (\(skipping.map { _ in "?" }.joined(separator: ", ")))"
+            let values: [DatabaseValueConvertible?] = [now] + skipping.sorted() + [limit]
+            let arguments = StatementArguments(values)
+            return try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?\(skipped) ORDER BY next_attempt_at, seq LIMIT ?", arguments: arguments).map(Self.delivery)
         }
     }
 

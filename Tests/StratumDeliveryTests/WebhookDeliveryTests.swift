@@ -230,6 +230,34 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// One slow receiver holds at most its share of the sending slots: the
+    /// other webhooks' deliveries go out meanwhile, not after it.
+    @Test func aSlowReceiverDelaysOnlyItsOwnDeliveries() async throws {
+        let (slow, fast) = (Receiver(delay: .seconds(1)), Receiver())
+        try await slow.serve { slowURL in
+            try await fast.serve { fastURL in
+                let definitions = [
+                    "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
+                    "a-slow.yaml": "kind: Webhook\nname: slow\nurl: \(slowURL)\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nbatch_size: 1\n",
+                    "b-fast.yaml": "kind: Webhook\nname: fast\nurl: \(fastURL)\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nbatch_size: 1\n",
+                ]
+                let harness = try EngineHarness(definitions: definitions)
+                try await harness.ingest((1...3).map { ["type": "track", "userId": .string("u\($0)"), "event": "Purchase", "messageId": .string("m\($0)")] })
+                let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+                let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+                _ = try await evaluator.refresh(segment: try #require(loaded.definitions.segments.first?.definition), asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+                let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+                let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 2)
+                let started = ContinuousClock.now
+                let drain = Task { try await worker.drainOnce() }
+                while fast.received.withLock({ $0.count }) < 3, ContinuousClock.now - started < .seconds(5) { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(ContinuousClock.now - started < .milliseconds(800), "the fast webhook waited for the slow one")
+                #expect(try await drain.value == 6)
+                #expect(slow.received.withLock { $0.count } == 3)
+            }
+        }
+    }
+
     @Test func aReceiverThatHangsPastTheTimeoutIsRetriedLater() async throws {
         let receiver = Receiver(delay: .seconds(3))
         try await receiver.serve { url in
