@@ -8,6 +8,7 @@ import StratumDelivery
 import StratumEngine
 import StratumServer
 import StratumStore
+import Synchronization
 
 extension Stratum {
     struct Run: AsyncParsableCommand {
@@ -61,11 +62,17 @@ extension Stratum {
                 throw ExitCode(1)
             }
             let deliveries = DeliveryWorker(store: store, endpoints: endpoints, logger: logger, metrics: DeliveryMetrics(registry: registry))
+            // Scheduled runs and deliveries start once the server listens: a daemon that
+            // cannot bind its address records no runs and sends nothing.
+            let listening = ListeningGate()
             let app = buildApplication(
-                state: state, host: host, port: port, services: [writer, scheduler, deliveries], idleTimeout: .seconds(idleTimeout), logger: logger
+                state: state, host: host, port: port,
+                services: [writer, AfterListening(scheduler, gate: listening), AfterListening(deliveries, gate: listening)],
+                idleTimeout: .seconds(idleTimeout), logger: logger
             ) { port in
                 // Tools and tests read this line to find the port.
                 FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
+                listening.open()
             }
             logger.info("Starting.", metadata: ["definitions": "\(loaded.definitions.count)", "store": "\(store.path)"])
             var configuration = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -134,5 +141,64 @@ struct StoreOptions: ParsableArguments {
             printError("error: \(error)")
             throw ExitCode(2)
         }
+    }
+}
+
+/// Opened once the HTTP server listens.
+final class ListeningGate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [UUID: CheckedContinuation<Void, Never>])>((false, [:]))
+
+    func open() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Returns once the gate is open, or once the task is cancelled.
+    func wait() async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.open || Task.isCancelled { return true }
+                    state.waiting[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+        }
+    }
+}
+
+/// Runs `service` once `gate` opens; ends at once on graceful shutdown or
+/// cancellation before then.
+struct AfterListening: Service {
+    let service: any Service
+    let gate: ListeningGate
+
+    init(_ service: any Service, gate: ListeningGate) {
+        self.service = service
+        self.gate = gate
+    }
+
+    func run() async throws {
+        let opened = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await gate.wait(); return true }
+            group.addTask {
+                // Shutdown (or cancellation) before the server listens: nothing to run.
+                try? await gracefulShutdown()
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard opened, !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
+        try await service.run()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import StratumStore
 import StratumTestSupport
 import Testing
 
@@ -35,6 +36,30 @@ struct CommandTests {
         #expect(unknown.stderr.contains("no Source \"nope\" in tenant default; sources: web"))
         let format = try StratumBinary.run(["import", "events.txt", "--source", "web"], directory: directory)
         #expect(format.status == 2)
+    }
+
+    /// A daemon that cannot listen says where, exits 2, and has run nothing:
+    /// scheduled runs start only once the server listens.
+    @Test func aTakenPortStopsTheDaemonBeforeAnyRun() async throws {
+        let directory = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket, $0, length) == 0 && listen(socket, 1) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let result = try StratumBinary.run(["run", "--listen", "127.0.0.1:\(port)", "--definitions", "definitions", "--store", "s.sqlite"],
+                                           environment: ["WEB_KEY": "k", "LOG_LEVEL": "error"], directory: directory)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("127.0.0.1:\(port)") && result.stderr.contains("Address already in use"), "\(result.stderr)")
+        let store = try SQLiteStore(path: directory.appending(path: "s.sqlite").path)
+        #expect(try await store.evaluationRuns(tenant: "default").isEmpty)
     }
 
     @Test func segmentPreviewPrintsCountAndSampleWithoutSaving() throws {
