@@ -246,6 +246,25 @@ struct IdentityResolutionTests {
         #expect(try await harness.profileID(type: "anonymous_id", value: "visitor-9") == profile)
     }
 
+    /// analytics.js sends an alias with anonymousId equal to previousId: one identifier, not a failed insert.
+    @Test func anAliasWhosePreviousIDIsItsAnonymousIDIsStored() async throws {
+        let harness = try EngineHarness()
+        let outcome = try await harness.ingest([["type": "alias", "previousId": "anon-x", "anonymousId": "anon-x", "userId": "u-x", "messageId": "m1"]])
+        let profile = try #require(profileID(of: outcome[0]))
+        #expect(try await harness.profileID(type: "anonymous_id", value: "anon-x") == profile)
+        #expect(try await harness.profileID(type: "external_id", value: "u-x") == profile)
+    }
+
+    /// A group call's traits describe the group: its email joins no one.
+    @Test func aGroupCallsEmailIsNotThePersons() async throws {
+        let harness = try EngineHarness()
+        let traits: JSONValue = ["name": "Initech", "email": "info@initech.com"]
+        let alice = try await harness.ingest([["type": "group", "userId": "alice", "groupId": "initech", "traits": traits, "messageId": "m1"]])
+        let bob = try await harness.ingest([["type": "group", "anonymousId": "visitor-bob", "groupId": "initech", "traits": traits, "messageId": "m2"]])
+        #expect(profileID(of: alice[0]) != profileID(of: bob[0]))
+        #expect(try await harness.profileID(type: "email", value: "info@initech.com") == nil)
+    }
+
     /// An alias whose previousId is an earlier userId finds that profile by it,
     /// without also attaching it as an anonymous id.
     @Test func aliasFromAnEarlierUserIDDoesNotMakeItAnAnonymousID() async throws {

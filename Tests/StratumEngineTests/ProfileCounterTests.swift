@@ -13,10 +13,14 @@ struct ProfileCounterTests {
         }
         messages.append(["type": "track", "userId": "buyer", "event": "Purchase", "properties": ["total": "19.99"], "messageId": "p10"])
         messages.append(["type": "track", "userId": "buyer", "event": "ProductView", "properties": ["total": 1000], "messageId": "v1"])
+        // A string counts only if it is exactly one number: Decimal(string:) would read "150abc" as 150.
+        for (index, text) in ["150abc", "1,5", "0x10", "12 apples"].enumerated() {
+            messages.append(["type": "track", "userId": "buyer", "event": "Purchase", "properties": ["total": .string(text)], "messageId": .string("bad\(index)")])
+        }
         let outcomes = try await harness.ingest(messages)
         let id = try #require(profileID(of: outcomes[0]))
         let profile = try #require(try await harness.profile(id))
-        #expect(profile.totalPurchases == 11)
+        #expect(profile.totalPurchases == 15)
         #expect(profile.totalRevenue == Decimal(string: "20.99"))
         #expect(profile.storedStage == .customer)
     }
@@ -84,6 +88,35 @@ struct ProfileCounterTests {
         #expect(history.allSatisfy { $0.source == "web" && $0.ipAddress == "203.0.113.9" })
         #expect(history.last?.revokedAt == EngineHarness.instant("2025-12-03T00:00:00Z"))
         #expect(history.first?.grantedAt == EngineHarness.instant("2025-12-01T00:00:00Z"))
+    }
+
+    /// A record is new when it changes the consent in force at its time, which
+    /// the latest record of the type or of `all` decides, as every reader does.
+    @Test func consentRecordsFollowTheAllToggleAndLateArrivals() async throws {
+        let harness = try EngineHarness()
+        func identify(_ id: String, _ consent: JSONValue, at time: String) -> JSONValue {
+            ["type": "identify", "userId": "c1", "messageId": .string(id), "timestamp": .string(time), "context": ["consent": consent]]
+        }
+        // all=false, then email=true, then all=false again: the last one revokes email again.
+        let outcomes = try await harness.ingest([
+            identify("1", ["all": false], at: "2026-01-01T10:00:00Z"),
+            identify("2", ["email": true], at: "2026-01-01T10:10:00Z"),
+            identify("3", ["all": false], at: "2026-01-01T10:20:00Z"),
+        ])
+        let id = try #require(profileID(of: outcomes[0]))
+        #expect(try await harness.read { try $0.consents(tenant: "default", profileID: id) }.map { "\($0.consentType)=\($0.granted)" } == ["all=false", "email=true", "all=false"])
+        // A record arriving late is placed at its own time: an earlier revocation does
+        // not override a later grant.
+        let late = try await harness.ingest([
+            ["type": "identify", "userId": "c2", "messageId": "4", "timestamp": "2026-01-01T11:00:00Z", "context": ["consent": ["email": true]]],
+            ["type": "identify", "userId": "c2", "messageId": "5", "timestamp": "2026-01-01T10:00:00Z", "context": ["consent": ["email": false]]],
+        ])
+        let other = try #require(profileID(of: late[0]))
+        // Oldest first: the 11:00 grant is the latest.
+        #expect(try await harness.read { try $0.consents(tenant: "default", profileID: other) }.map { "\($0.granted)" } == ["false", "true"])
+        // Repeats add nothing.
+        try await harness.ingest([identify("7", ["all": false], at: "2026-01-01T10:30:00Z"), identify("8", ["email": false], at: "2026-01-01T10:40:00Z")])
+        #expect(try await harness.read { try $0.consents(tenant: "default", profileID: id) }.count == 3)
     }
 
     @Test func clockSkewIsCorrectedWithSentAt() async throws {

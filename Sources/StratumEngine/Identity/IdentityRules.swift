@@ -129,8 +129,10 @@ public struct IdentityRules: Sendable {
         add("external_id", message.userID.map(JSONValue.string))
         add("anonymous_id", message.anonymousID.map(JSONValue.string))
         let contextTraits = message.context["traits"]?.objectValue ?? JSONObject()
-        add("email", message.traits["email"] ?? contextTraits["email"])
-        add("phone", message.traits["phone"] ?? contextTraits["phone"])
+        // A group call's traits describe the group (its info@ address), not the person.
+        let traits = message.type == .group ? JSONObject() : message.traits
+        add("email", traits["email"] ?? contextTraits["email"])
+        add("phone", traits["phone"] ?? contextTraits["phone"])
         add("device_id", message.context["device"]?["id"])
         for entry in message.context["externalIds"]?.arrayValue ?? [] {
             guard let type = entry["type"]?.stringValue, Self.isIdentifierType(type) else { continue }

@@ -83,7 +83,11 @@ public struct IngestionPipeline: Sendable {
             var extraLookups: [ResolvedIdentifier] = []
             if message.type == .alias, let previous = message.previousID {
                 // previousId is usually the anonymousId; it may also be an earlier userId.
-                if let anonymous = tenant.identity.identifier(type: "anonymous_id", raw: previous) { identifiers.append(anonymous) }
+                // analytics.js sends anonymousId == previousId: the same identifier once.
+                if let anonymous = tenant.identity.identifier(type: "anonymous_id", raw: previous),
+                   !identifiers.contains(where: { $0.type == anonymous.type && $0.hash == anonymous.hash }) {
+                    identifiers.append(anonymous)
+                }
                 if let external = tenant.identity.identifier(type: "external_id", raw: previous) { extraLookups.append(external) }
             }
             var properties = message.properties

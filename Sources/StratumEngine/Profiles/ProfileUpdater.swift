@@ -52,15 +52,20 @@ struct ProfileUpdater {
         profile.lastEventAt = max(profile.lastEventAt ?? message.eventTime, message.eventTime)
     }
 
-    /// An exact decimal from a JSON number or numeric string. A number is read
-    /// through its shortest round-trip text, so 19.99 stays 19.99.
+    /// An exact decimal from a JSON number or a string holding exactly one
+    /// ("19.99", not "150abc", "1,5" or "0x10", which Decimal(string:) would
+    /// read in part). A number is read through its shortest round-trip text,
+    /// so 19.99 stays 19.99.
     static let posix = Locale(identifier: "en_US_POSIX")
 
     static func decimal(_ value: JSONValue?) -> Decimal? {
         let locale = posix
         switch value {
         case .number(let number) where number.isFinite: return Decimal(string: "\(number)", locale: locale)
-        case .string(let text): return Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: locale)
+        case .string(let text):
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard case .number? = try? JSONParser.parse(trimmed) else { return nil }
+            return Decimal(string: trimmed, locale: locale)
         default: return nil
         }
     }
