@@ -319,6 +319,23 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?) {
+        let before = try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT max(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time <= ?
+            """), arguments: [tenant, profileID, time])
+        let after = try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT min(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time > ?
+            """), arguments: [tenant, profileID, time])
+        return (before, after)
+    }
+
+    func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: """
+            SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ?
+              AND CAST(json_extract(context, '$.sessionId') AS TEXT) = ?)
+            """), arguments: [tenant, profileID, sessionID]) ?? false
+    }
+
     func moveConsents(tenant: String, from: String, to: String) throws {
         try db.execute(sql: "UPDATE consents SET profile_id = ? WHERE tenant_id = ? AND profile_id = ?", arguments: [to, tenant, from])
     }

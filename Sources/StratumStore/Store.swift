@@ -58,6 +58,11 @@ public protocol StoreTransaction: StoreReader {
     /// Reassigns every event of `from` to `to`; returns how many moved.
     func moveEvents(tenant: String, from: String, to: String) throws -> Int
     func moveConsents(tenant: String, from: String, to: String) throws
+    /// The times of `profileID`'s stored events nearest `time`: the latest at or
+    /// before it and the earliest after it (for sessions of late events).
+    func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?)
+    /// Whether an event of `profileID` carries `context.sessionId` `sessionID`.
+    func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool
     /// Gives `to` the segment memberships of `from` (a merge): each is recorded
     /// as `from` exiting and, unless `to` was already a member, `to` entering,
     /// under `runID` at `instant`. The exits' deliveries for `subscriptions`

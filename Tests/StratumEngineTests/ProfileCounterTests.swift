@@ -46,6 +46,39 @@ struct ProfileCounterTests {
         #expect(profile.firstSeenAt == EngineHarness.instant("2025-12-31T10:00:00Z"))
     }
 
+    /// Sessions do not depend on arrival order: a late event is placed among
+    /// the stored ones; a session id seen before is no new session.
+    @Test func sessionsDoNotDependOnArrivalOrder() async throws {
+        let harness = try EngineHarness()
+        func track(_ user: String, _ time: String, _ id: String, session: String? = nil) -> JSONValue {
+            var message: JSONObject = ["type": "track", "userId": .string(user), "event": "A", "timestamp": .string(time), "messageId": .string(id)]
+            if let session { message["context"] = ["sessionId": .string(session)] }
+            return .object(message)
+        }
+        func sessions(_ user: String) async throws -> Int64? {
+            let id = try #require(try await harness.profileID(type: "external_id", value: user))
+            return try await harness.profile(id)?.totalSessions
+        }
+        // Two hours apart, sent in order and in reverse: two sessions either way.
+        try await harness.ingest([track("ordered", "2026-01-01T10:00:00Z", "o1"), track("ordered", "2026-01-01T12:00:00Z", "o2")])
+        try await harness.ingest([track("reversed", "2026-01-01T12:00:00Z", "r1"), track("reversed", "2026-01-01T10:00:00Z", "r2")])
+        #expect(try await sessions("ordered") == 2)
+        #expect(try await sessions("reversed") == 2)
+        // A late event joining nothing starts a session; one within 30 minutes of an earlier one joins it;
+        // one bridging two sessions makes them one: 10:00 | 10:50, then 10:25 arrives.
+        try await harness.ingest([track("late", "2026-01-01T10:00:00Z", "l1"), track("late", "2026-01-01T10:50:00Z", "l2")])
+        #expect(try await sessions("late") == 2)
+        try await harness.ingest([track("late", "2026-01-01T10:25:00Z", "l3")])
+        #expect(try await sessions("late") == 1)
+        try await harness.ingest([track("late", "2026-01-01T08:00:00Z", "l4"), track("late", "2026-01-01T08:10:00Z", "l5")])
+        #expect(try await sessions("late") == 2)
+        // Session ids: A, B, A, B is two sessions.
+        try await harness.ingest(["A", "B", "A", "B"].enumerated().map { index, session in
+            track("tabs", "2026-01-01T10:0\(index):00Z", "t\(index)", session: session)
+        })
+        #expect(try await sessions("tabs") == 2)
+    }
+
     @Test func lifecycleStagesFollowTheSeedsTable() async throws {
         let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: identity\nphone_default_country_code: \"+1\"\n"])
         let anonymous = try await harness.ingest([["type": "page", "anonymousId": "a", "messageId": "1", "timestamp": "2025-12-01T00:00:00Z"]])

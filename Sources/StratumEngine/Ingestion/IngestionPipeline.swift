@@ -129,7 +129,7 @@ public struct IngestionPipeline: Sendable {
         var notices: [(WebhookEventType, JSONObject)] = []
         var updated: ProfileRecord?
         if var profile = outcome?.profile {
-            ProfileUpdater(tenant: tenant, now: now).apply(message, to: &profile)
+            try ProfileUpdater(tenant: tenant, now: now, transaction: transaction).apply(message, to: &profile)
             try transaction.updateProfile(profile)
             let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID)
                 .record(message, profileID: profile.id)

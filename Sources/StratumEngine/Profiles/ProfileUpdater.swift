@@ -7,12 +7,14 @@ import StratumStore
 struct ProfileUpdater {
     let tenant: TenantRuntime
     let now: Milliseconds
+    /// Where a late event's neighbours and earlier session ids are looked up.
+    let transaction: any StoreTransaction
 
-    func apply(_ message: IncomingMessage, to profile: inout ProfileRecord) {
+    func apply(_ message: IncomingMessage, to profile: inout ProfileRecord) throws {
         profile.totalEvents += 1
         profile.firstSeenAt = min(profile.firstSeenAt, message.eventTime)
         profile.lastSeenAt = max(profile.lastSeenAt, message.eventTime)
-        countSession(message, &profile)
+        try countSession(message, &profile)
         if message.type == .track, tenant.purchaseEvents.contains(message.eventName) {
             profile.totalPurchases += 1
             if let revenue = Self.decimal(message.properties[tenant.revenueProperty]) { profile.totalRevenue += revenue }
@@ -31,25 +33,40 @@ struct ProfileUpdater {
         profile.updatedAt = now
     }
 
-    /// A new session starts on a new `context.sessionId`, or, without one,
-    /// after `session_timeout_minutes` of inactivity.
-    func countSession(_ message: IncomingMessage, _ profile: inout ProfileRecord) {
+    /// A new session starts on a `context.sessionId` the profile has not had
+    /// (A, B, A is two sessions), or, without one, after
+    /// `session_timeout_minutes` of inactivity. A late event (before the
+    /// profile's latest) is placed among its stored events: it starts a
+    /// session, joins one, or joins the two around it into one.
+    func countSession(_ message: IncomingMessage, _ profile: inout ProfileRecord) throws {
         let sessionID: String? = switch message.context["sessionId"] {
         case .string(let text): text
         case .number(let number): JSONValue.number(number).jsonText()
         default: nil
         }
+        defer { profile.lastEventAt = max(profile.lastEventAt ?? message.eventTime, message.eventTime) }
         if let sessionID {
             if sessionID != profile.lastSessionID {
-                profile.totalSessions += 1
+                if try !transaction.hasSession(tenant: tenant.tenant, profileID: profile.id, sessionID: sessionID) { profile.totalSessions += 1 }
                 profile.lastSessionID = sessionID
             }
-        } else if let last = profile.lastEventAt {
-            if message.eventTime - last > tenant.sessionTimeoutMilliseconds { profile.totalSessions += 1 }
-        } else {
-            profile.totalSessions += 1
+            return
         }
-        profile.lastEventAt = max(profile.lastEventAt ?? message.eventTime, message.eventTime)
+        let timeout = tenant.sessionTimeoutMilliseconds
+        guard let last = profile.lastEventAt else {
+            profile.totalSessions += 1
+            return
+        }
+        if message.eventTime >= last {
+            if message.eventTime - last > timeout { profile.totalSessions += 1 }
+            return
+        }
+        let (before, after) = try transaction.eventTimes(tenant: tenant.tenant, profileID: profile.id, around: message.eventTime)
+        let joinsBefore = before.map { message.eventTime - $0 <= timeout } ?? false
+        let joinsAfter = after.map { $0 - message.eventTime <= timeout } ?? false
+        let wereOne = before.flatMap { start in after.map { $0 - start <= timeout } } ?? false
+        let change = 1 - (joinsBefore ? 1 : 0) - (joinsAfter ? 1 : 0) + (wereOne ? 1 : 0)
+        profile.totalSessions = max(1, profile.totalSessions + Int64(change))
     }
 
     /// An exact decimal from a JSON number or a string holding exactly one
