@@ -207,6 +207,11 @@ enum Migrations {
                 CREATE INDEX events_by_name ON events (tenant_id, event_name, event_time, profile_id, source_id);
                 """)
         }
+        migrator.registerMigration("2026-11-27-consents-confirmed-at") { db in
+            // The latest time a record's value was sent again (a repeat is not a new
+            // record): a record arriving late, before it, must not outlast it.
+            try db.execute(sql: "ALTER TABLE consents ADD COLUMN confirmed_at INTEGER")
+        }
         return migrator
     }
 }

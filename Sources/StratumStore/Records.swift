@@ -234,8 +234,10 @@ public struct ConsentRecord: Sendable, Hashable {
     public var consentText: String?
     public var consentVersion: String?
     public var recordedAt: Milliseconds
+    /// The latest time the same value was sent again (repeats are not new records).
+    public var confirmedAt: Milliseconds?
 
-    public init(tenantID: String, id: String, profileID: String, consentType: String, granted: Bool, grantedAt: Milliseconds?, revokedAt: Milliseconds?, source: String, ipAddress: String?, consentText: String?, consentVersion: String?, recordedAt: Milliseconds) {
+    public init(tenantID: String, id: String, profileID: String, consentType: String, granted: Bool, grantedAt: Milliseconds?, revokedAt: Milliseconds?, source: String, ipAddress: String?, consentText: String?, consentVersion: String?, recordedAt: Milliseconds, confirmedAt: Milliseconds? = nil) {
         self.tenantID = tenantID
         self.id = id
         self.profileID = profileID
@@ -248,6 +250,7 @@ public struct ConsentRecord: Sendable, Hashable {
         self.consentText = consentText
         self.consentVersion = consentVersion
         self.recordedAt = recordedAt
+        self.confirmedAt = confirmedAt
     }
 }
 

@@ -171,7 +171,7 @@ struct SQLiteTransaction: StoreTransaction {
                 tenantID: row["tenant_id"], id: row["id"], profileID: row["profile_id"], consentType: row["consent_type"],
                 granted: row["granted"], grantedAt: row["granted_at"], revokedAt: row["revoked_at"], source: row["source"],
                 ipAddress: row["ip_address"], consentText: row["consent_text"], consentVersion: row["consent_version"],
-                recordedAt: row["recorded_at"])
+                recordedAt: row["recorded_at"], confirmedAt: row["confirmed_at"])
         }
     }
 
@@ -436,6 +436,11 @@ struct SQLiteTransaction: StoreTransaction {
             return true
         }
         return false
+    }
+
+    func confirmConsent(tenant: String, id: String, at instant: Milliseconds) throws {
+        try db.execute(sql: "UPDATE consents SET confirmed_at = max(coalesce(confirmed_at, recorded_at), ?) WHERE tenant_id = ? AND id = ?",
+                       arguments: [instant, tenant, id])
     }
 
     func insertConsent(_ consent: ConsentRecord) throws {

@@ -82,6 +82,8 @@ public protocol StoreTransaction: StoreReader {
     /// Inserts an event; returns false (and changes nothing) when its idempotency key exists.
     func insertEvent(_ event: NewEvent) throws -> Bool
     func insertConsent(_ consent: ConsentRecord) throws
+    /// Notes that consent record `id`'s value was sent again at `instant`.
+    func confirmConsent(tenant: String, id: String, at instant: Milliseconds) throws
     /// Puts a webhook delivery in the outbox (ignored if its id exists).
     func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at: Milliseconds) throws
     /// Whether the profile's latest consent of `type` (or `all`) is granted.

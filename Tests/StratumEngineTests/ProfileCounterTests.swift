@@ -147,9 +147,22 @@ struct ProfileCounterTests {
         let other = try #require(profileID(of: late[0]))
         // Oldest first: the 11:00 grant is the latest.
         #expect(try await harness.read { try $0.consents(tenant: "default", profileID: other) }.map { "\($0.granted)" } == ["false", "true"])
-        // Repeats add nothing.
+        // Repeats add no record.
         try await harness.ingest([identify("7", ["all": false], at: "2026-01-01T10:30:00Z"), identify("8", ["email": false], at: "2026-01-01T10:40:00Z")])
         #expect(try await harness.read { try $0.consents(tenant: "default", profileID: id) }.count == 3)
+        // A record sent before a repeat but arriving after it does not outlast the repeat, either way:
+        // revoked at 09:00 and again at 11:00, a grant from 10:00 arriving last leaves it revoked.
+        for (user, first, late) in [("c3", false, true), ("c4", true, false)] {
+            let outcomes = try await harness.ingest([
+                ["type": "identify", "userId": .string(user), "messageId": .string(user + "a"), "timestamp": "2026-01-01T09:00:00Z", "context": ["consent": ["ads": .bool(first)]]],
+                ["type": "identify", "userId": .string(user), "messageId": .string(user + "b"), "timestamp": "2026-01-01T11:00:00Z", "context": ["consent": ["ads": .bool(first)]]],
+                ["type": "identify", "userId": .string(user), "messageId": .string(user + "c"), "timestamp": "2026-01-01T10:00:00Z", "context": ["consent": ["ads": .bool(late)]]],
+            ])
+            let profile = try #require(profileID(of: outcomes[0]))
+            let records = try await harness.read { try $0.consents(tenant: "default", profileID: profile) }
+            #expect(records.map { "\($0.granted)" } == ["\(first)", "\(late)", "\(first)"], "\(user): 09:00, 10:00, then 11:00 again")
+            #expect(records.last?.recordedAt == EngineHarness.instant("2026-01-01T11:00:00Z"))
+        }
     }
 
     @Test func clockSkewIsCorrectedWithSentAt() async throws {

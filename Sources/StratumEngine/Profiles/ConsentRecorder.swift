@@ -6,7 +6,9 @@ import StratumStore
 /// consent history: a new record only when it changes what a type's consent
 /// is at the message's time — the latest record of the type or of `all` (the
 /// global toggle) at or before that time, as every reader decides it. SDKs send
-/// the same consent with every call; those repeats add nothing.
+/// the same consent with every call: a repeat only moves the `confirmed_at` of
+/// the records in force, so that a record arriving late (sent before the
+/// repeat) is followed by the repeated value again from the repeat's time.
 struct ConsentRecorder {
     let tenant: TenantRuntime
     let source: String
@@ -24,23 +26,43 @@ struct ConsentRecorder {
         }
         guard !changes.isEmpty else { return [] }
         // Oldest first, as readers order them (recorded_at, then seq).
-        var history = try transaction.consents(tenant: tenant.tenant, profileID: profileID).map { ($0.consentType, $0.granted, $0.recordedAt) }
-        func effective(_ type: String) -> Bool? {
-            history.last { ($0.0 == type || $0.0 == "all") && $0.2 <= message.eventTime }?.1
+        var history = try transaction.consents(tenant: tenant.tenant, profileID: profileID)
+        let time = message.eventTime
+        func inForce(_ type: String) -> ConsentRecord? {
+            history.last { ($0.consentType == type || $0.consentType == "all") && $0.recordedAt <= time }
+        }
+        func insert(_ type: String, _ granted: Bool, at instant: Milliseconds) throws {
+            let record = ConsentRecord(
+                tenantID: tenant.tenant, id: newID(), profileID: profileID, consentType: type, granted: granted,
+                grantedAt: granted ? instant : nil, revokedAt: granted ? nil : instant,
+                source: source, ipAddress: message.context["ip"]?.stringValue,
+                consentText: message.context["consentText"]?.stringValue,
+                consentVersion: message.context["consentVersion"]?.stringValue, recordedAt: instant)
+            try transaction.insertConsent(record)
+            history.insert(record, at: history.lastIndex { $0.recordedAt <= instant }.map { $0 + 1 } ?? 0)
         }
         var recorded: [(String, Bool)] = []
         for (type, granted) in changes.sorted(by: { $0.0 < $1.0 }) {
             // `all` changes every type: it is new when some type's consent differs.
-            let affected = type == "all" ? Array(tenant.consentTypes) : [type]
-            guard affected.contains(where: { effective($0) != granted }) else { continue }
-            history.append((type, granted, message.eventTime))
+            let current = (type == "all" ? Array(tenant.consentTypes).sorted() : [type]).map(inForce)
+            let holding = current.compactMap { $0 }.reduce(into: [ConsentRecord]()) { unique, record in
+                if !unique.contains(where: { $0.id == record.id }) { unique.append(record) }
+            }
+            if current.allSatisfy({ $0?.granted == granted }) {
+                // A repeat is no new record, but the records in force were sent again now:
+                // a record arriving late, before this, must not outlast it.
+                for record in holding where time > (record.confirmedAt ?? record.recordedAt) {
+                    try transaction.confirmConsent(tenant: tenant.tenant, id: record.id, at: time)
+                    if let index = history.firstIndex(where: { $0.id == record.id }) { history[index].confirmedAt = time }
+                }
+                continue
+            }
+            try insert(type, granted, at: time)
             recorded.append((type, granted))
-            try transaction.insertConsent(ConsentRecord(
-                tenantID: tenant.tenant, id: newID(), profileID: profileID, consentType: type, granted: granted,
-                grantedAt: granted ? message.eventTime : nil, revokedAt: granted ? nil : message.eventTime,
-                source: source, ipAddress: message.context["ip"]?.stringValue,
-                consentText: message.context["consentText"]?.stringValue,
-                consentVersion: message.context["consentVersion"]?.stringValue, recordedAt: message.eventTime))
+            // A record in force here that was sent again later holds again from then.
+            for record in holding where record.granted != granted {
+                if let confirmed = record.confirmedAt, confirmed > time { try insert(record.consentType, record.granted, at: confirmed) }
+            }
         }
         return recorded
     }
