@@ -126,7 +126,9 @@ struct ProfileCounterTests {
     /// A record is new when it changes the consent in force at its time, which
     /// the latest record of the type or of `all` decides, as every reader does.
     @Test func consentRecordsFollowTheAllToggleAndLateArrivals() async throws {
-        let harness = try EngineHarness()
+        let harness = try EngineHarness(definitions: [
+            "hooks.yaml": "kind: Webhook\nname: hooks\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [consent.updated]\n",
+        ])
         func identify(_ id: String, _ consent: JSONValue, at time: String) -> JSONValue {
             ["type": "identify", "userId": "c1", "messageId": .string(id), "timestamp": .string(time), "context": ["consent": consent]]
         }
@@ -162,6 +164,9 @@ struct ProfileCounterTests {
             let records = try await harness.read { try $0.consents(tenant: "default", profileID: profile) }
             #expect(records.map { "\($0.granted)" } == ["\(first)", "\(late)", "\(first)"], "\(user): 09:00, 10:00, then 11:00 again")
             #expect(records.last?.recordedAt == EngineHarness.instant("2026-01-01T11:00:00Z"))
+            // The consent in force never changed after the first message: one consent.updated.
+            let notices = try await harness.store.deliveries(tenant: "default", webhook: "hooks").filter { $0.payload.contains(profile) }
+            #expect(notices.count == 1, "\(user)")
         }
     }
 

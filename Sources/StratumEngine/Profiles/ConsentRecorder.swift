@@ -15,7 +15,8 @@ struct ConsentRecorder {
     let transaction: any StoreTransaction
     let newID: () -> String
 
-    /// Records changed consents; returns them (type, granted) for webhooks.
+    /// Records changed consents; returns those (type, granted) that changed the
+    /// consent in force now, for webhooks.
     @discardableResult
     func record(_ message: IncomingMessage, profileID: String) throws -> [(String, Bool)] {
         guard let consent = message.context["consent"]?.objectValue else { return [] }
@@ -41,6 +42,12 @@ struct ConsentRecorder {
             try transaction.insertConsent(record)
             history.insert(record, at: history.lastIndex { $0.recordedAt <= instant }.map { $0 + 1 } ?? 0)
         }
+        // What is in force now, per type, before and after: only a change of that is
+        // announced (a late record placed before a later one changes history, not now).
+        func now() -> [String: Bool?] {
+            Dictionary(uniqueKeysWithValues: tenant.consentTypes.map { type in (type, history.last { $0.consentType == type || $0.consentType == "all" }?.granted) })
+        }
+        let before = now()
         var recorded: [(String, Bool)] = []
         for (type, granted) in changes.sorted(by: { $0.0 < $1.0 }) {
             // `all` changes every type: it is new when some type's consent differs.
@@ -64,6 +71,9 @@ struct ConsentRecorder {
                 if let confirmed = record.confirmedAt, confirmed > time { try insert(record.consentType, record.granted, at: confirmed) }
             }
         }
-        return recorded
+        let after = now()
+        return recorded.filter { type, _ in
+            (type == "all" ? Array(tenant.consentTypes) : [type]).contains { before[$0] != after[$0] }
+        }
     }
 }
