@@ -89,7 +89,7 @@ struct WebhookDeliveryTests {
             ["type": "track", "userId": .string("u\(index)"), "event": "Purchase", "properties": ["total": 5],
              "context": ["consent": ["ads": .bool(index != 2)]], "messageId": .string("m\(index)")]
         })
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret])
+        let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret])
         #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
         let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret])
         #expect(problems == [])
@@ -243,7 +243,7 @@ struct WebhookDeliveryTests {
                 ]
                 let harness = try EngineHarness(definitions: definitions)
                 try await harness.ingest((1...3).map { ["type": "track", "userId": .string("u\($0)"), "event": "Purchase", "messageId": .string("m\($0)")] })
-                let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+                let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
                 let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
                 _ = try await evaluator.refresh(segment: try #require(loaded.definitions.segments.first?.definition), asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
                 let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])

@@ -21,7 +21,7 @@ struct SegmentRefreshTests {
             ["type": "track", "userId": "late", "event": "Purchase", "timestamp": "2026-01-06T00:00:00Z", "messageId": "2"],
             ["type": "track", "userId": "never", "event": "Viewed", "timestamp": "2026-01-01T00:00:00Z", "messageId": "3"],
         ])
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(Self.definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(Self.definitions)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
 
         let first = try await evaluator.refresh(asOf: EngineHarness.instant("2026-01-07T00:00:00Z"), only: [.segment])
@@ -86,7 +86,7 @@ struct SegmentRefreshTests {
         var members: [[String]] = []
         for harness in [alone, together] {
             try await harness.ingest(messages)
-            let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+            let loaded = EngineHarness.load(definitions)
             let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
             let segments = loaded.definitions.segments.map(\.definition).sorted { $0.name < $1.name }
             if harness === alone {
@@ -105,7 +105,7 @@ struct SegmentRefreshTests {
         #expect(Array(members[0...1]) == Array(members[2...3]))
 
         // A partner that cannot run (a reference to no segment) fails alone.
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(definitions)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: together.store, runtime: together.runtime)
         var segments = loaded.definitions.segments.map(\.definition).sorted { $0.name < $1.name }
         segments[0].rules = RuleGroup(conditions: [.field(FieldCondition(field: "segment", operator: .equals, value: "missing"))])
@@ -130,7 +130,7 @@ struct SchedulerTests {
         ]
         let harness = try EngineHarness(definitions: definitions)
         try await harness.ingest([["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 5], "timestamp": "2025-12-31T00:00:00Z", "messageId": "1"]])
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(definitions)
         let start = EngineHarness.instant("2026-01-01T00:00:00Z")
         let scheduler = Scheduler(
             evaluator: DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime),
@@ -169,7 +169,7 @@ struct SchedulerTests {
             ["type": "track", "userId": "u", "event": "Purchase", "properties": ["total": 5], "timestamp": "2025-12-31T00:00:00Z", "messageId": "1"],
             ["type": "track", "userId": "v", "event": "Viewed", "timestamp": "2025-12-31T00:00:00Z", "messageId": "2"],
         ])
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(definitions) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(definitions)
         #expect(DefinitionEvaluator.batches(loaded.definitions.segments.map(\.definition)).map { $0.map(\.name) } == [["active", "spenders"], ["loyal"]])
         let start = EngineHarness.instant("2026-01-01T00:00:00Z")
         let scheduler = Scheduler(
@@ -221,7 +221,7 @@ struct IncrementalSegmentTests {
         let harness = try EngineHarness(definitions: ["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers])
         harness.setNow("2026-01-10T00:00:00Z")
         let asOf = EngineHarness.instant("2026-01-10T00:00:00Z")
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(["engaged.yaml": Self.segment, "viewers.yaml": Self.viewers])
         let segment = try #require(loaded.definitions.segments.first { $0.definition.name == "engaged" }?.definition)
         let viewers = try #require(loaded.definitions.segments.first { $0.definition.name == "viewers" }?.definition)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
@@ -281,7 +281,7 @@ struct SegmentStatusTests {
         let harness = try EngineHarness(definitions: ["buyers.yaml": good])
         try await harness.ingest([["type": "track", "userId": "u1", "event": "Purchase", "properties": ["total": 5], "messageId": "m1"]])
         let asOf = EngineHarness.instant("2027-01-01T00:00:00Z")
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(["buyers.yaml": good])
         let segment = try #require(loaded.definitions.segments.first?.definition)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
         _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: asOf + 3_600_000)
@@ -317,7 +317,7 @@ struct SegmentStatusTests {
         let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
         let harness = try EngineHarness(definitions: ["buyers.yaml": good])
         let outcomes = try await harness.ingest([["type": "track", "userId": "u1", "event": "Purchase", "properties": ["total": 5], "messageId": "m1"]])
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(["buyers.yaml": good])
         let buyers = try #require(loaded.definitions.segments.first?.definition)
         var broken = buyers
         broken.name = "broken"
@@ -333,7 +333,7 @@ struct SegmentStatusTests {
     @Test func aFullRunLeavesProfilesUpdatedAfterItsInstantToIncrementalRuns() async throws {
         let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
         let harness = try EngineHarness(definitions: ["buyers.yaml": good])
-        let loaded = DefinitionLoader.load(files: (EngineHarness.baseDefinitions.merging(["buyers.yaml": good]) { $1 }).sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: ["WEB_KEY": "k"])
+        let loaded = EngineHarness.load(["buyers.yaml": good])
         let buyers = try #require(loaded.definitions.segments.first?.definition)
         let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
         harness.setNow("2026-03-01T00:00:00Z")

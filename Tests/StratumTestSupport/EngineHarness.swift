@@ -25,8 +25,7 @@ public final class EngineHarness: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // Three profiles per evaluation write transaction: the hand-built fixtures span several.
         store = try SQLiteStore(path: directory.appending(path: "store.sqlite").path, writeChunk: 3)
-        let files = Self.baseDefinitions.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }
-        let loaded = DefinitionLoader.load(files: files, environment: ["WEB_KEY": "k"])
+        let loaded = Self.load(extra)
         precondition(loaded.isValid, "\(loaded.diagnostics.map(\.formatted))")
         runtime = Runtime(definitions: loaded.definitions, environment: ["WEB_KEY": "k"])
         source = runtime.source(named: "web")!
@@ -40,6 +39,11 @@ public final class EngineHarness: Sendable {
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// `extra` loaded beside the base definitions, as the harness loads them.
+    public static func load(_ extra: [String: String], environment: [String: String] = ["WEB_KEY": "k"]) -> DefinitionLoader.Result {
+        DefinitionLoader.load(files: baseDefinitions.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) }, environment: environment)
+    }
 
     public static func instant(_ text: String) -> Milliseconds { Milliseconds(Instant.parse(text)! * 1000) }
 
