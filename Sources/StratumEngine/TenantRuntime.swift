@@ -35,11 +35,12 @@ public struct TenantRuntime: Sendable {
             }
         }
         plannedRequiredProperties = required
-        profileSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
+        let webhooks = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }
+        profileSubscriptions = webhooks.compactMap { webhook in
             let types = Set(webhook.events).subtracting([.segmentEntered, .segmentExited])
             return types.isEmpty ? nil : ProfileSubscription(webhook: webhook.name, types: types, requiresConsent: webhook.requiresConsent, segments: webhook.segments.map(Set.init))
         }
-        segmentSubscriptions = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }.compactMap { webhook in
+        segmentSubscriptions = webhooks.compactMap { webhook in
             let entered = webhook.events.contains(.segmentEntered)
             let exited = webhook.events.contains(.segmentExited)
             guard entered || exited else { return nil }

@@ -41,6 +41,14 @@ struct APIError: HTTPResponseError {
     }
 }
 
+/// Refuses a request body member other than `allowed`: a misspelt one must not
+/// be read as absent (and widen what the request does).
+func refuseUnknownMembers(_ fields: JSONObject, allowed: Set<String>, code: String, usage: String) throws(APIError) {
+    if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+        throw APIError.badRequest(code, "unknown member \"\(unknown)\"; \(usage)", path: unknown)
+    }
+}
+
 /// A JSON response.
 func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var headers = headers

@@ -99,9 +99,7 @@ struct SegmentController: Sendable {
         let (body, _) = try await IngestionController.json(request, limit: MessageParser.maximumBatchBytes)
         let usage = #"send {"add": [profile ids], "remove": [profile ids]}"#
         guard let fields = body.objectValue else { throw APIError.badRequest("invalid_members", usage) }
-        if let unknown = fields.keys.sorted().first(where: { $0 != "add" && $0 != "remove" }) {
-            throw APIError.badRequest("invalid_members", "unknown member \"\(unknown)\"; \(usage)", path: unknown)
-        }
+        try refuseUnknownMembers(fields, allowed: ["add", "remove"], code: "invalid_members", usage: usage)
         func ids(_ key: String) throws(APIError) -> [String] {
             guard let value = fields[key] else { return [] }
             guard let list = value.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {

@@ -79,9 +79,7 @@ struct WebhookController: Sendable {
         let usage = "send {} (every dead letter), {\"id\": \"msg_...\"} or {\"all\": true}"
         guard let fields = body.objectValue else { throw APIError.badRequest("invalid_json", usage) }
         // A wrong member must not widen the replay: {"id": 5} is not "every dead letter".
-        if let unknown = fields.keys.sorted().first(where: { $0 != "id" && $0 != "all" }) {
-            throw APIError.badRequest("invalid_request", "unknown member \"\(unknown)\"; \(usage)", path: unknown)
-        }
+        try refuseUnknownMembers(fields, allowed: ["id", "all"], code: "invalid_request", usage: usage)
         if let id = fields["id"], id.stringValue?.isEmpty != false { throw APIError.badRequest("invalid_request", "id must be a delivery id string; \(usage)", path: "id") }
         if let all = fields["all"], all.boolValue == nil { throw APIError.badRequest("invalid_request", "all must be true or false; \(usage)", path: "all") }
         let replayed = try await store().replayDeliveries(
