@@ -95,6 +95,24 @@ final class HotStatements {
     }
 }
 
+extension HotStatements {
+    /// Records `profileID` entering or exiting `segment` (`change`) at `instant` under `runID`.
+    func recordSegmentChange(tenant: String, segment: String, profileID: String, change: String, at instant: Int64, runID: String) throws {
+        var record = try statement(.insertSegmentChange)
+        for text in [tenant, segment, profileID, change] { record.bind(text) }
+        record.bind(instant)
+        record.bind(runID)
+        try record.execute()
+    }
+
+    /// Removes `profileID` from `segment`'s members.
+    func deleteMembership(tenant: String, segment: String, profileID: String) throws {
+        var delete = try statement(.deleteMembership)
+        for text in [tenant, segment, profileID] { delete.bind(text) }
+        try delete.execute()
+    }
+}
+
 /// One prepared statement being bound and stepped; parameters are numbered
 /// from 1 in the order `bind` is called.
 struct HotStatement {

@@ -292,18 +292,17 @@ struct SQLiteTransaction: StoreTransaction {
     func moveMemberships(tenant: String, from: String, to: String, runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws -> [String] {
         let held = try Row.fetchAll(db, sql: "SELECT segment, entered_at FROM segment_memberships WHERE tenant_id = ? AND profile_id = ? ORDER BY segment",
                                     arguments: [tenant, from])
-        let change = "INSERT INTO segment_changes (tenant_id, segment, profile_id, change, changed_at, run_id) VALUES (?, ?, ?, ?, ?, ?)"
         var entered: [String] = []
         for row in held {
             let segment: String = row[0]
             let enteredAt: Int64 = row[1]
-            try db.execute(sql: "DELETE FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?", arguments: [tenant, segment, from])
-            try db.execute(sql: change, arguments: [tenant, segment, from, "exited", instant, runID])
+            try statements.deleteMembership(tenant: tenant, segment: segment, profileID: from)
+            try statements.recordSegmentChange(tenant: tenant, segment: segment, profileID: from, change: "exited", at: instant, runID: runID)
             // The survivor keeps the earlier entry.
             try db.execute(sql: "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [tenant, segment, to, enteredAt])
             if db.changesCount == 1 {
-                try db.execute(sql: change, arguments: [tenant, segment, to, "entered", instant, runID])
+                try statements.recordSegmentChange(tenant: tenant, segment: segment, profileID: to, change: "entered", at: instant, runID: runID)
                 entered.append(segment)
             } else {
                 try db.execute(sql: "UPDATE segment_state SET profile_count = max(profile_count - 1, 0) WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment])

@@ -147,7 +147,7 @@ extension SQLiteStore {
                     }) {
                         let started = ContinuousClock.now
                         let result = Result {
-                            try pool.read { db in try String.fetchAll(db, sql: segments[index].select, arguments: StatementArguments(segments[index].argumentValues)) }
+                            try pool.read { db in try segments[index].members(in: db) }
                         }
                         finished.withLock { $0.append((index, result.map { ($0, ContinuousClock.now - started) }.mapError { StoreError("\($0)") })) }
                         arrived.signal()
@@ -166,7 +166,7 @@ extension SQLiteStore {
     /// The members a lone segment's query selects, run in the write transaction itself.
     static func evaluateAlone(_ segment: CompiledSegment, in db: Database) -> Result<([String], Duration), StoreError> {
         let started = ContinuousClock.now
-        return Result { try String.fetchAll(db, sql: segment.select, arguments: StatementArguments(segment.argumentValues)) }
+        return Result { try segment.members(in: db) }
             .map { ($0, ContinuousClock.now - started) }
             .mapError { StoreError("\($0)") }
     }
@@ -229,6 +229,11 @@ extension SQLiteStore {
             self.select = select
             argumentValues = arguments.map { $0?.databaseValue ?? .null }
         }
+
+        /// The ids its query selects.
+        func members(in db: Database) throws -> [String] {
+            try String.fetchAll(db, sql: select, arguments: StatementArguments(argumentValues))
+        }
     }
 
     /// The touched profiles an incremental run is limited to, as temp.scope.
@@ -279,18 +284,16 @@ extension SQLiteStore {
         }
         let statements = HotStatements(db: db)
         // Each change recorded, then the membership inserted (entered_at: asOf) or deleted.
-        for (ids, change, membership) in [(entered, "entered", HotStatements.Kind.insertMembership), (exited, "exited", .deleteMembership)] {
-            for id in ids {
-                var record = try statements.statement(.insertSegmentChange)
-                for text in [tenant, name, id, change] { record.bind(text) }
-                record.bind(asOf)
-                record.bind(runID)
-                try record.execute()
-                var statement = try statements.statement(membership)
-                for text in [tenant, name, id] { statement.bind(text) }
-                if membership == .insertMembership { statement.bind(asOf) }
-                try statement.execute()
-            }
+        for id in entered {
+            try statements.recordSegmentChange(tenant: tenant, segment: name, profileID: id, change: "entered", at: asOf, runID: runID)
+            var insert = try statements.statement(.insertMembership)
+            for text in [tenant, name, id] { insert.bind(text) }
+            insert.bind(asOf)
+            try insert.execute()
+        }
+        for id in exited {
+            try statements.recordSegmentChange(tenant: tenant, segment: name, profileID: id, change: "exited", at: asOf, runID: runID)
+            try statements.deleteMembership(tenant: tenant, segment: name, profileID: id)
         }
         let members = stored.count + entered.count - exited.count
         try finish(segment, context: context, members: members, entered: entered.count, exited: exited.count, full: true,
