@@ -229,6 +229,7 @@ struct BenchArgumentTests {
             (["bench", "webhooks", "--deliveries=-1"], "--deliveries must be 1...10000000"),
             (["bench", "segments", "--profiles=-1"], "--profiles must be 1...100000000"),
             (["bench", "segments", "--events=-1"], "--events must be 0...1000000000"),
+            (["run", "--idle-timeout", "0"], "--idle-timeout must be 1...3600 seconds"),
         ] {
             let result = try StratumBinary.run(arguments, directory: directory)
             #expect(result.status == 2, "\(arguments)")
