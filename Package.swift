@@ -85,8 +85,9 @@ let package = Package(
         // Fixtures are read from the source tree by path, not bundled.
         .testTarget(name: "StratumDefinitionsTests", dependencies: ["StratumDefinitions", "StratumTestSupport", "stratum"], exclude: ["Fixtures"]),
         .testTarget(name: "StratumEngineTests", dependencies: [
-            "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumTestSupport",
+            "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Fixtures"]),
         .testTarget(
             name: "StratumDeliveryTests",

@@ -114,37 +114,47 @@ public final class IngestionWriter: Service, Sendable {
         }
     }
 
+    /// Commits the group's requests in one transaction. A request whose
+    /// messages fail must not take the others with it, so when the group's
+    /// transaction fails every request is committed again in a transaction
+    /// of its own. Failures are rare; a savepoint per request (what isolated
+    /// them before) cost every event about 7 µs copying pages into the
+    /// statement journal.
     private func commit(_ jobs: [Job]) async {
         let pipeline = self.pipeline.withLock { $0 }
-        let work = jobs.map { ($0.messages, $0.source) }
         let started = ContinuousClock.now
         do {
-            let results = try await store.write { transaction -> [Result<[MessageOutcome], StoreError>] in
-                work.map { messages, source in
-                    do {
-                        return .success(try transaction.savepoint { try pipeline.process(messages, source: source, in: transaction) })
-                    } catch {
-                        return .failure(StoreError("\(error)"))
-                    }
-                }
+            let work = jobs.map { ($0.messages, $0.source) }
+            let outcomes = try await store.write { transaction in
+                try work.map { messages, source in try pipeline.process(messages, source: source, in: transaction) }
             }
             logger.debug("Committed a group.", metadata: [
                 "requests": "\(jobs.count)", "messages": "\(work.reduce(0) { $0 + $1.0.count })",
                 "duration": "\(ContinuousClock.now - started)",
             ])
-            for (job, result) in zip(jobs, results) {
-                switch result {
-                case .success(let outcomes):
-                    touched?.add(tenant: job.source.tenant, outcomes: outcomes)
-                    job.continuation.resume(returning: outcomes)
-                case .failure(let error):
-                    logger.error("A request's messages could not be stored.", metadata: ["error": "\(error)", "source": "\(job.source.name)"])
-                    job.continuation.resume(throwing: WriterError.failed(error.description))
+            for (job, outcomes) in zip(jobs, outcomes) { answer(job, with: .success(outcomes)) }
+        } catch {
+            guard jobs.count > 1 else { return answer(jobs[0], with: .failure(error)) }
+            logger.warning("A group commit failed; its requests are committed one at a time.", metadata: ["error": "\(error)", "requests": "\(jobs.count)"])
+            for job in jobs {
+                let (messages, source) = (job.messages, job.source)
+                do {
+                    answer(job, with: .success(try await store.write { try pipeline.process(messages, source: source, in: $0) }))
+                } catch {
+                    answer(job, with: .failure(error))
                 }
             }
-        } catch {
-            logger.error("A group commit failed; its requests are answered with errors.", metadata: ["error": "\(error)", "requests": "\(jobs.count)"])
-            for job in jobs { job.continuation.resume(throwing: WriterError.failed("\(error)")) }
+        }
+    }
+
+    private func answer(_ job: Job, with result: Result<[MessageOutcome], any Error>) {
+        switch result {
+        case .success(let outcomes):
+            touched?.add(tenant: job.source.tenant, outcomes: outcomes)
+            job.continuation.resume(returning: outcomes)
+        case .failure(let error):
+            logger.error("A request's messages could not be stored.", metadata: ["error": "\(error)", "source": "\(job.source.name)"])
+            job.continuation.resume(throwing: WriterError.failed("\(error)"))
         }
     }
 }
