@@ -54,16 +54,16 @@ public struct IdentityRules: Sendable {
     /// identifier (empty, blocked, or not an email/phone for those types).
     public func normalize(_ raw: String, type: String) -> String? {
         let rule = rule(for: type)
-        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = raw.trimmingWhitespaceAndNewlines()
         var value: String
         switch rule.normalization {
         case .email:
-            value = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            value = raw.trimmingWhitespaceAndNewlines().lowercased()
             guard let at = value.firstIndex(of: "@"), at != value.startIndex, value.index(after: at) != value.endIndex else { return nil }
         case .phone:
             value = normalizePhone(raw) ?? ""
         case .trim:
-            value = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            value = raw.trimmingWhitespaceAndNewlines()
         case .none:
             value = raw
         }
@@ -76,7 +76,7 @@ public struct IdentityRules: Sendable {
     /// Digits with a leading `+`: `00` becomes `+`; a number without a country
     /// code gets the default one. Fewer than 7 digits is not a phone number.
     func normalizePhone(_ raw: String) -> String? {
-        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = raw.trimmingWhitespaceAndNewlines()
         var digits = trimmed.filter(\.isASCII).filter(\.isNumber)
         guard digits.count >= 7 else { return nil }
         if trimmed.hasPrefix("+") { return "+" + digits }

@@ -100,7 +100,7 @@ public struct Importer: Sendable {
                 summary.problems.append(Problem(line: error.line, column: error.column, message: error.message))
                 return summary
             }
-            let names = header.map { $0.text.trimmingCharacters(in: .whitespaces) }
+            let names = header.map { $0.text.trimmingWhitespace() }
             for column in mapping.columns.keys.sorted() where !names.contains(column) {
                 summary.problems.append(Problem(line: 1, column: 1, message: "the header has no column \"\(column)\" that Source \(source.name) maps; columns: \(names.joined(separator: ", "))"))
             }
@@ -140,7 +140,7 @@ public struct Importer: Sendable {
         var externalIDs: [JSONValue] = []
         for (index, name) in names.enumerated() {
             guard let target = mapping[name] else { continue }
-            let value = row[index].text.trimmingCharacters(in: .whitespaces)
+            let value = row[index].text.trimmingWhitespace()
             guard !value.isEmpty else { continue }
             if target.hasPrefix("traits.") {
                 traits[String(target.dropFirst(7))] = .string(value)

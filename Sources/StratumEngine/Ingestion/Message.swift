@@ -87,7 +87,7 @@ public enum MessageParser {
         switch type {
         case .track:
             guard let event = object["event"] else { throw MessageError(path: field("event"), message: "required for track") }
-            guard let name = event.stringValue, !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            guard let name = event.stringValue, !name.trimmingWhitespace().isEmpty else {
                 throw MessageError(path: field("event"), message: "expected a non-empty string, found \(event.briefDescription)")
             }
             guard name.count <= 200 else { throw MessageError(path: field("event"), message: "longer than 200 characters") }
@@ -115,7 +115,7 @@ public enum MessageParser {
         if let given = object["messageId"] {
             // Trimmed before it is checked: " " and "  " would otherwise both become
             // the empty key, and every later blank id a duplicate of the first.
-            guard let text = (given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }))?.trimmingCharacters(in: .whitespaces),
+            guard let text = (given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }))?.trimmingWhitespace(),
                   !text.isEmpty else {
                 throw MessageError(path: field("messageId"), message: "expected a non-empty string, found \(given.briefDescription); omit it to have one assigned")
             }
@@ -157,7 +157,7 @@ public enum MessageParser {
         case .number(let number): text = JSONValue.number(number).jsonText()
         default: throw MessageError(path: path, message: "expected a string, found \(value.briefDescription)")
         }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmingWhitespaceAndNewlines()
         if trimmed.isEmpty { return nil }
         guard trimmed.utf8.count <= 500 else { throw MessageError(path: path, message: "longer than 500 bytes") }
         return trimmed

@@ -80,7 +80,7 @@ struct ProfileUpdater {
         switch value {
         case .number(let number) where number.isFinite: return Decimal(string: "\(number)", locale: locale)
         case .string(let text):
-            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            let trimmed = text.trimmingWhitespace()
             guard case .number? = try? JSONParser.parse(trimmed) else { return nil }
             return Decimal(string: trimmed, locale: locale)
         default: return nil

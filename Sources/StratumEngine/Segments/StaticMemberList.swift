@@ -55,7 +55,7 @@ public struct StaticMemberList: Sendable {
         let known = ["profile_id"] + identity.types.keys.sorted()
         var columns: [(index: Int, name: String)] = []
         for (index, field) in header.enumerated() {
-            let name = field.text.trimmingCharacters(in: .whitespaces).lowercased()
+            let name = field.text.trimmingWhitespace().lowercased()
             guard known.contains(name) else {
                 let hint = Suggestion.closest(to: name, in: known).map { "did you mean \($0)? " } ?? ""
                 throw FormatError(line: field.line, column: field.column, message: "unknown column \"\(field.text)\"; \(hint)columns are profile_id or an identifier type: \(known.dropFirst().joined(separator: ", "))")
@@ -79,7 +79,7 @@ public struct StaticMemberList: Sendable {
             }
             guard let (name, text) = columns.lazy.compactMap({ column -> (String, String)? in
                 guard column.index < row.count else { return nil }
-                let text = row[column.index].text.trimmingCharacters(in: .whitespaces)
+                let text = row[column.index].text.trimmingWhitespace()
                 return text.isEmpty ? nil : (column.name, text)
             }).first else {
                 problems.append(Problem(line: line, message: "no value in any of \(columns.map(\.name).joined(separator: ", "))"))
