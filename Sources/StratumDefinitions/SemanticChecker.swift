@@ -26,6 +26,8 @@ struct SemanticChecker {
         case number, string, boolean, date, any
         case enumeration([String])
         case segmentName
+        /// Identifier values, stored as hashes: equal or not, never searched.
+        case identifierValue
 
         var phrase: String {
             switch self {
@@ -36,6 +38,7 @@ struct SemanticChecker {
             case .any: "any value"
             case .enumeration(let values): "one of " + values.map { "\"\($0)\"" }.joined(separator: ", ")
             case .segmentName: "segment names"
+            case .identifierValue: "identifier values, stored as SHA-256 hashes"
             }
         }
 
@@ -48,6 +51,7 @@ struct SemanticChecker {
             case .date: [.equals, .notEquals, .exists, .notExists, .withinLast, .notWithinLast, .before, .after, .between].contains(op)
             case .enumeration: [.equals, .notEquals, .in, .notIn, .exists, .notExists].contains(op)
             case .segmentName: [.equals, .notEquals, .in, .notIn].contains(op)
+            case .identifierValue: [.equals, .notEquals, .in, .notIn, .exists, .notExists].contains(op)
             }
         }
     }
@@ -303,7 +307,7 @@ struct SemanticChecker {
         switch (kind, value) {
         case (_, .array), (_, .object):
             report(place, pointer, "compare \(subject) with a single value, not \(value.briefDescription)", hint: "use in/not_in for a list")
-        case (.any, _), (.number, .number), (.string, .string), (.boolean, .bool):
+        case (.any, _), (.number, .number), (.string, .string), (.identifierValue, .string), (.boolean, .bool):
             break
         case (.date, .string):
             checkDate(value, place, pointer)
@@ -386,7 +390,7 @@ struct SemanticChecker {
                 report(place, fieldPointer, "unknown identifier type \"\(type)\"", hint: hint)
                 return
             }
-            kind = .string
+            kind = .identifierValue
         case .consent(let type):
             let before = diagnostics.count
             checkConsentType(type, place, fieldPointer)

@@ -50,6 +50,11 @@ struct SegmentQuery {
     private(set) var arguments: [DatabaseValueConvertible?] = []
     /// Segments being expanded, to stop a reference cycle the validator missed.
     private var expanding: [String] = []
+    /// Referenced segments' queries, as common table expressions in dependency
+    /// order, and the name each is known by: a chain of references stays one
+    /// level deep in the SQL text (nested inline, six levels overflowed
+    /// SQLite's parser stack), and a segment referenced twice is compiled once.
+    private var referenced: [(segment: String, table: String, sql: String)] = []
 
     init(context: RuleContext, scope: String? = nil) {
         self.context = context
@@ -61,7 +66,31 @@ struct SegmentQuery {
     mutating func select(_ rules: RuleGroup) throws -> String {
         let tenant = bind(context.tenant)
         let seen = bind(context.asOf)
-        return "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND p.first_seen_at <= \(seen) AND (\(try group(rules)))"
+        let main = "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND p.first_seen_at <= \(seen) AND (\(try group(rules)))"
+        let sql = referenced.isEmpty ? main : "WITH " + referenced.map { "\($0.table) AS (\($0.sql))" }.joined(separator: ", ") + " " + main
+        // A condition that can never match ("in: [null]") compiles to 0 after its
+        // field's JSON path was bound: SQLite counts parameters up to the highest
+        // one the text names, so values past it would be refused as too many.
+        arguments.removeLast(arguments.count - Self.highestParameter(in: sql))
+        return sql
+    }
+
+    /// The highest `?N` in generated SQL (values are always bound, never in the text).
+    static func highestParameter(in sql: String) -> Int {
+        var highest = 0
+        var bytes = sql.utf8.makeIterator()
+        var number: Int?
+        while let byte = bytes.next() {
+            if byte == UInt8(ascii: "?") {
+                number = 0
+            } else if let current = number, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                number = current * 10 + Int(byte - UInt8(ascii: "0"))
+            } else {
+                highest = max(highest, number ?? 0)
+                number = nil
+            }
+        }
+        return max(highest, number ?? 0)
     }
 
     /// ` AND <column> IN (SELECT id FROM <scope>)`, or nothing without a scope.
@@ -136,7 +165,8 @@ struct SegmentQuery {
         case .identifier(let type):
             return identifier(type, condition)
         case .consent(let type):
-            let expression = "(SELECT c.granted FROM consents c WHERE c.tenant_id = p.tenant_id AND c.profile_id = p.id AND c.consent_type IN (\(bind(type)), 'all') ORDER BY c.recorded_at DESC, c.seq DESC LIMIT 1)"
+            // The record in force at the evaluation instant (a later change is not yet made).
+            let expression = "(SELECT c.granted FROM consents c WHERE c.tenant_id = p.tenant_id AND c.profile_id = p.id AND c.consent_type IN (\(bind(type)), 'all') AND c.recorded_at <= \(bind(context.asOf)) ORDER BY c.recorded_at DESC, c.seq DESC LIMIT 1)"
             return compare(expression, .value, condition.operator, condition.value, condition.unit)
         default:
             let (expression, storage) = column(path)
@@ -267,15 +297,17 @@ struct SegmentQuery {
     /// `identifiers.<type>`: existence of the type, or equality with a value
     /// hashed as ingestion hashes it.
     mutating func identifier(_ type: String, _ condition: FieldCondition) -> String {
-        let exists = "EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.tenant_id = p.tenant_id AND i.profile_id = p.id AND i.identifier_type = \(bind(type))"
+        func exists(_ more: String = "") -> String {
+            "EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.tenant_id = p.tenant_id AND i.profile_id = p.id AND i.identifier_type = \(bind(type))\(more))"
+        }
         func holding(_ values: [JSONValue]) -> String {
             let hashes = values.compactMap { $0.stringValue.flatMap { context.identifierHash(type, $0) } }
             guard !hashes.isEmpty else { return "0" }
-            return exists + " AND i.identifier_hash IN (" + hashes.map { bind($0) }.joined(separator: ", ") + "))"
+            return exists(" AND i.identifier_hash IN (" + hashes.map { bind($0) }.joined(separator: ", ") + ")")
         }
         switch condition.operator {
-        case .exists: return exists + ")"
-        case .notExists: return "NOT " + exists + ")"
+        case .exists: return exists()
+        case .notExists: return "NOT " + exists()
         case .equals: return holding([condition.value ?? .null])
         case .notEquals: return "NOT (" + holding([condition.value ?? .null]) + ")"
         case .in: return holding(condition.value?.arrayValue ?? [])
@@ -284,7 +316,8 @@ struct SegmentQuery {
         }
     }
 
-    /// `field: segment`: membership of another segment, expanded inline.
+    /// `field: segment`: membership of another segment, by its rules (a common
+    /// table expression, see `referenced`) or its stored members.
     mutating func segmentMembership(_ condition: FieldCondition) throws -> String {
         let names: [String] = condition.operator == .in || condition.operator == .notIn
             ? (condition.value?.arrayValue ?? []).compactMap(\.stringValue)
@@ -298,10 +331,17 @@ struct SegmentQuery {
             case .storedMembers:
                 members.append("p.id IN (SELECT m.profile_id FROM segment_memberships m WHERE m.tenant_id = \(bind(context.tenant)) AND m.segment = \(bind(name)))")
             case .rules(let rules):
+                if let known = referenced.first(where: { $0.segment == name }) {
+                    members.append("p.id IN \(known.table)")
+                    continue
+                }
                 expanding.append(name)
                 let tenant = bind(context.tenant)
-                members.append("p.id IN (SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND (\(try group(rules))))")
+                let sql = "SELECT p.id FROM profiles p WHERE p.tenant_id = \(tenant)\(scoped("p.id")) AND (\(try group(rules)))"
                 expanding.removeLast()
+                let table = "referenced_\(referenced.count + 1)"
+                referenced.append((name, table, sql))
+                members.append("p.id IN \(table)")
             }
         }
         let any = members.isEmpty ? "0" : members.map { "(\($0))" }.joined(separator: " OR ")

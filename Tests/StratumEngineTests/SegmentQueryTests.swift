@@ -150,6 +150,62 @@ struct SegmentQueryTests {
             """, ["ann", "dan"])
     }
 
+    @Test func consentIsTheRecordInForceAtTheEvaluationInstant() async throws {
+        let h = try await Self.harness()
+        // After the evaluation instant ann withdraws email consent and dan gives it.
+        h.setNow("2026-04-02T00:00:00Z")
+        try await h.ingest([
+            ["type": "track", "userId": "ann", "event": "Unsubscribed", "timestamp": "2026-04-01T00:00:00Z", "messageId": "a9", "context": ["consent": ["email": false]]],
+            ["type": "track", "userId": "dan", "event": "Subscribed", "timestamp": "2026-04-01T00:00:00Z", "messageId": "d9", "context": ["consent": ["email": true]]],
+        ])
+        let rule = "conditions:\n  - {field: consent.email, operator: equals, value: true}"
+        #expect(try await Self.members(h, rule) == ["ann"])
+        #expect(try await Self.members(h, rule, asOf: EngineHarness.instant("2026-04-02T00:00:00Z")) == ["dan"])
+    }
+
+    @Test func aLongChainOfSegmentReferencesEvaluates() async throws {
+        let h = try await Self.harness()
+        // big-0 holds ann; each big-N is big-(N-1) and a customer, twelve levels deep;
+        // both-ends references the chain's two ends, sharing their compiled queries.
+        var extra = ["big-0.yaml": "kind: Segment\nname: big-0\nrules:\n  conditions:\n    - {field: total_revenue, operator: greater_than, value: 100}\n"]
+        for level in 1...12 {
+            extra["big-\(level).yaml"] = """
+                kind: Segment
+                name: big-\(level)
+                rules:
+                  conditions:
+                    - {field: segment, operator: equals, value: big-\(level - 1)}
+                    - {field: lifecycle_stage, operator: equals, value: customer}
+                    - {field: total_events, operator: greater_than, value: 0}
+
+                """
+        }
+        #expect(try await Self.members(h, "conditions:\n  - {field: segment, operator: equals, value: big-12}", extra: extra) == ["ann"])
+        #expect(try await Self.members(h, "logic: or\nconditions:\n  - {field: segment, operator: in, value: [big-12, big-3]}\n  - {field: segment, operator: equals, value: big-0}", extra: extra) == ["ann"])
+        #expect(try await Self.members(h, "conditions:\n  - {field: segment, operator: not_equals, value: big-12}", extra: extra) == ["bob", "cat", "dan"])
+    }
+
+    @Test func conditionsThatCanNeverMatchStillCompile() async throws {
+        let h = try await Self.harness()
+        let loaded = EngineHarness.load(Self.definitions)
+        let evaluator = SegmentEvaluator(definitions: loaded.definitions, runtime: h.runtime)
+        // A null matches nothing (a missing value matches only not_equals, not_in and
+        // not_exists); the field's JSON path is bound before the comparison folds to false.
+        // Validation refuses contains on identifiers (below); the builder copes anyway.
+        for rule in [
+            #"{"field": "profile_data.coupon", "operator": "in", "value": [null]}"#,
+            #"{"field": "profile_data.coupon", "operator": "equals", "value": null}"#,
+            #"{"field": "identifiers.email", "operator": "contains", "value": "example"}"#,
+        ] {
+            let segment = try JSONValueDecoder().decode(SegmentDefinition.self, from: try JSONParser.parse(#"{"name": "never", "rules": {"conditions": ["# + rule + "]}}"))
+            let result = try await evaluator.preview(segment, store: h.store, asOf: Self.asOf, sample: 10)
+            #expect(result.count == 0, "\(rule)")
+        }
+        let file = "kind: Segment\nname: probe\nrules:\n  conditions:\n    - {field: identifiers.email, operator: contains, value: example.com}\n"
+        let diagnostics = EngineHarness.load(Self.definitions.merging(["probe.yaml": file]) { $1 }).diagnostics.map(\.formatted)
+        #expect(diagnostics.contains { $0.contains("\"contains\" does not apply to identifiers.email, which holds identifier values, stored as SHA-256 hashes") }, "\(diagnostics)")
+    }
+
     @Test func booleansNumbersStringsAndDatesNeverMix() async throws {
         let h = try await Self.harness()
         try await h.ingest([
