@@ -12,8 +12,6 @@ public struct TenantRuntime: Sendable {
     public var sessionTimeoutMilliseconds: Int64
     public var churnPeriodDays: Int
     public var consentTypes: Set<String>
-    /// Tracking plans by event name (for EMQ completeness).
-    public var plannedRequiredProperties: [String: [String]]
     /// Enabled webhooks subscribed to profile and event types (not segment ones).
     public var profileSubscriptions: [ProfileSubscription]
     /// Enabled webhooks subscribed to segment.entered or segment.exited.
@@ -28,13 +26,6 @@ public struct TenantRuntime: Sendable {
         sessionTimeoutMilliseconds = Int64(settings?.sessionTimeoutMinutes ?? SettingsDefinition.defaultSessionTimeoutMinutes) * 60_000
         churnPeriodDays = settings?.churnPeriodDays ?? SettingsDefinition.defaultChurnPeriodDays
         consentTypes = Set(ConsentTypes.builtIn + (settings?.consentTypes ?? []))
-        var required: [String: [String]] = [:]
-        for source in definitions.sources where source.definition.tenantID == tenant {
-            for (event, schema) in source.definition.trackingPlan?.events ?? [:] {
-                required[event] = schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            }
-        }
-        plannedRequiredProperties = required
         let webhooks = definitions.webhooks.map(\.definition).filter { $0.tenantID == tenant && $0.enabled != false }
         profileSubscriptions = webhooks.compactMap { webhook in
             let types = Set(webhook.events).subtracting([.segmentEntered, .segmentExited])

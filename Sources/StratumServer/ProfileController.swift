@@ -25,6 +25,14 @@ struct ProfileController: Sendable {
         try state.adminTenant(request, scope: .read, limit: ("lookup", Self.lookupsPerMinute, "profile lookups"))
     }
 
+    /// An absorbed id redirects to the profile it was merged into, keeping the
+    /// query (a page size, a cursor), so a client paging through the events
+    /// goes on where it was.
+    static func redirect(_ request: Request, to survivor: String, path: String) -> Response {
+        let query = request.uri.query.map { "?" + $0 } ?? ""
+        return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)\(path)\(query)"])
+    }
+
     func profile(_ request: Request, id: String) async throws -> Response {
         let tenant = try tenant(request)
         let found = try await state.store.read { reader -> (ProfileRecord?, String?, [IdentifierRecord], [ConsentRecord]) in
@@ -34,8 +42,7 @@ struct ProfileController: Sendable {
             return (nil, try reader.survivor(tenant: tenant, absorbedID: id), [], [])
         }
         if let survivor = found.1 {
-            // Absorbed ids redirect to the profile they were merged into.
-            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)"])
+            return Self.redirect(request, to: survivor, path: "")
         }
         guard let profile = found.0 else { throw APIError.notFound("no profile \(id)") }
         return jsonResponse(render(profile, identifiers: found.2, consents: found.3))
@@ -89,7 +96,7 @@ struct ProfileController: Sendable {
             return (true, nil, try reader.events(tenant: tenant, profileID: id, after: after, limit: pageSize + 1))
         }
         if let survivor = result.survivor {
-            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)/events"])
+            return Self.redirect(request, to: survivor, path: "/events")
         }
         guard result.exists else { throw APIError.notFound("no profile \(id)") }
         let page = Array(result.events.prefix(limit))
@@ -106,7 +113,7 @@ struct ProfileController: Sendable {
             return (nil, try reader.survivor(tenant: tenant, absorbedID: id))
         }
         if let survivor = found.1 {
-            return jsonResponse(["merged_into": .string(survivor)], status: .permanentRedirect, headers: [.location: "/v1/profiles/\(survivor)/segments"])
+            return Self.redirect(request, to: survivor, path: "/segments")
         }
         guard let profile = found.0 else { throw APIError.notFound("no profile \(id)") }
         let names = try await evaluator.store.segments(tenant: tenant, profileID: id)

@@ -318,14 +318,20 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
-    func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?) {
+    func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?, afterWithoutSessionID: Bool) {
         let before = try Int64.fetchOne(db.cachedStatement(sql: """
             SELECT max(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time <= ?
             """), arguments: [tenant, profileID, time])
         let after = try Int64.fetchOne(db.cachedStatement(sql: """
             SELECT min(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time > ?
             """), arguments: [tenant, profileID, time])
-        return (before, after)
+        guard let after else { return (before, nil, false) }
+        // A session id is a JSON string or number, as ingestion reads it.
+        let withoutSessionID = try Bool.fetchOne(db.cachedStatement(sql: """
+            SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time = ?
+              AND COALESCE(json_type(context, '$.sessionId'), 'null') NOT IN ('text', 'integer', 'real'))
+            """), arguments: [tenant, profileID, after]) ?? false
+        return (before, after, withoutSessionID)
     }
 
     func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool {

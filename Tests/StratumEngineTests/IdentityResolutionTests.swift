@@ -1,4 +1,5 @@
 import Foundation
+import StratumCrypto
 import StratumEngine
 import StratumJSON
 import StratumStore
@@ -193,7 +194,7 @@ struct IdentityResolutionTests {
 
     /// A phone's normal form gains a "+" (and a country code), which the blocked
     /// patterns would never match: the value as sent is checked too.
-    @Test(arguments: ["000-000-0000", "0000000000", " 0000000 "])
+    @Test(arguments: ["000-000-0000", "0000000000", " 0000000 ", "000 000 0000", "(000) 000-0000", "000.000.0000", "+0 000 000 0000", "00 000 000 000"])
     func placeholderPhonesAreBlocked(_ phone: String) async throws {
         let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: rules\nphone_default_country_code: \"+1\"\n"])
         let first = try await harness.ingest([["type": "identify", "anonymousId": "a-1", "traits": ["phone": .string(phone)], "messageId": "m1"]])
@@ -205,6 +206,36 @@ struct IdentityResolutionTests {
         let real = try await harness.ingest([["type": "identify", "anonymousId": "a-3", "traits": ["phone": "(415) 555-0100"], "messageId": "m3"]])
         let attached = try await harness.read { try $0.identifiers(tenant: "default", profileID: try #require(profileID(of: real[0]))) }
         #expect(attached.map(\.type).sorted() == ["anonymous_id", "phone"])
+    }
+
+    @Test func builtInTypesAnIdentityFileLeavesOutKeepTheSeedsRules() async throws {
+        // The file lists only email: external_id keeps its limit of 1 and its top
+        // priority, and phones are still normalised.
+        let harness = try EngineHarness(definitions: ["identity.yaml": "kind: Identity\nname: rules\nidentifier_types:\n  - {type: email, priority: 80}\n"])
+        let alice = try await harness.ingest([["type": "identify", "userId": "alice", "context": ["device": ["id": "shared-ipad"]], "traits": ["email": "a@example.com"], "messageId": "m1"]])
+        let bob = try await harness.ingest([["type": "identify", "userId": "bob", "context": ["device": ["id": "shared-ipad"]], "messageId": "m2"]])
+        #expect(profileID(of: alice[0]) != profileID(of: bob[0]))
+        let aliceID = try #require(profileID(of: alice[0]))
+        let profile = try #require(try await harness.profile(aliceID))
+        #expect(profile.canonicalType == "external_id")
+        let first = try await harness.ingest([["type": "identify", "anonymousId": "p-a", "traits": ["phone": "+1 (555) 010-0199"], "messageId": "p1"]])
+        let second = try await harness.ingest([["type": "identify", "anonymousId": "p-b", "traits": ["phone": "+15550100199"], "messageId": "p2"]])
+        #expect(profileID(of: first[0]) == profileID(of: second[0]))
+    }
+
+    @Test func canonicallyEquivalentTextIsOneIdentifier() async throws {
+        let composed = "jos\u{E9}@example.com"
+        let decomposed = "jose\u{301}@example.com"
+        // Whichever form a daemon sees first, both hash as the composed form.
+        for first in [composed, decomposed] {
+            let harness = try EngineHarness()
+            let identity = try #require(harness.runtime.tenants["default"]).identity
+            let hashes = [first, first == composed ? decomposed : composed].map { identity.identifier(type: "email", raw: $0)?.hash }
+            #expect(hashes == [Digest.sha256Hex(composed), Digest.sha256Hex(composed)])
+            let one = try await harness.ingest([["type": "identify", "anonymousId": "nf-1", "traits": ["email": .string(first)], "messageId": "n1"]])
+            let other = try await harness.ingest([["type": "identify", "anonymousId": "nf-2", "traits": ["email": .string(first == composed ? decomposed : composed)], "messageId": "n2"]])
+            #expect(profileID(of: one[0]) == profileID(of: other[0]))
+        }
     }
 
     @Test func aMessageWithOnlyBlockedIdentifiersIsStoredWithoutAProfile() async throws {

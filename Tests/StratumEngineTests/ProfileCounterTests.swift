@@ -1,4 +1,6 @@
 import Foundation
+import StratumCrypto
+import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
@@ -77,6 +79,61 @@ struct ProfileCounterTests {
             track("tabs", "2026-01-01T10:0\(index):00Z", "t\(index)", session: session)
         })
         #expect(try await sessions("tabs") == 2)
+    }
+
+    @Test func sessionsOfMixedSessionIDsAndTimeoutsDoNotDependOnArrivalOrder() async throws {
+        // (minute, session id): ids count once each; an event without one starts a
+        // session when the event before it (of any kind) is over 30 minutes earlier.
+        let events: [(minute: Int, session: String?)] = [
+            (0, "S1"), (25, nil), (50, "S2"), (70, nil), (130, nil), (140, "S1"), (150, nil), (220, "S3"), (230, nil), (300, nil),
+        ]
+        var expected = Set(events.compactMap(\.session)).count
+        for (index, event) in events.enumerated() where event.session == nil {
+            if index == 0 || event.minute - events[index - 1].minute > 30 { expected += 1 }
+        }
+        #expect(expected == 5)
+        var random = SplitMix64(seed: 7)
+        let orders = [Array(events.indices), Array(events.indices.reversed())] + (0..<6).map { _ in
+            var order = Array(events.indices)
+            for index in order.indices.reversed() where index > 0 { order.swapAt(index, Int(random.next() % UInt64(index + 1))) }
+            return order
+        }
+        let harness = try EngineHarness()
+        for (run, order) in orders.enumerated() {
+            let user = "visitor-\(run)"
+            for index in order {
+                var message: JSONObject = [
+                    "type": "track", "userId": .string(user), "event": "A", "messageId": .string("\(user)-\(index)"),
+                    "timestamp": .string(Instant.format(milliseconds: EngineHarness.instant("2026-01-01T10:00:00Z") + Int64(events[index].minute) * 60_000)),
+                ]
+                if let session = events[index].session { message["context"] = ["sessionId": .string(session)] }
+                try await harness.ingest([.object(message)])
+            }
+            let id = try #require(try await harness.profileID(type: "external_id", value: user))
+            #expect(try await harness.profile(id)?.totalSessions == Int64(expected), "arrival order \(order)")
+        }
+    }
+
+    @Test func emqCompletenessUsesTheTrackingPlanOfTheMessagesSource() async throws {
+        let plan = """
+            kind: Source
+            name: backend
+            type: server_api
+            write_key_sha256: fa9804312737d4ac71cd15e1b0230ca67535d2d317e84e169a81707b7d6a7066
+            tracking_plan:
+              events:
+                A: {type: object, required: [total, currency, order_id]}
+
+            """
+        let harness = try EngineHarness(definitions: ["backend.yaml": plan])
+        harness.setNow("2026-01-01T12:00:00Z")
+        // From "web", which has no plan: a third each for timestamp, properties and context.
+        let outcomes = try await harness.ingest([
+            ["type": "track", "userId": "u", "event": "A", "messageId": "m1", "timestamp": "2026-01-01T12:00:00Z", "properties": ["total": 5], "context": ["ip": "1.1.1.1"]],
+        ])
+        let events = try await harness.read { try $0.events(tenant: "default", profileID: profileID(of: outcomes[0])!, after: nil, limit: 1) }
+        // identifiers 1 × 0.35, completeness 3/3 × 0.25, timeliness 1 × 0.2, context 1/8 × 0.2.
+        #expect(events.first?.emqScore == 0.825)
     }
 
     @Test func lifecycleStagesFollowTheSeedsTable() async throws {

@@ -163,6 +163,11 @@ struct ProfileAPITests {
             let segments = try await server.get("/v1/profiles/\(second)/segments")
             #expect(segments.status == .permanentRedirect)
             #expect(segments.headers[.location] == "/v1/profiles/\(first)/segments")
+            // A client paging through the events keeps its place.
+            let cursor = try #require(try await server.get("/v1/profiles/\(first)/events?limit=2").json?["next_cursor"]?.stringValue)
+            let events = try await server.get("/v1/profiles/\(second)/events?limit=2&cursor=\(cursor)")
+            #expect(events.status == .permanentRedirect)
+            #expect(events.headers[.location] == "/v1/profiles/\(first)/events?limit=2&cursor=\(cursor)")
         }
     }
 

@@ -31,7 +31,12 @@ public struct IdentityRules: Sendable {
     public static let undeclaredPriority = 50
 
     public init(_ definition: IdentityDefinition?) {
-        let declared = definition?.identifierTypes ?? IdentityDefinition.defaultIdentifierTypes
+        // A built-in type the definition leaves out keeps the seed's rule: without
+        // it, a file listing only email would let two userIds merge (no limit)
+        // and stop normalising phone numbers.
+        let declared = IdentityDefinition.defaultIdentifierTypes.filter { builtIn in
+            !(definition?.identifierTypes ?? []).contains { $0.type == builtIn.type }
+        } + (definition?.identifierTypes ?? [])
         var types: [String: TypeRule] = [:]
         for entry in declared {
             let defaults = IdentityDefinition.defaultIdentifierTypes.first { $0.type == entry.type }
@@ -54,22 +59,29 @@ public struct IdentityRules: Sendable {
     /// identifier (empty, blocked, or not an email/phone for those types).
     public func normalize(_ raw: String, type: String) -> String? {
         let rule = rule(for: type)
-        let trimmed = raw.trimmingWhitespaceAndNewlines()
+        // Canonically equivalent text is one identifier: "josé" typed precomposed
+        // or with a combining accent hashes the same (Swift's String equality,
+        // which the caches use, already treats the two as equal).
+        let composed = raw.utf8.allSatisfy { $0 < 0x80 } ? raw : raw.precomposedStringWithCanonicalMapping
+        let trimmed = composed.trimmingWhitespaceAndNewlines()
         var value: String
+        var asSent = [trimmed]
         switch rule.normalization {
         case .email:
-            value = raw.trimmingWhitespaceAndNewlines().lowercased()
+            value = trimmed.lowercased()
             guard let at = value.firstIndex(of: "@"), at != value.startIndex, value.index(after: at) != value.endIndex else { return nil }
         case .phone:
-            value = normalizePhone(raw) ?? ""
+            value = normalizePhone(trimmed) ?? ""
+            // A placeholder number is blocked however it is written: its normal form
+            // gains a "+" (maybe a country code, or loses a leading "00"), and
+            // "(000) 000-0000" has brackets and spaces `^[0-]*$` would not match.
+            asSent.append(String(trimmed.unicodeScalars.filter { ("0"..."9").contains($0) }.map(Character.init)))
         case .trim:
-            value = raw.trimmingWhitespaceAndNewlines()
+            value = trimmed
         case .none:
-            value = raw
+            value = composed
         }
-        // The value as sent is checked too: a phone's normal form gains a "+" (and
-        // maybe a country code), which `^[0-]*$` would never match.
-        guard !value.isEmpty, !isBlocked(value), !isBlocked(trimmed) else { return nil }
+        guard !value.isEmpty, !isBlocked(value), !asSent.contains(where: isBlocked) else { return nil }
         return value
     }
 

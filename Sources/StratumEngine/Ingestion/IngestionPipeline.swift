@@ -94,7 +94,7 @@ public struct IngestionPipeline: Sendable {
             if message.type == .identify || message.type == .group { properties = message.traits.isEmpty ? properties : message.traits }
             if let group = message.groupID { properties["groupId"] = .string(group) }
             if let previous = message.previousID { properties["previousId"] = .string(previous) }
-            let score = EMQ.score(message, identifiers: identifiers, requiredProperties: tenant.plannedRequiredProperties[message.eventName])
+            let score = EMQ.score(message, identifiers: identifiers, requiredProperties: source.trackingPlan?.requiredProperties[message.eventName])
             return PreparedMessage(
                 message: message, identifiers: identifiers, extraLookups: extraLookups, emqScore: score.total,
                 propertiesJSON: JSONValue.object(properties).jsonText(), contextJSON: JSONValue.object(message.context).jsonText(),

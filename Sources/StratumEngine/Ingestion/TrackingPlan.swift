@@ -9,6 +9,8 @@ public struct TrackingPlan: Sendable {
     public let source: String
     public let events: Set<String>
     public let unplanned: SourceDefinition.UnplannedEvents
+    /// Each planned event's `required` properties (EMQ completeness).
+    public let requiredProperties: [String: [String]]
     let validator: JSONSchemaValidator
 
     static let baseURI = "stratum:/tracking-plans/"
@@ -21,6 +23,7 @@ public struct TrackingPlan: Sendable {
         }
         self.source = source.name
         events = Set((plan.events ?? [:]).keys)
+        requiredProperties = (plan.events ?? [:]).mapValues { $0["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
         unplanned = plan.unplannedEvents ?? .allow
         self.validator = validator
     }

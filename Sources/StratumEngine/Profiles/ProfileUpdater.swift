@@ -34,39 +34,39 @@ struct ProfileUpdater {
     }
 
     /// A new session starts on a `context.sessionId` the profile has not had
-    /// (A, B, A is two sessions), or, without one, after
-    /// `session_timeout_minutes` of inactivity. A late event (before the
-    /// profile's latest) is placed among its stored events: it starts a
-    /// session, joins one, or joins the two around it into one.
+    /// (A, B, A is two sessions), or, for an event without one, after
+    /// `session_timeout_minutes` of inactivity since the event before it. A
+    /// late event (before the profile's latest) is placed among its stored
+    /// events: besides its own session it may change whether the event after
+    /// it (one without a session id) starts one, so the count does not depend
+    /// on arrival order.
     func countSession(_ message: IncomingMessage, _ profile: inout ProfileRecord) throws {
         let sessionID: String? = switch message.context["sessionId"] {
         case .string(let text): text
         case .number(let number): JSONValue.number(number).jsonText()
         default: nil
         }
-        defer { profile.lastEventAt = max(profile.lastEventAt ?? message.eventTime, message.eventTime) }
-        if let sessionID {
-            if sessionID != profile.lastSessionID {
-                if try !transaction.hasSession(tenant: tenant.tenant, profileID: profile.id, sessionID: sessionID) { profile.totalSessions += 1 }
-                profile.lastSessionID = sessionID
-            }
-            return
-        }
+        let time = message.eventTime
         let timeout = tenant.sessionTimeoutMilliseconds
-        guard let last = profile.lastEventAt else {
-            profile.totalSessions += 1
+        defer { profile.lastEventAt = max(profile.lastEventAt ?? time, time) }
+        var change: Int64 = 0
+        if let sessionID, sessionID != profile.lastSessionID {
+            if try !transaction.hasSession(tenant: tenant.tenant, profileID: profile.id, sessionID: sessionID) { change += 1 }
+            profile.lastSessionID = sessionID
+        }
+        guard let last = profile.lastEventAt, time < last else {
+            if sessionID == nil, profile.lastEventAt.map({ time - $0 > timeout }) ?? true { change += 1 }
+            profile.totalSessions += change
             return
         }
-        if message.eventTime >= last {
-            if message.eventTime - last > timeout { profile.totalSessions += 1 }
-            return
+        let (before, after, afterWithoutSessionID) = try transaction.eventTimes(tenant: tenant.tenant, profileID: profile.id, around: time)
+        if sessionID == nil, before.map({ time - $0 > timeout }) ?? true { change += 1 }
+        if let after, afterWithoutSessionID {
+            let startedOne = before.map { after - $0 > timeout } ?? true
+            let startsOne = after - time > timeout
+            change += (startsOne ? 1 : 0) - (startedOne ? 1 : 0)
         }
-        let (before, after) = try transaction.eventTimes(tenant: tenant.tenant, profileID: profile.id, around: message.eventTime)
-        let joinsBefore = before.map { message.eventTime - $0 <= timeout } ?? false
-        let joinsAfter = after.map { $0 - message.eventTime <= timeout } ?? false
-        let wereOne = before.flatMap { start in after.map { $0 - start <= timeout } } ?? false
-        let change = 1 - (joinsBefore ? 1 : 0) - (joinsAfter ? 1 : 0) + (wereOne ? 1 : 0)
-        profile.totalSessions = max(1, profile.totalSessions + Int64(change))
+        profile.totalSessions = max(1, profile.totalSessions + change)
     }
 
     /// An exact decimal from a JSON number or a string holding exactly one
