@@ -334,6 +334,16 @@ struct SQLiteTransaction: StoreTransaction {
         return (before, after, withoutSessionID)
     }
 
+    func sessionCount(tenant: String, profileID: String, timeout: Milliseconds) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT COUNT(DISTINCT session_id) + COALESCE(SUM(session_id IS NULL AND (previous IS NULL OR event_time - previous > ?)), 0)
+            FROM (SELECT event_time,
+                    CASE WHEN json_type(context, '$.sessionId') IN ('text', 'integer', 'real') THEN CAST(json_extract(context, '$.sessionId') AS TEXT) END AS session_id,
+                    lag(event_time) OVER (ORDER BY event_time, seq) AS previous
+                  FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ?)
+            """), arguments: [timeout, tenant, profileID]) ?? 0
+    }
+
     func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool {
         try Bool.fetchOne(db.cachedStatement(sql: """
             SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ?

@@ -64,6 +64,10 @@ public protocol StoreTransaction: StoreReader {
     func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?, afterWithoutSessionID: Bool)
     /// Whether an event of `profileID` carries `context.sessionId` `sessionID`.
     func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool
+    /// `profileID`'s sessions counted from its stored events (after a merge):
+    /// one per distinct `context.sessionId`, and one per event without one
+    /// that comes more than `timeout` after the event before it, or first.
+    func sessionCount(tenant: String, profileID: String, timeout: Milliseconds) throws -> Int64
     /// Gives `to` the segment memberships of `from` (a merge): each is recorded
     /// as `from` exiting and, unless `to` was already a member, `to` entering,
     /// under `runID` at `instant`. The exits' deliveries for `subscriptions`

@@ -223,6 +223,17 @@ struct IdentityResolutionTests {
         #expect(profileID(of: first[0]) == profileID(of: second[0]))
     }
 
+    @Test func segmentsDottedExternalIDTypesAndBracketedTrunkZerosAreUnderstood() async throws {
+        let harness = try EngineHarness()
+        let phone = try await harness.ingest([["type": "identify", "anonymousId": "uk-1", "traits": ["phone": "+44 (0)20 7946 0000"], "messageId": "p1",
+                                               "context": ["externalIds": [["type": "ios.idfa", "id": "IDFA-1", "collection": "users", "encoding": "none"]]]]])
+        let again = try await harness.ingest([["type": "identify", "anonymousId": "uk-2", "traits": ["phone": "0044 20 7946 0000"], "messageId": "p2"]])
+        #expect(profileID(of: phone[0]) == profileID(of: again[0]))
+        let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: try #require(profileID(of: phone[0]))) }
+        #expect(Set(identifiers.map(\.type)) == ["anonymous_id", "phone", "ios_idfa"])
+        #expect(identifiers.first { $0.type == "phone" }?.hash == Digest.sha256Hex("+442079460000"))
+    }
+
     @Test func canonicallyEquivalentTextIsOneIdentifier() async throws {
         let composed = "jos\u{E9}@example.com"
         let decomposed = "jose\u{301}@example.com"

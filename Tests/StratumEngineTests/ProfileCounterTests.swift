@@ -114,6 +114,33 @@ struct ProfileCounterTests {
         }
     }
 
+    @Test func aMergeRecountsSessionsRatherThanAddingThem() async throws {
+        let harness = try EngineHarness()
+        func track(_ identity: JSONObject, _ time: String, _ id: String, session: String?) -> JSONValue {
+            var message: JSONObject = ["type": "track", "event": "A", "timestamp": .string(time), "messageId": .string(id)]
+            for (key, value) in identity { message[key] = value }
+            if let session { message["context"] = ["sessionId": .string(session)] }
+            return .object(message)
+        }
+        // Browsing anonymously in session S1, signing in during it (a userId-only
+        // event of the known profile), then the identify that joins the two.
+        try await harness.ingest([
+            track(["anonymousId": "visitor"], "2026-01-01T10:00:00Z", "m1", session: "S1"),
+            track(["anonymousId": "visitor"], "2026-01-01T10:05:00Z", "m2", session: "S1"),
+            track(["userId": "ann"], "2026-01-01T10:06:00Z", "m3", session: "S1"),
+            // Without session ids: 11:00 anonymous and 11:10 known are one session once joined.
+            track(["anonymousId": "visitor"], "2026-01-01T11:00:00Z", "m4", session: nil),
+            track(["userId": "ann"], "2026-01-01T11:10:00Z", "m5", session: nil),
+        ])
+        let before = try #require(try await harness.profileID(type: "anonymous_id", value: "visitor"))
+        #expect(try await harness.profile(before)?.totalSessions == 2)
+        try await harness.ingest([["type": "identify", "userId": "ann", "anonymousId": "visitor", "timestamp": "2026-01-01T11:11:00Z", "messageId": "m6"]])
+        let merged = try #require(try await harness.profileID(type: "anonymous_id", value: "visitor"))
+        #expect(try await harness.profileID(type: "external_id", value: "ann") == merged)
+        #expect(try await harness.profile(merged)?.totalSessions == 2)
+        #expect(try await harness.profile(merged)?.totalEvents == 6)
+    }
+
     @Test func emqCompletenessUsesTheTrackingPlanOfTheMessagesSource() async throws {
         let plan = """
             kind: Source

@@ -13,6 +13,8 @@ struct IdentityResolver {
     let newID: () -> String
     /// Where segment changes caused by a merge are delivered.
     var segmentSubscriptions: [SegmentSubscription] = []
+    /// Settings `session_timeout_minutes`, for recounting sessions after a merge.
+    var sessionTimeout: Milliseconds
 
     /// What resolution did, for the profile counters and webhooks.
     struct Outcome {
@@ -189,6 +191,9 @@ struct IdentityResolver {
         try transaction.enqueueSegmentEntries(tenant: tenant, segments: entered, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         try transaction.carryComputedTraits(tenant: tenant, from: absorbed.id, to: survivor.id)
         survivor = Self.combined(survivor, absorbed)
+        // Not the sum: a session both profiles had (browsing, then signing in
+        // during it) is one session, and events of the two may now join.
+        survivor.totalSessions = try transaction.sessionCount(tenant: tenant, profileID: survivor.id, timeout: sessionTimeout)
         survivor.updatedAt = now
         survivor.dataChanged = true
         try transaction.deleteProfile(tenant: tenant, id: absorbed.id)

@@ -89,7 +89,9 @@ public struct IdentityRules: Sendable {
     /// code gets the default one. Fewer than 7 digits is not a phone number.
     func normalizePhone(_ raw: String) -> String? {
         let trimmed = raw.trimmingWhitespaceAndNewlines()
-        var digits = trimmed.filter(\.isASCII).filter(\.isNumber)
+        // "+44 (0)20 7946 0000": the bracketed trunk zero is dialled only at home.
+        let international = trimmed.hasPrefix("+") || trimmed.hasPrefix("00") ? trimmed.replacingOccurrences(of: "(0)", with: "") : trimmed
+        var digits = international.filter(\.isASCII).filter(\.isNumber)
         guard digits.count >= 7 else { return nil }
         if trimmed.hasPrefix("+") { return "+" + digits }
         if digits.hasPrefix("00") {
@@ -147,7 +149,9 @@ public struct IdentityRules: Sendable {
         add("phone", traits["phone"] ?? contextTraits["phone"])
         add("device_id", message.context["device"]?["id"])
         for entry in message.context["externalIds"]?.arrayValue ?? [] {
-            guard let type = entry["type"]?.stringValue, Self.isIdentifierType(type) else { continue }
+            // Segment's own types are dotted (`ios.idfa`, `android.id`): dots become
+            // underscores, as in `identifiers.ios_idfa` of a rule.
+            guard let type = entry["type"]?.stringValue?.replacingOccurrences(of: ".", with: "_"), Self.isIdentifierType(type) else { continue }
             add(type, entry["id"])
         }
         return found

@@ -123,7 +123,7 @@ public struct IngestionPipeline: Sendable {
         let message = prepared.message
         if try transaction.eventExists(tenant: tenant.tenant, idempotencyKey: message.messageID) { return .duplicate }
         let eventID = newID()
-        let resolver = IdentityResolver(rules: tenant.identity, transaction: transaction, tenant: tenant.tenant, now: now, newID: newID, segmentSubscriptions: tenant.segmentSubscriptions)
+        let resolver = IdentityResolver(rules: tenant.identity, transaction: transaction, tenant: tenant.tenant, now: now, newID: newID, segmentSubscriptions: tenant.segmentSubscriptions, sessionTimeout: tenant.sessionTimeoutMilliseconds)
         let outcome = try resolver.resolve(prepared.identifiers, eventID: eventID, eventTime: message.eventTime, extraLookups: prepared.extraLookups)
         var profileID: String?
         var notices: [(WebhookEventType, JSONObject)] = []
