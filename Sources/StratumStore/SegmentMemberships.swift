@@ -477,7 +477,20 @@ extension SQLiteStore {
         try await pool.write { db in
             var entered = 0
             var exited = 0
-            var remove = remove
+            // The callers resolved the ids on a read connection: a merge may have
+            // committed since. Each id is read again here, in the writing
+            // transaction, as the profile it now is (a merged-away id as its
+            // survivor; an id of no profile is dropped), so no membership is
+            // written for a deleted profile.
+            func current(_ id: String) throws -> String? {
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM profiles WHERE tenant_id = ? AND id = ?)", arguments: [tenant, id]) == true { return id }
+                return try String.fetchOne(db, sql: """
+                    SELECT a.survivor_id FROM profile_aliases a JOIN profiles p ON p.tenant_id = a.tenant_id AND p.id = a.survivor_id
+                    WHERE a.tenant_id = ? AND a.absorbed_id = ?
+                    """, arguments: [tenant, id])
+            }
+            let add = try add.compactMap(current)
+            var remove = try remove.compactMap(current)
             if replace {
                 remove = try String.fetchAll(db, sql: "SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment])
             }

@@ -249,6 +249,23 @@ struct IdentityResolutionTests {
         }
     }
 
+    @Test func staticMembersResolvedBeforeAMergeLandOnItsSurvivor() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T00:00:00Z")
+        let older = try await harness.ingest([["type": "identify", "userId": "u", "traits": ["email": "u@example.com"], "messageId": "m1"]])
+        harness.setNow("2026-01-02T00:00:00Z")
+        let newer = try await harness.ingest([["type": "track", "anonymousId": "x", "event": "A", "messageId": "m2"]])
+        let (survivor, absorbed) = (try #require(profileID(of: older[0])), try #require(profileID(of: newer[0])))
+        // The API looked the id up, then this merge committed before the membership was written.
+        try await harness.ingest([["type": "identify", "anonymousId": "x", "traits": ["email": "u@example.com"], "messageId": "m3"]])
+        #expect(try await harness.profile(absorbed) == nil)
+        let added = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [absorbed, "no-such-profile"], remove: [], at: 1, runID: "r1")
+        #expect(added.members == 1 && added.entered == 1)
+        #expect(try await harness.store.segmentMembers(tenant: "default", segment: "picked", after: nil, limit: 10) == [survivor])
+        let removed = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [], remove: [absorbed], at: 2, runID: "r2")
+        #expect(removed.members == 0 && removed.exited == 1)
+    }
+
     @Test func aMessageWithOnlyBlockedIdentifiersIsStoredWithoutAProfile() async throws {
         let harness = try EngineHarness()
         let outcome = try await harness.ingest([["type": "track", "anonymousId": "undefined", "event": "A", "messageId": "m1"]])
