@@ -212,6 +212,11 @@ enum Migrations {
             // record): a record arriving late, before it, must not outlast it.
             try db.execute(sql: "ALTER TABLE consents ADD COLUMN confirmed_at INTEGER")
         }
+        migrator.registerMigration("2026-11-27-evaluation-runs-owner") { db in
+            // The process a run belongs to (RunOwner), so a run left `running` by a
+            // process that died is told from one another process is still doing.
+            try db.execute(sql: "ALTER TABLE evaluation_runs ADD COLUMN owner TEXT")
+        }
         return migrator
     }
 }

@@ -406,8 +406,8 @@ extension SQLiteStore {
     /// Records the start of an evaluation run.
     public func startRun(id: String, tenant: String, kind: DefinitionKind, name: String, asOf: Milliseconds, at startedAt: Milliseconds) async throws {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO evaluation_runs (id, tenant_id, kind, name, as_of, started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                           arguments: [id, tenant, kind.rawValue, name, asOf, startedAt])
+            try db.execute(sql: "INSERT INTO evaluation_runs (id, tenant_id, kind, name, as_of, started_at, status, owner) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                           arguments: [id, tenant, kind.rawValue, name, asOf, startedAt, RunOwner.current])
         }
     }
 
@@ -422,13 +422,25 @@ extension SQLiteStore {
         }
     }
 
-    /// Marks what a process that stopped mid-run left behind: runs still
-    /// `running` become `failed` ("interrupted") and segments still
-    /// `computing` become `stale`. Called when the daemon starts.
-    public func recoverInterruptedRuns(at instant: Milliseconds) async throws {
+    /// Marks what a process that stopped mid-run left behind: its runs still
+    /// `running` become `failed` ("interrupted"), and segments `computing`
+    /// with no run still going become `stale`. Runs of a live process (a
+    /// `stratum refresh` beside the daemon) are left alone. Returns how many
+    /// runs were marked. The daemon calls it at start and once a minute.
+    @discardableResult
+    public func recoverInterruptedRuns(at instant: Milliseconds) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE evaluation_runs SET status = 'failed', finished_at = ?, error = 'interrupted: the process stopped during the run' WHERE status = 'running'", arguments: [instant])
-            try db.execute(sql: "UPDATE segment_state SET status = 'stale' WHERE status = 'computing'")
+            let running = try Row.fetchAll(db, sql: "SELECT id, owner FROM evaluation_runs WHERE status = 'running'")
+            let interrupted = running.filter { !RunOwner.isAlive($0["owner"]) }.map { $0["id"] as String }
+            for id in interrupted {
+                try db.execute(sql: "UPDATE evaluation_runs SET status = 'failed', finished_at = ?, error = 'interrupted: the process stopped during the run' WHERE id = ?", arguments: [instant, id])
+            }
+            try db.execute(sql: """
+                UPDATE segment_state SET status = 'stale' WHERE status = 'computing' AND NOT EXISTS (
+                  SELECT 1 FROM evaluation_runs r WHERE r.tenant_id = segment_state.tenant_id AND r.kind = 'Segment'
+                    AND r.name = segment_state.segment AND r.status = 'running')
+                """)
+            return interrupted.count
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import StratumCrypto
 import StratumDefinitions
 import StratumEngine
@@ -302,12 +303,29 @@ struct SegmentStatusTests {
         // An incremental run for touched profiles leaves the failed full run's status alone.
         _ = try await evaluator.refreshIncrementally([segment], tenant: "default", asOf: asOf, only: [])
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "stale")
-        // So does a run interrupted by a crash, once the daemon starts again.
+        // So does a run interrupted by a crash of the process doing it (here another
+        // process, `stratum refresh` beside the daemon): left alone while that process
+        // runs, marked once it is gone.
+        let other = Process()
+        other.executableURL = URL(filePath: "/bin/sleep")
+        other.arguments = ["60"]
+        try other.run()
         try await harness.store.setSegmentStatus(tenant: "default", segment: "buyers", status: "computing")
         try await harness.store.startRun(id: "crashed", tenant: "default", kind: .segment, name: "buyers", asOf: asOf, at: asOf)
-        try await harness.store.recoverInterruptedRuns(at: asOf + 1)
+        let database = try DatabaseQueue(path: harness.store.path)
+        try await database.write { try $0.execute(sql: "UPDATE evaluation_runs SET owner = ? WHERE id = 'crashed'", arguments: [RunOwner.of(process: other.processIdentifier)]) }
+        #expect(try await harness.store.recoverInterruptedRuns(at: asOf + 1) == 0)
+        #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "computing")
+        // SIGKILL, as a crash would: SIGTERM may be ignored by a child of this process.
+        kill(other.processIdentifier, SIGKILL)
+        other.waitUntilExit()
+        #expect(try await harness.store.recoverInterruptedRuns(at: asOf + 1) == 1)
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "stale")
         #expect(try await harness.store.evaluationRuns(tenant: "default").first { $0.id == "crashed" }?.status == "failed")
+        // A run of this process, still going, is never taken for an interrupted one.
+        try await harness.store.startRun(id: "ours", tenant: "default", kind: .segment, name: "buyers", asOf: asOf, at: asOf)
+        #expect(try await harness.store.recoverInterruptedRuns(at: asOf + 1) == 0)
+        try await harness.store.finishRun(id: "ours", at: asOf + 2, profiles: 1, entered: 0, exited: 0, error: nil)
         // The next full run makes it active again.
         _ = try await evaluator.refresh(segment: segment, asOf: asOf, nextRefreshAt: nil)
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "active")

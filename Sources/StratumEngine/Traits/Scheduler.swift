@@ -166,13 +166,18 @@ public final class Scheduler: Service, Sendable {
         return looked
     }
 
+    func recoverInterruptedRuns() async {
+        do {
+            let marked = try await evaluator.store.recoverInterruptedRuns(at: clock())
+            if marked > 0 { logger.warning("Runs of a process that stopped mid-run are marked failed (interrupted).", metadata: ["runs": "\(marked)"]) }
+        } catch {
+            logger.error("Runs interrupted by a stopped process could not be marked; their segments may show as computing.", metadata: ["error": "\(error)"])
+        }
+    }
+
     public func run() async throws {
         logger.info("Scheduler started.", metadata: ["definitions": "\(entries.count)"])
-        do {
-            try await evaluator.store.recoverInterruptedRuns(at: clock())
-        } catch {
-            logger.error("Runs interrupted by an earlier stop could not be marked; their segments may show as computing.", metadata: ["error": "\(error)"])
-        }
+        await recoverInterruptedRuns()
         do {
             try await cancelWhenGracefulShutdown {
                 // Two loops: full runs on their schedules, and incremental runs for
@@ -181,7 +186,13 @@ public final class Scheduler: Service, Sendable {
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         var next: Milliseconds? = self.clock()
+                        var recovered = self.clock()
                         while !Task.isCancelled {
+                            // A `stratum refresh` killed beside the daemon leaves runs behind too.
+                            if self.clock() - recovered >= 60_000 {
+                                await self.recoverInterruptedRuns()
+                                recovered = self.clock()
+                            }
                             if let due = next, due <= self.clock() { next = await self.tick(now: self.clock()) }
                             // Wake at the next due time, and at least once a minute.
                             let wait = max(0, min((next ?? .max) - self.clock(), 60_000))
