@@ -102,6 +102,7 @@ let package = Package(
             name: "StratumServerTests",
             dependencies: [
                 "StratumServer", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumJSON", "StratumTestSupport", "stratum",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -81,6 +81,11 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default:
                 throw APIError(status: error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase, headers: error.headers)
             }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            // Anything else (a store error in a segment run) is the server's fault, and still JSON.
+            throw APIError(status: .internalServerError, code: "internal_error", message: "the request failed on the server: \(error)")
         }
     }
 }

@@ -116,7 +116,10 @@ struct ProfileController: Sendable {
             return Self.redirect(request, to: survivor, path: "/segments")
         }
         guard let profile = found.0 else { throw APIError.notFound("no profile \(id)") }
-        let names = try await evaluator.store.segments(tenant: tenant, profileID: id)
+        // Memberships of a segment whose definition was removed stay in the store
+        // (a definition put back finds them); they are no segment of the tenant now.
+        let defined = Set(evaluator.definitions.segments.map(\.definition).filter { $0.tenantID == tenant }.map(\.name))
+        let names = try await evaluator.store.segments(tenant: tenant, profileID: id).filter(defined.contains)
         return jsonResponse(["profile_id": .string(id), "segments": .array(names.map(JSONValue.string)), "computed_traits": .object(profile.computedTraits)])
     }
 

@@ -40,7 +40,10 @@ struct SegmentController: Sendable {
         let now = state.clock()
         return jsonResponse(["segments": .array(segments.map { segment in
             let recorded = states[segment.name]
-            let status = segment.status == .draft ? "draft" : recorded?.status(at: now, scheduled: segment.autoRefresh != false) ?? "stale"
+            // A static segment has nothing to compute: active unless a draft, never
+            // scheduled (whatever it recorded when it was computed, before a change of type).
+            let isStatic = segment.effectiveType == .static
+            let status = segment.status == .draft ? "draft" : isStatic ? "active" : recorded?.status(at: now, scheduled: segment.autoRefresh != false) ?? "stale"
             return [
                 "name": .string(segment.name),
                 "display_name": segment.displayName.map(JSONValue.string) ?? .null,
@@ -50,19 +53,24 @@ struct SegmentController: Sendable {
                 "profile_count": .number(Double(recorded?.profileCount ?? 0)),
                 "last_computed_at": recorded?.lastComputedAt.map { .string(Instant.format(milliseconds: $0)) } ?? .null,
                 "computation_duration_ms": recorded?.computationDurationMilliseconds.map { .number(Double($0)) } ?? .null,
-                "next_refresh_at": recorded?.nextRefreshAt.map { .string(Instant.format(milliseconds: $0)) } ?? .null,
+                "next_refresh_at": isStatic || segment.status == .draft ? .null : recorded?.nextRefreshAt.map { .string(Instant.format(milliseconds: $0)) } ?? .null,
                 "auto_refresh": .bool(segment.autoRefresh ?? true),
             ]
         })])
     }
 
-    /// `?limit=100&cursor=<profile id>`: members by profile id, with canonical identity.
+    /// `?limit=100&cursor=<opaque>`: members by profile id, with canonical identity.
     func members(_ request: Request, name: String) async throws -> Response {
         let tenant = try state.adminTenant(request, scope: .read, limit: nil)
         _ = try segment(name, tenant: tenant)
         let query = request.uri.queryParameters
         let limit = try pageSize(request, default: 100, maximum: 1_000)
-        let cursor = query["cursor"].map(String.init)
+        var cursor: String?
+        if let text = query["cursor"] {
+            // A made-up cursor would silently end (or restart) the pagination.
+            guard let id = Self.decodeCursor(String(text)) else { throw APIError.badRequest("invalid_query", "the cursor is not one this API returned", path: "cursor") }
+            cursor = id
+        }
         let store = try evaluator().store
         let ids = try await store.segmentMembers(tenant: tenant, segment: name, after: cursor, limit: limit + 1)
         let page = Array(ids.prefix(limit))
@@ -74,8 +82,20 @@ struct SegmentController: Sendable {
                     "canonical_identity": profile.canonicalType.map { ["type": .string($0), "hash": .string(profile.canonicalHash ?? "")] } ?? .null,
                 ]
             }),
-            "next_cursor": ids.count > limit ? page.last.map(JSONValue.string) ?? .null : .null,
+            "next_cursor": ids.count > limit ? page.last.map { .string(Self.encodeCursor($0)) } ?? .null : .null,
         ])
+    }
+
+    /// The last profile id of a page, as an opaque cursor.
+    static func encodeCursor(_ id: String) -> String {
+        Data("member:\(id)".utf8).base64EncodedString()
+    }
+
+    static func decodeCursor(_ text: String) -> String? {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        let decoded = String(decoding: data, as: UTF8.self)
+        guard decoded.hasPrefix("member:"), decoded.count > 7 else { return nil }
+        return String(decoded.dropFirst(7))
     }
 
     /// Evaluates a dynamic or computed segment now.

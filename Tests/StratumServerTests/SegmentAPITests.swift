@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
@@ -14,7 +15,9 @@ struct SegmentAPITests {
             _ = try await server.send("/v1/track", #"{"userId":"browser","event":"Viewed"}"#)
             let before = try await server.get("/v1/segments").json?["segments"]?.arrayValue ?? []
             #expect(before.map { $0["name"] } == ["buyers", "draft-one", "hand-picked"])
-            #expect(before.map { $0["status"] } == ["stale", "draft", "stale"])
+            // Before its first run an evaluated segment is stale; a static one has nothing to run.
+            #expect(before.map { $0["status"] } == ["stale", "draft", "active"])
+            #expect(before.map { $0["next_refresh_at"] } == [.null, .null, .null])
 
             #expect(try await server.post("/v1/segments/buyers/refresh", token: "admin-token").status == .forbidden)
             let refreshed = try await server.post("/v1/segments/buyers/refresh", token: "operator-token")
@@ -33,6 +36,12 @@ struct SegmentAPITests {
             let ids = (first["members"]?.arrayValue ?? []) + (second["members"]?.arrayValue ?? [])
             #expect(ids.count == 3)
             #expect(second["next_cursor"] == .null)
+            // A cursor this API did not return is refused, not read as the end or the start.
+            for made_up in ["garbage", "%00", "u1"] {
+                let refused = try await server.get("/v1/segments/buyers/members?cursor=\(made_up)")
+                #expect(refused.status == .badRequest, "\(made_up)")
+                #expect(refused.json?["error"]?["code"] == "invalid_query")
+            }
             #expect(ids.allSatisfy { $0["canonical_identity"]?["type"] == "external_id" })
 
             let u1 = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:u1").json?["id"]?.stringValue)
@@ -45,6 +54,20 @@ struct SegmentAPITests {
             #expect(OpenAPITests.violations(try await server.get("/v1/segments").json, "SegmentList") == [])
             // Other tenants see none of it.
             #expect(try await server.get("/v1/segments/buyers/members", token: "acme-admin").status == .notFound)
+
+            // Memberships of a segment no longer defined are not the profile's segments.
+            let database = try DatabaseQueue(path: server.store.path)
+            try await database.write { try $0.execute(sql: "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES ('default', 'retired', ?, 0)", arguments: [u1]) }
+            #expect(try await server.get("/v1/profiles/\(u1)/segments").json?["segments"] == ["buyers"])
+
+            // A run the store refuses is a JSON error too, not an empty 500.
+            try await database.write { try $0.execute(sql: "CREATE TRIGGER refuse BEFORE DELETE ON segment_memberships BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END") }
+            // u1 leaves buyers, so the run must delete a membership.
+            try await database.write { try $0.execute(sql: "UPDATE profiles SET total_purchases = 0 WHERE external_id = 'u1'") }
+            let failed = try await server.post("/v1/segments/buyers/refresh", token: "operator-token")
+            #expect(failed.status == .internalServerError)
+            #expect(failed.json?["error"]?["code"] == "internal_error")
+            #expect(failed.json?["error"]?["message"]?.stringValue?.contains("the disk is on fire") == true)
         }
     }
 
