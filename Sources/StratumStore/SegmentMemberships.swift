@@ -412,13 +412,15 @@ extension SQLiteStore {
     }
 
     /// Sets a segment's status — `computing` while a full run is under way,
-    /// `stale` after one failed — keeping its metrics and members.
-    public func setSegmentStatus(tenant: String, segment: String, status: String) async throws {
+    /// `stale` after one failed — keeping its metrics and members, and its
+    /// next scheduled refresh when given (a failed run is tried again then).
+    public func setSegmentStatus(tenant: String, segment: String, status: String, nextRefreshAt: Milliseconds? = nil) async throws {
         try await pool.write { db in
             try db.execute(sql: """
-                INSERT INTO segment_state (tenant_id, segment, status) VALUES (?, ?, ?)
-                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = excluded.status
-                """, arguments: [tenant, segment, status])
+                INSERT INTO segment_state (tenant_id, segment, status, next_refresh_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (tenant_id, segment) DO UPDATE SET status = excluded.status,
+                  next_refresh_at = COALESCE(excluded.next_refresh_at, segment_state.next_refresh_at)
+                """, arguments: [tenant, segment, status, nextRefreshAt])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import StratumCrypto
+import StratumDefinitions
 import StratumEngine
 import StratumJSON
 import StratumStore
@@ -262,6 +263,10 @@ struct IdentityResolutionTests {
         let added = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [absorbed, "no-such-profile"], remove: [], at: 1, runID: "r1")
         #expect(added.members == 1 && added.entered == 1)
         #expect(try await harness.store.segmentMembers(tenant: "default", segment: "picked", after: nil, limit: 10) == [survivor])
+        // A preview of a static segment shows its stored members.
+        let picked = try JSONValueDecoder().decode(SegmentDefinition.self, from: ["name": "picked", "segment_type": "static"])
+        let preview = try await SegmentEvaluator(definitions: EngineHarness.load([:]).definitions, runtime: harness.runtime).preview(picked, store: harness.store, asOf: 3, sample: 5)
+        #expect(preview.count == 1 && preview.sample == [survivor])
         let removed = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [], remove: [absorbed], at: 2, runID: "r2")
         #expect(removed.members == 0 && removed.exited == 1)
     }

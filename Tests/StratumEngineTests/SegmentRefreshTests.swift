@@ -293,9 +293,11 @@ struct SegmentStatusTests {
         // The same name with rules that cannot run (a reference to no segment): the run fails.
         var broken = segment
         broken.rules = RuleGroup(conditions: [.field(FieldCondition(field: "segment", operator: .equals, value: "missing"))])
-        await #expect(throws: (any Error).self) { try await evaluator.refresh(segment: broken, asOf: asOf, nextRefreshAt: nil) }
+        await #expect(throws: (any Error).self) { try await evaluator.refresh(segment: broken, asOf: asOf, nextRefreshAt: asOf + 60_000) }
         state = try #require(try await harness.store.segmentStates(tenant: "default").first)
         #expect(state.status == "stale")
+        // Its next scheduled time moves on all the same: it is tried again then.
+        #expect(state.nextRefreshAt == asOf + 60_000)
         #expect(state.profileCount == 1)
         #expect(try await harness.store.segmentMembers(tenant: "default", segment: "buyers", after: nil, limit: 10).count == 1)
         #expect(try await harness.store.evaluationRuns(tenant: "default").last?.status == "failed")

@@ -28,6 +28,11 @@ public struct SegmentEvaluator: Sendable {
 
     /// How many profiles `segment` holds at `asOf`, and the first `sample` of them by id.
     public func preview(_ segment: SegmentDefinition, store: SQLiteStore, asOf: Milliseconds, sample: Int) async throws -> (count: Int, sample: [String]) {
+        // A static segment has no rules: its members are the stored ones.
+        if segment.effectiveType == .static {
+            let count = try await store.segmentStates(tenant: segment.tenantID).first { $0.segment == segment.name }?.profileCount ?? 0
+            return (count, try await store.segmentMembers(tenant: segment.tenantID, segment: segment.name, after: nil, limit: max(0, sample)))
+        }
         guard let rules = segment.rules else { return (0, []) }
         return try await store.evaluate(rules, context: context(tenant: segment.tenantID, asOf: asOf), limit: sample)
     }

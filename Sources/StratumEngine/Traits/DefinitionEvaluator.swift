@@ -86,7 +86,7 @@ public struct DefinitionEvaluator: Sendable {
         } catch {
             // None of them runs: each is left stale, with its run (if started) failed.
             for (run, _, runID) in evaluated {
-                try? await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "stale")
+                try? await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "stale", nextRefreshAt: run.nextRefreshAt)
                 if running.contains(runID) { try? await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)") }
             }
             return evaluated.map { ($0.0.segment, .failure(error)) }
@@ -114,7 +114,7 @@ public struct DefinitionEvaluator: Sendable {
                         kind: .segment, name: segment.name, tenant: tenant, profiles: counts.members, duration: duration / evaluated.count,
                         entered: counts.entered, exited: counts.exited))))
                 case .failure(let error):
-                    try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale")
+                    try? await store.setSegmentStatus(tenant: tenant, segment: segment.name, status: "stale", nextRefreshAt: run.nextRefreshAt)
                     outcomes.append((segment, .failure(error)))
                     try await store.finishRun(id: runID, at: clock(), profiles: nil, entered: nil, exited: nil, error: "\(error)")
                 }
