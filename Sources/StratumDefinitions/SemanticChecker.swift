@@ -443,14 +443,27 @@ struct SemanticChecker {
 
     // MARK: - Schedules and secrets
 
+    /// 100 years, the longest `every:` (longer ones overflowed dates).
+    static let longestInterval = 36_500 * 86_400_000
+    /// 2026-01-01T00:00:00Z.
+    static let cronReference: Int64 = 1_767_225_600_000
+
     private mutating func checkSchedule(_ schedule: Schedule?, _ place: Place, _ pointer: JSONPointer) {
         guard let schedule else { return }
-        if let every = schedule.every, let span = TimeSpan(parsing: every), span.milliseconds < 1_000 {
-            report(place, pointer.appending("every"), "schedules run at most once a second, found \(every)", hint: "use 1s or more")
+        if let every = schedule.every {
+            let span = TimeSpan(parsing: every)
+            if let span, span.milliseconds < 1_000 {
+                report(place, pointer.appending("every"), "schedules run at most once a second, found \(every)", hint: "use 1s or more")
+            } else if (span?.milliseconds ?? .max) > Self.longestInterval {
+                report(place, pointer.appending("every"), "\(every) is longer than 100 years", hint: "use at most 36500d")
+            }
         }
         if let cron = schedule.cron {
             do {
-                _ = try CronExpression(parsing: cron)
+                // From a fixed instant, so the answer does not depend on when validation runs.
+                if try CronExpression(parsing: cron).next(after: Self.cronReference) == nil {
+                    report(place, pointer.appending("cron"), "\"\(cron)\" never fires: no such day exists", hint: "check the day of month against the month (February has 28 or 29 days)")
+                }
             } catch {
                 report(place, pointer.appending("cron"), "invalid cron expression: \(error.message)")
             }

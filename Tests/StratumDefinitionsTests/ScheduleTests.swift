@@ -64,6 +64,10 @@ struct CronNextFireTests {
         ("0 12 13 * fri", "2026-02-01T00:00:00Z", "2026-02-06T12:00:00Z"),
         ("@yearly", "2026-06-01T00:00:00Z", "2027-01-01T00:00:00Z"),
         ("59 23 31 12 *", "2026-12-31T23:59:00Z", "2027-12-31T23:59:00Z"),
+        // Day of month or day of week when both are restricted; a field starting with
+        // "*" is no restriction (as Vixie cron and cronie read it): odd days that are Mondays.
+        ("0 0 1,15 * mon", "2026-11-27T00:00:00Z", "2026-11-30T00:00:00Z"),
+        ("0 0 */2 * 1", "2026-11-27T00:00:00Z", "2026-12-07T00:00:00Z"),
     ])
     func nextFireIsTheFirstMatchingMinuteAfter(_ expression: String, _ after: String, _ expected: String) throws {
         #expect(try CronExpression(parsing: expression).next(after: Self.instant(after)) == Self.instant(expected))

@@ -29,7 +29,8 @@ public struct CronExpression: Sendable, Hashable {
     public var months: Set<Int>
     /// 0 = Sunday ... 6 = Saturday (7 is accepted and means Sunday).
     public var daysOfWeek: Set<Int>
-    /// Whether day-of-month and day-of-week were both restricted (cron then ORs them).
+    /// Whether the day-of-month and day-of-week fields do not start with "*"
+    /// (cron ORs the two only when both do not; otherwise it ANDs them).
     public var daysOfMonthRestricted: Bool
     public var daysOfWeekRestricted: Bool
 
@@ -64,8 +65,10 @@ public struct CronExpression: Sendable, Hashable {
         daysOfMonth = sets[2]
         months = sets[3]
         daysOfWeek = Set(sets[4].map { $0 == 7 ? 0 : $0 })
-        daysOfMonthRestricted = fields[2] != "*"
-        daysOfWeekRestricted = fields[4] != "*"
+        // As cron (Vixie, cronie) decides it: the two day fields are ORed only when
+        // neither starts with "*", so "0 0 */2 * 1" is the odd days that are Mondays.
+        daysOfMonthRestricted = !fields[2].hasPrefix("*")
+        daysOfWeekRestricted = !fields[4].hasPrefix("*")
     }
 
     static func parseField(_ field: String, index: Int) throws(ParseError) -> Set<Int> {
@@ -106,7 +109,7 @@ public struct CronExpression: Sendable, Hashable {
     /// The first instant strictly after `after` (milliseconds since the epoch,
     /// UTC) that the expression selects, or nil when none falls within the
     /// next five years (e.g. `0 0 30 2 *`). Day of month and day of week are
-    /// ORed when both are restricted, as cron does.
+    /// ORed when neither field starts with "*", else ANDed, as cron does.
     public func next(after: Int64) -> Int64? {
         var minute = (after / 60_000) + 1
         let limit = minute + 5 * 366 * 1_440
@@ -119,13 +122,9 @@ public struct CronExpression: Sendable, Hashable {
                 minute = Int64(Instant.daysFromCivil(year: nextYear, month: nextMonth, day: 1)) * 1_440
                 continue
             }
-            let dayMatches: Bool
-            switch (daysOfMonthRestricted, daysOfWeekRestricted) {
-            case (true, true): dayMatches = daysOfMonth.contains(day) || daysOfWeek.contains(weekday)
-            case (true, false): dayMatches = daysOfMonth.contains(day)
-            case (false, true): dayMatches = daysOfWeek.contains(weekday)
-            case (false, false): dayMatches = true
-            }
+            let dayMatches = daysOfMonthRestricted && daysOfWeekRestricted
+                ? daysOfMonth.contains(day) || daysOfWeek.contains(weekday)
+                : daysOfMonth.contains(day) && daysOfWeek.contains(weekday)
             if !dayMatches {
                 minute = (days + 1) * 1_440
                 continue
