@@ -15,6 +15,8 @@ public final class SQLiteStore: Store {
     let writeChunk: Int
     /// Identifier and profile lookups of ingestion, kept for the writer connection.
     let writerCache = WriterCache()
+    /// Full evaluation runs under way in this process, one per definition.
+    public let runLocks = RunLocks()
 
     /// Process-wide SQLite settings, made before the first connection opens.
     /// Memory statistics off: each of SQLite's allocations would otherwise lock

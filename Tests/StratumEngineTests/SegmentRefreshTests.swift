@@ -333,6 +333,24 @@ struct SegmentStatusTests {
         #expect(try await harness.store.segmentStates(tenant: "default").first?.status == "active")
     }
 
+    @Test func runsOfOneSegmentTakeTurns() async throws {
+        let buyers = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
+        let harness = try EngineHarness(definitions: ["buyers.yaml": buyers])
+        try await harness.ingest((0..<50).map { ["type": "track", "userId": .string("u\($0)"), "event": "Purchase", "properties": ["total": 5], "messageId": .string("m\($0)")] })
+        let loaded = EngineHarness.load(["buyers.yaml": buyers])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        let segment = try #require(loaded.definitions.segments.first?.definition)
+        // The scheduler's run and one asked for over the API, at once.
+        async let first = evaluator.refresh(segment: segment, asOf: EngineHarness.instant("2026-03-01T00:00:00Z"), nextRefreshAt: nil)
+        async let second = evaluator.refresh(segment: segment, asOf: EngineHarness.instant("2026-03-01T00:00:00Z"), nextRefreshAt: nil)
+        let counts = try await [first.profiles, second.profiles]
+        #expect(counts == [50, 50])
+        let runs = try await harness.store.evaluationRuns(tenant: "default").sorted { $0.startedAt < $1.startedAt }
+        #expect(runs.count == 2)
+        let earlierEnd = try #require(runs.first?.finishedAt)
+        #expect(earlierEnd <= runs[1].startedAt)
+    }
+
     @Test func oneFailingIncrementalSegmentLeavesTheOthers() async throws {
         let good = "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n"
         let harness = try EngineHarness(definitions: ["buyers.yaml": good])

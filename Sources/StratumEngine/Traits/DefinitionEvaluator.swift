@@ -73,6 +73,10 @@ public struct DefinitionEvaluator: Sendable {
     /// without rules is left out.
     public func refresh(segments: [SegmentRun], asOf: Milliseconds) async -> [(segment: SegmentDefinition, result: Result<Run, any Error>)] {
         guard let tenant = segments.first?.segment.tenantID else { return [] }
+        // One run at a time per segment (the scheduler's and the API's refresh).
+        let keys = Set(segments.map { "segment/\($0.segment.tenantID)/\($0.segment.name)" })
+        await store.runLocks.acquire(keys)
+        defer { store.runLocks.release(keys) }
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
         let evaluated = segments.compactMap { run in run.segment.rules.map { (run, $0, newID()) } }
         let started = ContinuousClock.now
