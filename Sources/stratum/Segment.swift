@@ -34,8 +34,13 @@ extension Stratum.Segment {
         @Option(help: "How many member profiles to print.")
         var sample = 10
 
+        /// How the preview is printed.
+        enum Format: String, ExpressibleByArgument, CaseIterable {
+            case text, json
+        }
+
         @Option(help: "text or json.")
-        var format: Stratum.Validate.Format = .text
+        var format: Format = .text
 
         @OptionGroup var location: StoreOptions
 
@@ -96,7 +101,7 @@ extension Stratum.Segment {
                     }),
                 ]
                 print(report.jsonText(pretty: true))
-            case .text, .github:
+            case .text:
                 print("\(segment.name): \(count) profile\(count == 1 ? "" : "s") as of \(asOfText) (computed in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms, not saved)")
                 for profile in profiles {
                     let identity = profile.canonicalType.map { "\($0) \(profile.canonicalHash?.prefix(12) ?? "")…" } ?? "no identifier"

@@ -235,6 +235,16 @@ struct IdentityResolutionTests {
         #expect(identifiers.first { $0.type == "phone" }?.hash == Digest.sha256Hex("+442079460000"))
     }
 
+    @Test func anUnusableTraitsEmailLeavesTheContextsEmail() async throws {
+        let harness = try EngineHarness()
+        for (index, email) in [JSONValue.null, "  ", "not-an-email"].enumerated() {
+            let outcome = try await harness.ingest([["type": "identify", "anonymousId": .string("v\(index)"), "traits": ["email": email],
+                                                     "context": ["traits": ["email": .string("v\(index)@example.com")]], "messageId": .string("m\(index)")]])
+            let identifiers = try await harness.read { try $0.identifiers(tenant: "default", profileID: try #require(profileID(of: outcome[0]))) }
+            #expect(identifiers.first { $0.type == "email" }?.hash == Digest.sha256Hex("v\(index)@example.com"), "\(email)")
+        }
+    }
+
     @Test func canonicallyEquivalentTextIsOneIdentifier() async throws {
         let composed = "jos\u{E9}@example.com"
         let decomposed = "jose\u{301}@example.com"

@@ -86,6 +86,8 @@ struct CommandTests {
         #expect(try StratumBinary.run(["segment", "preview", "missing.yaml"] + common, directory: directory).status == 2)
         #expect(try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--as-of", "someday"], directory: directory).status == 2)
         #expect(try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--sample=-1"] + common, directory: directory).status == 2)
+        let github = try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml", "--format", "github"] + common, directory: directory)
+        #expect(github.status == 2 && github.stderr.contains("Please provide one of 'text' and 'json'"))
         // Commands that only read refuse a store that is not there, and create none.
         let mistyped = ["--definitions", "definitions", "--store", "mistyped.sqlite"]
         for arguments in [["segment", "preview", "definitions/buyers.yaml"], ["webhooks", "list"]] {

@@ -128,16 +128,19 @@ public struct IdentityRules: Sendable {
     /// context.externalIds[]), normalised, hashed and de-duplicated.
     public func identifiers(of message: IncomingMessage) -> [ResolvedIdentifier] {
         var found: [ResolvedIdentifier] = []
-        func add(_ type: String, _ raw: JSONValue?) {
-            guard let raw else { return }
-            let text: String
-            switch raw {
-            case .string(let string): text = string
-            case .number(let number): text = JSONValue.number(number).jsonText()
-            default: return
-            }
-            if let identifier = identifier(type: type, raw: text), !found.contains(where: { $0.type == identifier.type && $0.hash == identifier.hash }) {
-                found.append(identifier)
+        /// The first of `candidates` that is a usable identifier of `type`: a
+        /// `traits.email` of null or "  " leaves `context.traits.email` its say.
+        func add(_ type: String, _ candidates: JSONValue?...) {
+            for raw in candidates {
+                let text: String
+                switch raw {
+                case .string(let string): text = string
+                case .number(let number): text = JSONValue.number(number).jsonText()
+                default: continue
+                }
+                guard let identifier = identifier(type: type, raw: text) else { continue }
+                if !found.contains(where: { $0.type == identifier.type && $0.hash == identifier.hash }) { found.append(identifier) }
+                return
             }
         }
         add("external_id", message.userID.map(JSONValue.string))
@@ -145,8 +148,8 @@ public struct IdentityRules: Sendable {
         let contextTraits = message.context["traits"]?.objectValue ?? JSONObject()
         // A group call's traits describe the group (its info@ address), not the person.
         let traits = message.type == .group ? JSONObject() : message.traits
-        add("email", traits["email"] ?? contextTraits["email"])
-        add("phone", traits["phone"] ?? contextTraits["phone"])
+        add("email", traits["email"], contextTraits["email"])
+        add("phone", traits["phone"], contextTraits["phone"])
         add("device_id", message.context["device"]?["id"])
         for entry in message.context["externalIds"]?.arrayValue ?? [] {
             // Segment's own types are dotted (`ios.idfa`, `android.id`): dots become
