@@ -21,7 +21,8 @@ extension Stratum {
             discussion: """
                 Traits first, then RFM models, then dynamic and computed segments (each after the segments it
                 refers to; drafts and static segments are skipped). Segment runs record who entered and exited.
-                Prints each run: profiles with a value (members, for segments) and duration.
+                Prints each run: the profiles its events gave a value (the others get the trait's default,
+                such as 0 or false; members, for segments) and its duration.
                 """
         )
 
