@@ -174,8 +174,11 @@ struct SemanticChecker {
         ConsentTypes.builtIn + (definitions.settings(for: tenant)?.consentTypes ?? [])
     }
 
+    /// The built-in types (which ingestion keeps whether or not the Identity
+    /// file lists them) and the file's own.
     private func identifierTypes(tenant: String) -> [String] {
-        (definitions.identity(for: tenant)?.identifierTypes ?? IdentityDefinition.defaultIdentifierTypes).map(\.type)
+        let declared = (definitions.identity(for: tenant)?.identifierTypes ?? []).map(\.type)
+        return IdentityDefinition.defaultIdentifierTypes.map(\.type).filter { !declared.contains($0) } + declared
     }
 
     private mutating func checkConsentType(_ type: String, _ place: Place, _ pointer: JSONPointer) {

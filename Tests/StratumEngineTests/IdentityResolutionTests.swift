@@ -133,6 +133,30 @@ struct IdentityResolutionTests {
         #expect(emails.count == 2)
     }
 
+    /// A merge can change the survivor's canonical identity (it gains a userId):
+    /// its segment entries are delivered with the new one, as its profile shows.
+    @Test func aMergesSegmentEntriesCarryTheSurvivorsNewCanonicalIdentity() async throws {
+        let harness = try EngineHarness(definitions: [
+            "vip.yaml": "kind: Segment\nname: vip\nsegment_type: static\n",
+            "hooks.yaml": "kind: Webhook\nname: hooks\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [segment.entered]\n",
+        ])
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "visitor", "event": "Viewed", "messageId": "m1"]])
+        harness.setNow("2026-02-01T00:00:00Z")
+        try await harness.ingest([["type": "identify", "userId": "u-7", "messageId": "m2"]])
+        let known = try #require(try await harness.profileID(type: "external_id", value: "u-7"))
+        _ = try await harness.store.changeStaticMembers(tenant: "default", segment: "vip", add: [known], remove: [], at: 1, runID: "r1")
+        harness.setNow("2026-03-01T00:00:00Z")
+        try await harness.ingest([["type": "track", "anonymousId": "visitor", "userId": "u-7", "event": "Viewed", "messageId": "m3"]])
+        let survivor = try #require(try await harness.profileID(type: "external_id", value: "u-7"))
+        #expect(try await harness.profile(survivor)?.canonicalType == "external_id")
+        let entry = try #require(try await harness.store.deliveries(tenant: "default", webhook: "hooks").last { $0.eventType == "segment.entered" })
+        let member = try JSONParser.parse(entry.payload)["data"]?["profiles"]?.arrayValue?.first
+        #expect(member?["profile_id"]?.stringValue == survivor)
+        #expect(member?["canonical_identity"]?["type"] == "external_id")
+        #expect(member?["canonical_identity"]?["hash"]?.stringValue == Digest.sha256Hex("u-7"))
+    }
+
     @Test func twoDifferentUserIDsNeverMerge() async throws {
         let harness = try EngineHarness()
         try await harness.ingest([["type": "identify", "userId": "alice", "anonymousId": "shared-kiosk", "messageId": "m1"]])
@@ -222,6 +246,10 @@ struct IdentityResolutionTests {
         let first = try await harness.ingest([["type": "identify", "anonymousId": "p-a", "traits": ["phone": "+1 (555) 010-0199"], "messageId": "p1"]])
         let second = try await harness.ingest([["type": "identify", "anonymousId": "p-b", "traits": ["phone": "+15550100199"], "messageId": "p2"]])
         #expect(profileID(of: first[0]) == profileID(of: second[0]))
+        // And rules may name them, as validation agrees.
+        let segment = "kind: Segment\nname: reachable\nrules:\n  conditions:\n    - {field: identifiers.phone, operator: exists}\n    - {field: identifiers.device_id, operator: exists}\n"
+        let loaded = EngineHarness.load(["identity.yaml": "kind: Identity\nname: rules\nidentifier_types:\n  - {type: email, priority: 80}\n", "reachable.yaml": segment])
+        #expect(loaded.diagnostics.map(\.formatted) == [])
     }
 
     @Test func segmentsDottedExternalIDTypesAndBracketedTrunkZerosAreUnderstood() async throws {

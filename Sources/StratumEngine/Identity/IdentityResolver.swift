@@ -21,6 +21,10 @@ struct IdentityResolver {
         var profile: ProfileRecord
         var created: Bool
         var merged: [String]
+        /// Segments the survivor entered by each merge, and the merge's id: their
+        /// deliveries are written once the survivor's row is (its canonical
+        /// identity may change with the merge), by `IngestionPipeline`.
+        var segmentEntries: [(segments: [String], mergeID: String)] = []
     }
 
     /// Finds or creates the message's profile; nil when it carries no usable identifier.
@@ -86,6 +90,7 @@ struct IdentityResolver {
         var survivor: ProfileRecord
         var created = false
         var merged: [String] = []
+        var segmentEntries: [(segments: [String], mergeID: String)] = []
         var existing: [IdentifierRecord] = []
         if group.isEmpty {
             survivor = ProfileRecord(tenantID: tenant, id: newID(), now: now, seenAt: eventTime)
@@ -95,7 +100,7 @@ struct IdentityResolver {
             group.sort { ($0.firstSeenAt, $0.id) < ($1.firstSeenAt, $1.id) }
             survivor = group[0]
             for absorbed in group.dropFirst() {
-                try merge(absorbed, into: &survivor)
+                segmentEntries.append(try merge(absorbed, into: &survivor))
                 merged.append(absorbed.id)
             }
             let survivorID = survivor.id
@@ -110,7 +115,7 @@ struct IdentityResolver {
                 eventID: eventID, occurredAt: now))
         }
         try attach(unmatched, to: &survivor, existing: existing, eventID: eventID, recomputeCanonical: !merged.isEmpty)
-        return Outcome(profile: survivor, created: created, merged: merged)
+        return Outcome(profile: survivor, created: created, merged: merged, segmentEntries: segmentEntries)
     }
 
     /// A not-yet-stored identifier, for limit checks.
@@ -179,16 +184,15 @@ struct IdentityResolver {
     /// Moves everything of `absorbed` into `survivor`, records the merge, keeps
     /// the absorbed id resolvable, and deletes the absorbed profile. Segment
     /// memberships move first, so the absorbed profile's exits are delivered
-    /// with its identifiers and consents; the survivor's entries once its
-    /// identifiers and consents include the absorbed one's. Both are recorded
-    /// under the merge's id.
-    func merge(_ absorbed: ProfileRecord, into survivor: inout ProfileRecord) throws {
+    /// with its identifiers and consents; returns the segments the survivor
+    /// entered and the merge's id, under which both are recorded (their
+    /// deliveries wait for the survivor's row).
+    func merge(_ absorbed: ProfileRecord, into survivor: inout ProfileRecord) throws -> (segments: [String], mergeID: String) {
         let mergeID = newID()
         let entered = try transaction.moveMemberships(tenant: tenant, from: absorbed.id, to: survivor.id, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         let identifiersMoved = try transaction.moveIdentifiers(tenant: tenant, from: absorbed.id, to: survivor.id)
         let eventsMoved = try transaction.moveEvents(tenant: tenant, from: absorbed.id, to: survivor.id)
         try transaction.moveConsents(tenant: tenant, from: absorbed.id, to: survivor.id)
-        try transaction.enqueueSegmentEntries(tenant: tenant, segments: entered, runID: mergeID, at: now, subscriptions: segmentSubscriptions)
         try transaction.carryComputedTraits(tenant: tenant, from: absorbed.id, to: survivor.id)
         survivor = Self.combined(survivor, absorbed)
         // Not the sum: a session both profiles had (browsing, then signing in
@@ -201,6 +205,7 @@ struct IdentityResolver {
             tenantID: tenant, id: mergeID, survivorID: survivor.id, absorbedID: absorbed.id, mergedAt: now,
             reason: "identifiers matched both profiles", identifiersMoved: identifiersMoved, eventsMoved: eventsMoved))
         try transaction.insertAlias(tenant: tenant, absorbedID: absorbed.id, survivorID: survivor.id, at: now)
+        return (entered, mergeID)
     }
 
     /// Counters summed, first/last seen widened, profile data merged with the

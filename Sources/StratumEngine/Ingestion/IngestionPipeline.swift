@@ -133,6 +133,11 @@ public struct IngestionPipeline: Sendable {
             try transaction.updateProfile(profile)
             let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID)
                 .record(message, profileID: profile.id)
+            // The survivor's segment entries from merges, now that its row (canonical
+            // identity) and consents are the merged ones.
+            for entries in outcome?.segmentEntries ?? [] {
+                try transaction.enqueueSegmentEntries(tenant: tenant.tenant, segments: entries.segments, runID: entries.mergeID, at: now, subscriptions: tenant.segmentSubscriptions)
+            }
             profileID = profile.id
             if !tenant.profileSubscriptions.isEmpty {
                 if outcome?.created == true { notices.append((.profileCreated, [:])) }
