@@ -263,10 +263,10 @@ TRAITS = {
     },
     "order_count": {
         "spec": {"type": "count", "event": "Purchase", "where": [{"property": "total", "operator": "greater_than", "value": 0}],
-                 "sources": ["backend"]},
+                 "sources": ["website", "backend"]},
         "sql": lambda c: f"""
             SELECT profile_id, COUNT(*) AS value
-            FROM ({events_of(c, 'Purchase', sources=['backend'], columns="e.profile_id, json_extract(e.properties, '$.total') AS t")})
+            FROM ({events_of(c, 'Purchase', sources=['website', 'backend'], columns="e.profile_id, json_extract(e.properties, '$.total') AS t")})
             WHERE {is_number('t')} AND TRY_CAST(t AS DOUBLE) > 0
             GROUP BY profile_id""",
     },

@@ -40,8 +40,15 @@ public struct WebhookEndpoint: Sendable {
                 problems.append("\(loaded.file): Webhook \"\(webhook.name)\" secret \(webhook.secret) is not set to whsec_<base64>")
                 continue
             }
-            let headers = (webhook.headers ?? [:]).sorted { $0.key < $1.key }.map { name, value in
-                (name, value.hasPrefix("${env:") ? Runtime.resolve(value, environment) ?? "" : value)
+            // A header whose variable is unset makes the endpoint unusable, as it keeps
+            // the daemon from starting: it is never sent without it.
+            let declared = (webhook.headers ?? [:]).sorted { $0.key < $1.key }
+            let headers = declared.compactMap { name, value in
+                (value.hasPrefix("${env:") ? Runtime.resolve(value, environment) : value).map { (name, $0) }
+            }
+            if let unset = declared.first(where: { name, _ in !headers.contains { $0.0 == name } }) {
+                problems.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(unset.key) \(unset.value) is not set")
+                continue
             }
             endpoints.append(WebhookEndpoint(
                 tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers,

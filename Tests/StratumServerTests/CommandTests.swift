@@ -21,6 +21,18 @@ struct CommandTests {
         return directory
     }
 
+    @Test func webhooksTestRefusesAHeaderWhoseVariableIsUnset() throws {
+        let directory = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("kind: Webhook\nname: crm\nurl: http://127.0.0.1:9/\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nheaders: {X-Api-Key: \"${env:CRM_API_KEY}\"}\n".utf8)
+            .write(to: directory.appending(path: "definitions/crm.yaml"))
+        // The daemon would refuse to start; the test send is not made without the header either.
+        let result = try StratumBinary.run(["webhooks", "test", "crm", "--definitions", "definitions", "--store", "s.sqlite"],
+                                           environment: ["WEB_KEY": "k", "HOOK_SECRET": "whsec_" + Data(repeating: 7, count: 24).base64EncodedString()], directory: directory)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("Webhook \"crm\" header X-Api-Key ${env:CRM_API_KEY} is not set"))
+    }
+
     @Test func importReportsBadLinesByPositionAndIsIdempotent() throws {
         let directory = try Self.workspace()
         defer { try? FileManager.default.removeItem(at: directory) }
