@@ -40,7 +40,7 @@ extension Stratum {
             for run in runs {
                 let milliseconds = Double(run.duration.components.seconds) * 1000 + Double(run.duration.components.attoseconds) / 1e15
                 let changes = run.kind == .segment ? " (+\(run.entered) −\(run.exited))" : ""
-                print(String(format: "%@ %@/%@: %d profiles%@ in %.1f ms", run.kind.rawValue, run.tenant, run.name, run.profiles, changes, milliseconds))
+                print(String(format: "%@ %@/%@: %d profile%@%@ in %.1f ms", run.kind.rawValue, run.tenant, run.name, run.profiles, run.profiles == 1 ? "" : "s", changes, milliseconds))
             }
         }
     }
