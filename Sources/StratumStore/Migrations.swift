@@ -217,6 +217,10 @@ enum Migrations {
             // process that died is told from one another process is still doing.
             try db.execute(sql: "ALTER TABLE evaluation_runs ADD COLUMN owner TEXT")
         }
+        migrator.registerMigration("2026-11-27-evaluation-runs-running") { db in
+            // The daemon looks for runs left running once a minute; the table only grows.
+            try db.execute(sql: "CREATE INDEX evaluation_runs_running ON evaluation_runs (status) WHERE status = 'running'")
+        }
         return migrator
     }
 }

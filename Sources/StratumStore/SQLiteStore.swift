@@ -328,10 +328,12 @@ struct SQLiteTransaction: StoreTransaction {
             SELECT min(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time > ?
             """), arguments: [tenant, profileID, time])
         guard let after else { return (before, nil, false) }
-        // A session id is a JSON string or number, as ingestion reads it.
+        // Of the events at that time only the first stored can start a session (the
+        // others follow it at no distance). A session id is a JSON string or number,
+        // as ingestion reads it.
         let withoutSessionID = try Bool.fetchOne(db.cachedStatement(sql: """
-            SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time = ?
-              AND COALESCE(json_type(context, '$.sessionId'), 'null') NOT IN ('text', 'integer', 'real'))
+            SELECT COALESCE(json_type(context, '$.sessionId'), 'null') NOT IN ('text', 'integer', 'real')
+            FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time = ? ORDER BY seq LIMIT 1
             """), arguments: [tenant, profileID, after]) ?? false
         return (before, after, withoutSessionID)
     }

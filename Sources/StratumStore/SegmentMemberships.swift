@@ -503,8 +503,13 @@ extension SQLiteStore {
                     WHERE a.tenant_id = ? AND a.absorbed_id = ?
                     """, arguments: [tenant, id])
             }
+            func isMember(_ id: String) throws -> Bool {
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?)",
+                                  arguments: [tenant, segment, id]) == true
+            }
             let add = try add.compactMap(current)
-            var remove = try remove.compactMap(current)
+            // A stored member is removed as named, even one of no profile now.
+            var remove = try remove.compactMap { try isMember($0) ? $0 : current($0) }
             if replace {
                 remove = try String.fetchAll(db, sql: "SELECT profile_id FROM segment_memberships WHERE tenant_id = ? AND segment = ?", arguments: [tenant, segment])
             }

@@ -59,8 +59,8 @@ public protocol StoreTransaction: StoreReader {
     func moveEvents(tenant: String, from: String, to: String) throws -> Int
     func moveConsents(tenant: String, from: String, to: String) throws
     /// The times of `profileID`'s stored events nearest `time`: the latest at or
-    /// before it and the earliest after it, and whether an event at that later
-    /// time has no `context.sessionId` (for sessions of late events).
+    /// before it and the earliest after it, and whether the first event stored
+    /// at that later time has no `context.sessionId` (for sessions of late events).
     func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?, afterWithoutSessionID: Bool)
     /// Whether an event of `profileID` carries `context.sessionId` `sessionID`.
     func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import StratumCrypto
 import StratumDefinitions
 import StratumEngine
@@ -307,6 +308,11 @@ struct IdentityResolutionTests {
         #expect(preview.count == 1 && preview.sample == [survivor])
         let removed = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [], remove: [absorbed], at: 2, runID: "r2")
         #expect(removed.members == 0 && removed.exited == 1)
+        // A stored member of no profile (left by an older version) is removed as named.
+        let database = try DatabaseQueue(path: harness.store.path)
+        try await database.write { try $0.execute(sql: "INSERT INTO segment_memberships (tenant_id, segment, profile_id, entered_at) VALUES ('default', 'picked', 'ghost', 0)") }
+        let ghost = try await harness.store.changeStaticMembers(tenant: "default", segment: "picked", add: [], remove: ["ghost"], at: 3, runID: "r3")
+        #expect(ghost.exited == 1 && ghost.members == 0)
     }
 
     @Test func aMessageWithOnlyBlockedIdentifiersIsStoredWithoutAProfile() async throws {

@@ -114,6 +114,36 @@ struct ProfileCounterTests {
         }
     }
 
+    @Test func sessionsOfEventsInTheSameMillisecondDoNotDependOnArrivalOrder() async throws {
+        // A with a session id and B without, at the same instant; C without one, a minute before.
+        let events: [(id: String, time: String, session: String?)] = [
+            ("a", "2026-01-01T10:00:00.000Z", "S"), ("b", "2026-01-01T10:00:00.000Z", nil), ("c", "2026-01-01T09:59:00.000Z", nil),
+        ]
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+        let harness = try EngineHarness()
+        for (run, order) in orders.enumerated() {
+            for index in order {
+                let event = events[index]
+                var message: JSONObject = ["type": "track", "userId": .string("same-\(run)"), "event": "A", "timestamp": .string(event.time), "messageId": .string("\(run)-\(event.id)")]
+                if let session = event.session { message["context"] = ["sessionId": .string(session)] }
+                try await harness.ingest([.object(message)])
+            }
+            let id = try #require(try await harness.profileID(type: "external_id", value: "same-\(run)"))
+            // One session id, and C starts the timeout session B joins.
+            #expect(try await harness.profile(id)?.totalSessions == 2, "arrival order \(order)")
+        }
+    }
+
+    @Test func aConsentIsNeverRecordedLaterThanItArrived() async throws {
+        let harness = try EngineHarness()
+        harness.setNow("2026-01-01T12:00:00Z")
+        // A client clock an hour ahead, and no sentAt to correct it.
+        let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Unsubscribed", "timestamp": "2026-01-01T13:00:00Z", "messageId": "m1",
+                                                 "context": ["consent": ["email": false]]]])
+        let consents = try await harness.read { try $0.consents(tenant: "default", profileID: try #require(profileID(of: outcome[0]))) }
+        #expect(consents.map(\.recordedAt) == [EngineHarness.instant("2026-01-01T12:00:00Z")])
+    }
+
     @Test func aMergeRecountsSessionsRatherThanAddingThem() async throws {
         let harness = try EngineHarness()
         func track(_ identity: JSONObject, _ time: String, _ id: String, session: String?) -> JSONValue {
@@ -213,6 +243,8 @@ struct ProfileCounterTests {
         let harness = try EngineHarness(definitions: [
             "hooks.yaml": "kind: Webhook\nname: hooks\nurl: http://127.0.0.1:9/\nsecret: ${env:WEB_KEY}\nevents: [consent.updated]\n",
         ])
+        // Received after every event time below (a consent is never recorded later than it arrived).
+        harness.setNow("2026-01-02T00:00:00Z")
         func identify(_ id: String, _ consent: JSONValue, at time: String) -> JSONValue {
             ["type": "identify", "userId": "c1", "messageId": .string(id), "timestamp": .string(time), "context": ["consent": consent]]
         }

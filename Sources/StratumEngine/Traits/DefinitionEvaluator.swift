@@ -83,9 +83,11 @@ public struct DefinitionEvaluator: Sendable {
         var running: [String] = []
         do {
             for (run, _, runID) in evaluated {
-                try await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "computing")
+                // The run first: a recovery between the two sees a computing segment
+                // with a live run, not one to mark stale.
                 try await store.startRun(id: runID, tenant: tenant, kind: .segment, name: run.segment.name, asOf: asOf, at: clock())
                 running.append(runID)
+                try await store.setSegmentStatus(tenant: tenant, segment: run.segment.name, status: "computing")
             }
         } catch {
             // None of them runs: each is left stale, with its run (if started) failed.
