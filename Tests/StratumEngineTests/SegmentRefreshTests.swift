@@ -404,3 +404,31 @@ struct SegmentStatusTests {
         #expect(state.status(at: 9_999_999_999, scheduled: false) == "active")
     }
 }
+
+/// One run at a time per definition, and a waiting run that is cancelled
+/// (a scheduler shutting down) gives up its turn at once.
+struct RunLocksTests {
+    @Test func aWaiterRunsAfterTheHolderAndACancelledOneNever() async throws {
+        let locks = RunLocks()
+        try await locks.acquire(["segment/default/a"])
+        let order = Locked<[String]>([])
+        let waiter = Task {
+            try await locks.acquire(["segment/default/a", "segment/default/b"])
+            order.withLock { $0.append("waiter") }
+            locks.release(["segment/default/a", "segment/default/b"])
+        }
+        let cancelled = Task { try await locks.acquire(["segment/default/a"]) }
+        // Other keys are free meanwhile.
+        try await locks.acquire(["segment/default/c"])
+        locks.release(["segment/default/c"])
+        try await Task.sleep(for: .milliseconds(100))
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        order.withLock { $0.append("holder") }
+        locks.release(["segment/default/a"])
+        try await waiter.value
+        #expect(order.withLock { $0 } == ["holder", "waiter"])
+        // Nothing is left held: not by the cancelled waiter either.
+        try await locks.acquire(["segment/default/a", "segment/default/b"])
+    }
+}

@@ -75,7 +75,11 @@ public struct DefinitionEvaluator: Sendable {
         guard let tenant = segments.first?.segment.tenantID else { return [] }
         // One run at a time per segment (the scheduler's and the API's refresh).
         let keys = Set(segments.map { "segment/\($0.segment.tenantID)/\($0.segment.name)" })
-        await store.runLocks.acquire(keys)
+        do {
+            try await store.runLocks.acquire(keys)
+        } catch {
+            return segments.map { ($0.segment, .failure(error)) }
+        }
         defer { store.runLocks.release(keys) }
         let context = SegmentEvaluator(definitions: definitions, runtime: runtime).context(tenant: tenant, asOf: asOf)
         let evaluated = segments.compactMap { run in run.segment.rules.map { (run, $0, newID()) } }
