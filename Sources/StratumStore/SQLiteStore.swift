@@ -351,7 +351,7 @@ struct SQLiteTransaction: StoreTransaction {
     func hasSession(tenant: String, profileID: String, sessionID: String) throws -> Bool {
         try Bool.fetchOne(db.cachedStatement(sql: """
             SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ?
-              AND CAST(json_extract(context, '$.sessionId') AS TEXT) = ?)
+              AND json_type(context, '$.sessionId') IN ('text', 'integer', 'real') AND CAST(json_extract(context, '$.sessionId') AS TEXT) = ?)
             """), arguments: [tenant, profileID, sessionID]) ?? false
     }
 

@@ -134,14 +134,15 @@ struct ProfileCounterTests {
         }
     }
 
-    @Test func aConsentIsNeverRecordedLaterThanItArrived() async throws {
+    @Test func aSessionIDIsAStringOrANumberNeverABoolean() async throws {
         let harness = try EngineHarness()
-        harness.setNow("2026-01-01T12:00:00Z")
-        // A client clock an hour ahead, and no sentAt to correct it.
-        let outcome = try await harness.ingest([["type": "track", "userId": "u", "event": "Unsubscribed", "timestamp": "2026-01-01T13:00:00Z", "messageId": "m1",
-                                                 "context": ["consent": ["email": false]]]])
-        let consents = try await harness.read { try $0.consents(tenant: "default", profileID: try #require(profileID(of: outcome[0]))) }
-        #expect(consents.map(\.recordedAt) == [EngineHarness.instant("2026-01-01T12:00:00Z")])
+        // true is no session id (the timeout rule applies); 1 then is a new one, not "true" again.
+        try await harness.ingest([
+            ["type": "track", "userId": "b", "event": "A", "timestamp": "2026-01-01T10:00:00Z", "messageId": "b1", "context": ["sessionId": true]],
+            ["type": "track", "userId": "b", "event": "A", "timestamp": "2026-01-01T10:05:00Z", "messageId": "b2", "context": ["sessionId": 1]],
+        ])
+        let id = try #require(try await harness.profileID(type: "external_id", value: "b"))
+        #expect(try await harness.profile(id)?.totalSessions == 2)
     }
 
     @Test func aMergeRecountsSessionsRatherThanAddingThem() async throws {

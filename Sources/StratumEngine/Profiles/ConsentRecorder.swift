@@ -28,9 +28,7 @@ struct ConsentRecorder {
         guard !changes.isEmpty else { return [] }
         // Oldest first, as readers order them (recorded_at, then seq).
         var history = try transaction.consents(tenant: tenant.tenant, profileID: profileID)
-        // Never later than it reached us: a client clock running ahead (no sentAt to
-        // correct it) must not postpone a revocation past what we already know.
-        let time = min(message.eventTime, message.receivedAt)
+        let time = message.eventTime
         func inForce(_ type: String) -> ConsentRecord? {
             history.last { ($0.consentType == type || $0.consentType == "all") && $0.recordedAt <= time }
         }
