@@ -132,10 +132,7 @@ struct SegmentController: Sendable {
         // Ids merged into another profile stand for their survivor, as `stratum segment import` reads them;
         // an id that is no profile of this tenant is refused (removing a stored member is always allowed).
         let (add, remove, unknown) = try await state.store.read { reader -> ([String], [String], [(String, String)]) in
-            func resolve(_ id: String) throws -> String? {
-                if try reader.profile(tenant: tenant, id: id) != nil { return id }
-                return try reader.survivor(tenant: tenant, absorbedID: id)
-            }
+            func resolve(_ id: String) throws -> String? { try reader.currentProfileID(tenant: tenant, id: id) }
             var unknown: [(String, String)] = []
             var add: [String] = []
             for id in addIDs {

@@ -496,13 +496,8 @@ extension SQLiteStore {
             // transaction, as the profile it now is (a merged-away id as its
             // survivor; an id of no profile is dropped), so no membership is
             // written for a deleted profile.
-            func current(_ id: String) throws -> String? {
-                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM profiles WHERE tenant_id = ? AND id = ?)", arguments: [tenant, id]) == true { return id }
-                return try String.fetchOne(db, sql: """
-                    SELECT a.survivor_id FROM profile_aliases a JOIN profiles p ON p.tenant_id = a.tenant_id AND p.id = a.survivor_id
-                    WHERE a.tenant_id = ? AND a.absorbed_id = ?
-                    """, arguments: [tenant, id])
-            }
+            let reader = SQLiteTransaction(db: db, cache: nil, statements: HotStatements(db: db))
+            func current(_ id: String) throws -> String? { try reader.currentProfileID(tenant: tenant, id: id) }
             func isMember(_ id: String) throws -> Bool {
                 try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM segment_memberships WHERE tenant_id = ? AND segment = ? AND profile_id = ?)",
                                   arguments: [tenant, segment, id]) == true

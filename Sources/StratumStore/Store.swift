@@ -47,6 +47,15 @@ public protocol StoreReader {
     func countProfiles(tenant: String) throws -> Int
 }
 
+extension StoreReader {
+    /// The profile `id` stands for now: itself, or the survivor it was merged
+    /// into; nil when it is no profile of the tenant.
+    public func currentProfileID(tenant: String, id: String) throws -> String? {
+        if try profile(tenant: tenant, id: id) != nil { return id }
+        return try survivor(tenant: tenant, absorbedID: id)
+    }
+}
+
 /// Writes, within the transaction that `Store.write` opened.
 public protocol StoreTransaction: StoreReader {
     func insertProfile(_ profile: ProfileRecord) throws

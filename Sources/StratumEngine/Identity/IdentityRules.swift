@@ -85,10 +85,10 @@ public struct IdentityRules: Sendable {
         return value
     }
 
-    /// Digits with a leading `+`: `00` becomes `+`; a number without a country
-    /// code gets the default one. Fewer than 7 digits is not a phone number.
-    func normalizePhone(_ raw: String) -> String? {
-        let trimmed = raw.trimmingWhitespaceAndNewlines()
+    /// Digits with a leading `+` of a trimmed value: `00` becomes `+`; a number
+    /// without a country code gets the default one. Fewer than 7 digits is not
+    /// a phone number.
+    func normalizePhone(_ trimmed: String) -> String? {
         // "+44 (0)20 7946 0000": the bracketed trunk zero is dialled only at home.
         let international = trimmed.hasPrefix("+") || trimmed.hasPrefix("00") ? trimmed.replacingOccurrences(of: "(0)", with: "") : trimmed
         var digits = international.filter(\.isASCII).filter(\.isNumber)

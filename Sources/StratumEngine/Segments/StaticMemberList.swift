@@ -103,10 +103,8 @@ public struct StaticMemberList: Sendable {
         for entry in entries {
             switch entry.key {
             case .profileID(let id):
-                if try reader.profile(tenant: tenant, id: id) != nil {
-                    ids.append(id)
-                } else if let survivor = try reader.survivor(tenant: tenant, absorbedID: id) {
-                    ids.append(survivor)
+                if let current = try reader.currentProfileID(tenant: tenant, id: id) {
+                    ids.append(current)
                 } else {
                     missing.append(Problem(line: entry.line, message: "no profile \(id) in tenant \(tenant)"))
                 }
