@@ -40,6 +40,7 @@ public final class ServerState: Sendable {
     let metrics: PrometheusCollectorRegistry
     let acceptedMessages: Counter
     let rejectedRequests: Counter
+    let rejectedMessages: Counter
     private let current: Mutex<(Runtime, AdminTokens)>
 
     public init(store: any Store, writer: IngestionWriter, definitions: DefinitionSet, environment: [String: String], evaluator: DefinitionEvaluator? = nil, metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger = Logger(label: "stratum"), clock: @escaping @Sendable () -> Milliseconds = IngestionPipeline.systemClock) throws {
@@ -47,6 +48,7 @@ public final class ServerState: Sendable {
         self.metrics = metrics
         acceptedMessages = metrics.makeCounter(descriptor: MetricNameDescriptor(namespace: "stratum", metricName: "ingested_messages", unitName: "total", helpText: "Messages committed by the ingestion API."))
         rejectedRequests = metrics.makeCounter(descriptor: MetricNameDescriptor(namespace: "stratum", metricName: "rejected_requests", unitName: "total", helpText: "Ingestion requests answered with an error."))
+        rejectedMessages = metrics.makeCounter(descriptor: MetricNameDescriptor(namespace: "stratum", metricName: "rejected_messages", unitName: "total", helpText: "Messages refused one by one inside batches that stored the others."))
         self.evaluator = evaluator
         webhookEndpoints = WebhookEndpoint.endpoints(definitions: definitions, environment: environment).0
         self.store = store
@@ -85,6 +87,7 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
     let router = Router(context: StratumRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Added before the routes, so it wraps them and the router's miss alike.
     router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: IngestionCORSMiddleware())
     router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
     router.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.emitToBuffer())))

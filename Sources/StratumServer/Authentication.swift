@@ -14,7 +14,7 @@ enum Credential {
         guard parts.count == 2 else { throw .unauthorized("malformed Authorization header; use Basic <base64 writeKey:> or Bearer <key>") }
         switch parts[0].lowercased() {
         case "basic":
-            guard let decoded = Data(base64Encoded: String(parts[1])).map({ String(decoding: $0, as: UTF8.self) }) else {
+            guard let decoded = Data(base64Encoded: parts[1].trimmingCharacters(in: .whitespaces)).map({ String(decoding: $0, as: UTF8.self) }) else {
                 throw .unauthorized("the Basic credentials are not valid base64")
             }
             let user = decoded.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""

@@ -1,3 +1,4 @@
+import CompressNIO
 import Foundation
 import Hummingbird
 import StratumEngine
@@ -9,17 +10,23 @@ import StratumStore
 struct IngestionController: Sendable {
     let state: ServerState
 
+    /// Every ingestion route, each under its Segment name and the one-letter
+    /// alias Segment's client SDKs post to (analytics.js `/v1/t`, the mobile
+    /// SDKs' `/v1/b`).
+    static let routes: [(path: String, type: MessageType?)] = MessageType.allCases.flatMap { type in
+        [("/v1/\(type.rawValue)", type), ("/v1/\(type.rawValue.prefix(1))", type)]
+    } + [("/v1/batch", nil), ("/v1/b", nil)]
+
     func register(on router: Router<StratumRequestContext>) {
-        for type in MessageType.allCases {
-            router.post("/v1/\(type.rawValue)") { request, context in
-                try await self.counted { try await self.single(request, context: context, type: type) }
+        for (path, type) in Self.routes {
+            router.post(RouterPath(path)) { request, context in
+                try await self.counted {
+                    if let type { try await self.single(request, context: context, type: type) } else { try await self.batch(request, context: context) }
+                }
             }
         }
-        router.post("/v1/batch") { request, context in
-            try await self.counted { try await self.batch(request, context: context) }
-        }
         router.get("/v1/pixel/:type") { request, context in
-            try await self.pixel(request, type: try context.parameters.require("type"))
+            try await self.counted { try await self.pixel(request, type: try context.parameters.require("type")) }
         }
     }
 
@@ -43,6 +50,10 @@ struct IngestionController: Sendable {
     /// `GET /v1/pixel/{track|page|identify}?data=<base64 JSON>`, Segment's pixel
     /// API, for `website_pixel` sources only (their key is public in the page).
     func pixel(_ request: Request, type name: String) async throws -> Response {
+        // A HEAD (a link checker, a prefetch) learns the answer's headers; it records nothing.
+        guard request.method != .head else {
+            return Response(status: .ok, headers: [.contentType: "image/gif", .cacheControl: "no-store", .contentLength: "\(Self.pixelGIF.count)"])
+        }
         guard let type = MessageType(rawValue: name), [.track, .page, .identify, .screen].contains(type) else {
             throw APIError.notFound("no pixel endpoint /v1/pixel/\(name); use track, page, screen or identify")
         }
@@ -71,7 +82,7 @@ struct IngestionController: Sendable {
         } catch {
             throw APIError.badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)
         }
-        try enforcePlan([message], source: source, path: { _ in "" })
+        try enforcePlan(message, source: source)
         try await commit([message], source: source)
         return Response(
             status: .ok, headers: [.contentType: "image/gif", .cacheControl: "no-store"],
@@ -89,37 +100,75 @@ struct IngestionController: Sendable {
         } catch {
             throw APIError.badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)
         }
-        try enforcePlan([message], source: source, path: { _ in "" })
+        try enforcePlan(message, source: source)
         try await commit([message], source: source)
         return jsonResponse(["success": true])
     }
 
+    /// A batch stores its valid messages and answers 200 with `rejected`
+    /// listing the others (index, code, path, message): one bad event must
+    /// not cost the rest, since SDKs drop a batch answered 4xx and do not
+    /// retry it. Only a batch with no valid message at all is a 400.
     func batch(_ request: Request, context: StratumRequestContext) async throws -> Response {
         let (body, size) = try await Self.json(request, limit: MessageParser.maximumBatchBytes)
         let source = try authenticate(request, body: body)
         try rateLimit(source)
-        let messages: [IncomingMessage]
+        let items: [Result<IncomingMessage, MessageError>]
         do {
-            messages = try MessageParser.parseBatch(body, receivedAt: state.clock(), bodySize: size, newMessageID: state.newMessageID)
+            items = try MessageParser.parseBatch(body, receivedAt: state.clock(), bodySize: size, newMessageID: state.newMessageID)
         } catch {
             throw APIError.badRequest("invalid_batch", error.message, path: error.path.isEmpty ? nil : error.path)
         }
-        try enforcePlan(messages, source: source, path: { "batch[\($0)]." })
-        try await commit(messages, source: source)
-        return jsonResponse(["success": true])
+        var accepted: [IncomingMessage] = []
+        var rejected: [(index: Int, error: APIError)] = []
+        for (index, item) in items.enumerated() {
+            switch item {
+            case .success(let message):
+                if let (field, text) = planViolation(message, source: source) {
+                    rejected.append((index, .badRequest("tracking_plan_violation", text, path: "batch[\(index)]." + field)))
+                } else {
+                    accepted.append(message)
+                }
+            case .failure(let error):
+                rejected.append((index, .badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)))
+            }
+        }
+        if let first = rejected.first {
+            state.rejectedMessages.increment(by: Int64(rejected.count))
+            guard !accepted.isEmpty else {
+                let more = rejected.count > 1 ? " (and the other \(rejected.count - 1) messages)" : ""
+                throw APIError.badRequest(first.error.code == "invalid_message" ? "invalid_batch" : first.error.code, first.error.message + more, path: first.error.path)
+            }
+        }
+        try await commit(accepted, source: source)
+        var answer: JSONObject = ["success": true]
+        if !rejected.isEmpty {
+            answer["rejected"] = .array(rejected.map { index, error in
+                var item: JSONObject = ["index": .number(Double(index)), "code": .string(error.code), "message": .string(error.message)]
+                if let path = error.path { item["path"] = .string(path) }
+                return .object(item)
+            })
+        }
+        return jsonResponse(.object(answer))
     }
 
-    /// Rejects messages that break the source's tracking plan (all or nothing,
-    /// like the rest of a batch) and logs unplanned events under `warn`.
-    func enforcePlan(_ messages: [IncomingMessage], source: SourceRuntime, path: (Int) -> String) throws {
-        guard let plan = source.trackingPlan else { return }
-        for (index, message) in messages.enumerated() {
-            switch plan.check(message) {
-            case .conforms: continue
-            case .warning(let text): state.logger.warning("Accepted an unplanned event.", metadata: ["detail": "\(text)"])
-            case .violation(let field, let text):
-                throw APIError.badRequest("tracking_plan_violation", text, path: path(index) + field)
-            }
+    /// The field and reason when `message` breaks its source's tracking plan;
+    /// an unplanned event under `warn` is logged and accepted.
+    func planViolation(_ message: IncomingMessage, source: SourceRuntime) -> (String, String)? {
+        guard let plan = source.trackingPlan else { return nil }
+        switch plan.check(message) {
+        case .conforms: return nil
+        case .warning(let text):
+            state.logger.warning("Accepted an unplanned event.", metadata: ["detail": "\(text)"])
+            return nil
+        case .violation(let field, let text): return (field, text)
+        }
+    }
+
+    /// Refuses a single message that breaks its source's tracking plan.
+    func enforcePlan(_ message: IncomingMessage, source: SourceRuntime) throws(APIError) {
+        if let (field, text) = planViolation(message, source: source) {
+            throw .badRequest("tracking_plan_violation", text, path: field)
         }
     }
 
@@ -135,17 +184,37 @@ struct IngestionController: Sendable {
     }
 
     /// The request body as JSON and its size, refusing bodies over `limit` (413) and bad JSON (400).
+    /// A gzip or deflate body (Segment's mobile SDKs compress theirs) is
+    /// inflated first, and `limit` applies to what it inflates to.
     static func json(_ request: Request, limit: Int) async throws -> (JSONValue, Int) {
-        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
-            throw APIError(status: .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding) is not supported; send uncompressed JSON (analytics-python: gzip=False, the default)")
+        let algorithm: CompressionAlgorithm?
+        switch request.headers[.contentEncoding]?.lowercased().trimmingCharacters(in: .whitespaces) {
+        case nil, "", "identity": algorithm = nil
+        case "gzip", "x-gzip": algorithm = .gzip()
+        case "deflate": algorithm = .zlib()
+        case let encoding?:
+            throw APIError(status: .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding) is not supported; send JSON as it is, or gzip or deflate it")
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge(limit) }
-        let buffer: ByteBuffer
+        var buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch {
             throw APIError.tooLarge(limit)
         }
+        if let algorithm {
+            do {
+                // maxSize bounds the memory (allocations round up past it); the limit is checked exactly below.
+                buffer = try buffer.decompress(with: algorithm, maxSize: limit)
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                throw APIError.tooLarge(limit)
+            } catch {
+                throw APIError.badRequest("invalid_encoding", "the body is not valid \(algorithm) data (Content-Encoding): \(error)")
+            }
+        }
+        guard buffer.readableBytes <= limit else { throw APIError.tooLarge(limit) }
+        // A byte order mark is no part of the JSON; some HTTP clients write one.
+        if buffer.readableBytesView.starts(with: [0xEF, 0xBB, 0xBF]) { buffer.moveReaderIndex(forwardBy: 3) }
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("invalid_json", "the request body is empty; send a JSON object") }
         do {
             return (try JSONParser.parse(Array(buffer.readableBytesView)), buffer.readableBytes)

@@ -1,5 +1,7 @@
+import CompressNIO
 import Foundation
 import HTTPTypes
+import NIOCore
 import StratumJSON
 import Testing
 
@@ -265,11 +267,20 @@ struct TrackingPlanAndPixelTests {
         ], environment: ["PLANNED_KEY": "planned-key"]) { server async throws in
             let good = try await server.send("/v1/track", #"{"userId":"u","event":"Purchase","properties":{"total":5}}"#, key: "planned-key")
             #expect(good.status == .ok)
-            let negative = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"Purchase","properties":{"total":5}},{"type":"track","userId":"u","event":"Purchase","properties":{"total":-1}}]}"#, key: "planned-key")
-            #expect(negative.status == .badRequest)
-            #expect(negative.json?["error"]?["code"] == "tracking_plan_violation")
-            #expect(negative.json?["error"]?["path"] == "batch[1].properties.total")
-            #expect(negative.json?["error"]?["message"]?.stringValue?.contains("less than the minimum 0") == true)
+            // In a batch the violating message alone is refused; the others are stored.
+            let negative = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"Purchase","properties":{"total":5},"messageId":"planned-ok"},{"type":"track","userId":"u","event":"Purchase","properties":{"total":-1},"messageId":"planned-bad"}]}"#, key: "planned-key")
+            #expect(negative.status == .ok)
+            let rejected = negative.json?["rejected"]?.arrayValue ?? []
+            #expect(rejected.count == 1)
+            #expect(rejected.first?["index"] == 1)
+            #expect(rejected.first?["code"] == "tracking_plan_violation")
+            #expect(rejected.first?["path"] == "batch[1].properties.total")
+            #expect(rejected.first?["message"]?.stringValue?.contains("less than the minimum 0") == true)
+            #expect(try await server.countEvents(["planned-ok", "planned-bad"]) == ["planned-ok": 1, "planned-bad": 0])
+            let allBad = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"Purchase","properties":{"total":-1}}]}"#, key: "planned-key")
+            #expect(allBad.status == .badRequest)
+            #expect(allBad.json?["error"]?["code"] == "tracking_plan_violation")
+            #expect(allBad.json?["error"]?["path"] == "batch[0].properties.total")
             let missing = try await server.send("/v1/track", #"{"userId":"u","event":"Purchase"}"#, key: "planned-key")
             #expect(missing.json?["error"]?["message"] == "missing required key \"total\"")
             let unplanned = try await server.send("/v1/track", #"{"userId":"u","event":"Purchace"}"#, key: "planned-key")
@@ -294,6 +305,127 @@ struct TrackingPlanAndPixelTests {
             #expect(try await server.get("/v1/pixel/track?data=\(serverKey)", token: nil).status == .forbidden)
             #expect(try await server.get("/v1/pixel/track?data=!!!", token: nil).status == .badRequest)
             #expect(try await server.get("/v1/pixel/alias?data=\(urlSafe)", token: nil).status == .notFound)
+        }
+    }
+}
+
+/// What Segment's own client SDKs send, unchanged: analytics.js posts
+/// text/plain to `/v1/t` (and friends) from another origin, the mobile SDKs
+/// post gzipped batches to `/v1/b`.
+struct SegmentClientSDKTests {
+    @Test func theOneLetterPathsTakeTheirMessageTypes() async throws {
+        try await ServerHarness.run { server async throws in
+            let calls = [
+                ("/v1/t", #"{"userId":"s1","event":"Viewed","messageId":"short-t"}"#),
+                ("/v1/p", #"{"anonymousId":"s-a","name":"Home","messageId":"short-p"}"#),
+                ("/v1/s", #"{"anonymousId":"s-a","name":"Cart","messageId":"short-s"}"#),
+                ("/v1/i", #"{"userId":"s1","traits":{"plan":"pro"},"messageId":"short-i"}"#),
+                ("/v1/g", #"{"userId":"s1","groupId":"g1","messageId":"short-g"}"#),
+                ("/v1/a", #"{"userId":"s1","previousId":"s-a","messageId":"short-a"}"#),
+                ("/v1/b", #"{"batch":[{"type":"track","userId":"s1","event":"Bought","messageId":"short-b"}]}"#),
+            ]
+            for (path, body) in calls {
+                let response = try await server.send(path, body)
+                #expect(response.status == .ok, "\(path): \(response.text)")
+            }
+            let keys = ["short-t", "short-p", "short-s", "short-i", "short-g", "short-a", "short-b"]
+            #expect(try await server.countEvents(keys) == Dictionary(uniqueKeysWithValues: keys.map { ($0, 1) }))
+            // Each letter is its type's endpoint, with that type's rules.
+            let alias = try await server.send("/v1/a", #"{"userId":"s1"}"#)
+            #expect(alias.json?["error"]?["path"] == "previousId")
+            let group = try await server.send("/v1/g", #"{"userId":"s1"}"#)
+            #expect(group.json?["error"]?["path"] == "groupId")
+        }
+    }
+
+    @Test func browsersGetCORSOnIngestionAndNotOnTheAdminAPI() async throws {
+        try await ServerHarness.run { server async throws in
+            let preflight = try await server.send("/v1/t", "", key: nil, method: .options, headers: [
+                .origin: "https://shop.example", .accessControlRequestMethod: "POST", .accessControlRequestHeaders: "content-type",
+            ])
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowOrigin] == "*")
+            #expect(preflight.headers[.accessControlAllowMethods]?.contains("POST") == true)
+            #expect(preflight.headers[.accessControlAllowHeaders] == "content-type")
+            // analytics.js: text/plain, the write key in the body, no Authorization header.
+            let post = try await server.send("/v1/t", #"{"writeKey":"web-key","anonymousId":"b1","event":"Clicked","messageId":"cors-1"}"#, key: nil, headers: [
+                .contentType: "text/plain", .origin: "https://shop.example",
+            ])
+            #expect(post.status == .ok)
+            #expect(post.headers[.accessControlAllowOrigin] == "*")
+            let refused = try await server.send("/v1/t", #"{"writeKey":"web-key","event":"Clicked"}"#, key: nil, headers: [.origin: "https://shop.example"])
+            #expect(refused.status == .badRequest)
+            #expect(refused.headers[.accessControlAllowOrigin] == "*")
+            let admin = try await server.send("/v1/profiles/x", "", key: nil, method: .options, headers: [.origin: "https://shop.example", .accessControlRequestMethod: "GET"])
+            #expect(admin.status == .notFound)
+            #expect(admin.headers[.accessControlAllowOrigin] == nil)
+            #expect(try await server.countEvents(["cors-1"]) == ["cors-1": 1])
+        }
+    }
+
+    @Test func gzipAndDeflateBodiesAreInflatedWithinTheLimit() async throws {
+        try await ServerHarness.run { server async throws in
+            for (encoding, algorithm, key) in [("gzip", CompressionAlgorithm.gzip(), "zipped-gzip"), ("deflate", .zlib(), "zipped-deflate")] {
+                var plain = ByteBuffer(string: #"{"batch":[{"type":"track","userId":"z1","event":"Zipped","messageId":"\#(key)"}]}"#)
+                let compressed = try plain.compress(with: algorithm)
+                let response = try await server.send("/v1/b", bytes: compressed, headers: [.contentEncoding: encoding])
+                #expect(response.status == .ok, "\(encoding): \(response.text)")
+            }
+            #expect(try await server.countEvents(["zipped-gzip", "zipped-deflate"]) == ["zipped-gzip": 1, "zipped-deflate": 1])
+            // A small body inflating past 500 KB (a zip bomb) is refused as too large.
+            var padding = ByteBuffer(string: #"{"batch":[{"type":"track","userId":"z1","event":"E","properties":{"x":""# + String(repeating: "0", count: 600 * 1024) + #""}}]}"#)
+            let bomb = try padding.compress(with: .gzip())
+            #expect(bomb.readableBytes < 10 * 1024)
+            let response = try await server.send("/v1/batch", bytes: bomb, headers: [.contentEncoding: "gzip"])
+            #expect(response.status == .contentTooLarge, "\(response.text)")
+        }
+    }
+}
+
+struct BatchPartialAcceptanceTests {
+    /// SDKs drop a batch answered 4xx and never retry it, so one bad event
+    /// must not cost the others.
+    @Test func aBatchStoresItsValidMessagesAndListsTheOthers() async throws {
+        try await ServerHarness.run { server async throws in
+            let body = #"{"batch":[{"type":"track","userId":"u","event":"E","messageId":"kept-1"},{"type":"track","event":"E","messageId":"lost-1"},{"type":"track","userId":"u","event":"\#(String(repeating: "n", count: 201))","messageId":"lost-2"},{"type":"identify","userId":"u","messageId":"kept-2"}]}"#
+            let response = try await server.send("/v1/batch", body)
+            #expect(response.status == .ok, "\(response.text)")
+            #expect(response.json?["success"] == true)
+            let rejected = response.json?["rejected"]?.arrayValue ?? []
+            #expect(rejected.map { $0["index"] } == [1, 2])
+            #expect(rejected.map { $0["path"] } == ["batch[1].userId", "batch[2].event"])
+            #expect(rejected.map { $0["code"] } == ["invalid_message", "invalid_message"])
+            #expect(try await server.countEvents(["kept-1", "kept-2", "lost-1", "lost-2"]) == ["kept-1": 1, "kept-2": 1, "lost-1": 0, "lost-2": 0])
+            let metrics = try await server.get("/metrics", token: nil).text
+            #expect(metrics.contains("stratum_rejected_messages_total 2"))
+            // A batch with nothing wrong says nothing more.
+            let clean = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"E"}]}"#)
+            #expect(clean.json == ["success": true])
+        }
+    }
+
+    @Test func leniencesRealClientsNeed() async throws {
+        try await ServerHarness.run { server async throws in
+            // HTTP allows several spaces after the scheme.
+            let spaced = try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"spaced"}"#, key: nil, headers: [
+                .authorization: "Basic  " + Data("web-key:".utf8).base64EncodedString(),
+            ])
+            #expect(spaced.status == .ok, "\(spaced.text)")
+            // A byte order mark before the JSON.
+            let bom = try await server.send("/v1/track", "\u{FEFF}" + #"{"userId":"u","event":"E","messageId":"bom"}"#)
+            #expect(bom.status == .ok, "\(bom.text)")
+            #expect(try await server.countEvents(["spaced", "bom"]) == ["spaced": 1, "bom": 1])
+        }
+    }
+
+    /// A HEAD (link checkers, prefetching) answers like the GET and records nothing.
+    @Test func aHeadOnThePixelStoresNothing() async throws {
+        try await ServerHarness.run { server async throws in
+            let message = Data(#"{"writeKey":"limited-key","anonymousId":"px-h","event":"Viewed","messageId":"pixel-head"}"#.utf8).base64EncodedString()
+            let head = try await server.send("/v1/pixel/track?data=\(message)", "", key: nil, method: .head)
+            #expect(head.status == .ok)
+            #expect(head.headers[.contentType] == "image/gif")
+            #expect(try await server.countEvents(["pixel-head"]) == ["pixel-head": 0])
         }
     }
 }

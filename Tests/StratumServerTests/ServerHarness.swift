@@ -38,10 +38,14 @@ enum ServerHarness {
         let store: SQLiteStore
 
         func send(_ path: String, _ body: String, key: String? = "web-key", method: HTTPRequest.Method = .post, headers extra: HTTPFields = [:]) async throws -> TestResponse {
+            try await send(path, bytes: ByteBuffer(string: body), key: key, method: method, headers: extra)
+        }
+
+        func send(_ path: String, bytes body: ByteBuffer, key: String? = "web-key", method: HTTPRequest.Method = .post, headers extra: HTTPFields = [:]) async throws -> TestResponse {
             var headers: HTTPFields = [.contentType: "application/json"]
             if let key { headers[.authorization] = "Basic " + Data("\(key):".utf8).base64EncodedString() }
             for field in extra { headers[field.name] = field.value }
-            return try await client.execute(uri: path, method: method, headers: headers, body: ByteBuffer(string: body))
+            return try await client.execute(uri: path, method: method, headers: headers, body: body)
         }
 
         func get(_ path: String, token: String? = "admin-token") async throws -> TestResponse {

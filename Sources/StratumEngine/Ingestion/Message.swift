@@ -115,6 +115,7 @@ public enum MessageParser {
         if let given = object["messageId"] {
             // Trimmed before it is checked: " " and "  " would otherwise both become
             // the empty key, and every later blank id a duplicate of the first.
+            if let number = given.numberValue { try exactInteger(number, field("messageId")) }
             guard let text = (given.stringValue ?? given.numberValue.map({ JSONValue.number($0).jsonText() }))?.trimmingWhitespace(),
                   !text.isEmpty else {
                 throw MessageError(path: field("messageId"), message: "expected a non-empty string, found \(given.briefDescription); omit it to have one assigned")
@@ -140,6 +141,10 @@ public enum MessageParser {
             }
         } else {
             eventTime = clientTime ?? receivedAt
+            // A date that rounds past 9999-12-31T23:59:59.999Z, or year 0000, names no stored date.
+            guard (Self.earliestInstant...Self.latestInstant).contains(eventTime) else {
+                throw MessageError(path: field(originalTimestamp != nil ? "originalTimestamp" : "timestamp"), message: "falls outside years 0001–9999")
+            }
         }
 
         return IncomingMessage(
@@ -154,13 +159,24 @@ public enum MessageParser {
         let text: String
         switch value {
         case .string(let string): text = string
-        case .number(let number): text = JSONValue.number(number).jsonText()
+        case .number(let number):
+            try exactInteger(number, path)
+            text = JSONValue.number(number).jsonText()
         default: throw MessageError(path: path, message: "expected a string, found \(value.briefDescription)")
         }
         let trimmed = text.trimmingWhitespaceAndNewlines()
         if trimmed.isEmpty { return nil }
         guard trimmed.utf8.count <= 500 else { throw MessageError(path: path, message: "longer than 500 bytes") }
         return trimmed
+    }
+
+    /// Refuses a numeric id at or beyond 2^53: JSON numbers are read as
+    /// doubles, which past that no longer hold every integer, so two ids
+    /// (9007199254740993 and 9007199254740992) would become one.
+    static func exactInteger(_ number: Double, _ path: String) throws(MessageError) {
+        guard number.magnitude < 9_007_199_254_740_992 else {
+            throw MessageError(path: path, message: "is a number too large to keep exactly (2^53 or more); send it as a string")
+        }
     }
 
     /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the instants a stored date can name.
@@ -198,11 +214,14 @@ public enum MessageParser {
         return Milliseconds((seconds * 1000).rounded())
     }
 
-    /// Parses a `/v1/batch` body: `{batch: [...], context?, sentAt?}`.
+    /// Parses a `/v1/batch` body: `{batch: [...], context?, sentAt?}`, into
+    /// each item's message or the reason that item is refused. What is wrong
+    /// with the batch as a whole (no `batch` array, a bad batch `context` or
+    /// `sentAt`) throws.
     ///
     /// `bodySize` is the request's size in bytes: when it is within the
     /// per-message limit no item can exceed it, and items are not re-measured.
-    public static func parseBatch(_ value: JSONValue, receivedAt: Milliseconds, bodySize: Int = .max, newMessageID: () -> String) throws(MessageError) -> [IncomingMessage] {
+    public static func parseBatch(_ value: JSONValue, receivedAt: Milliseconds, bodySize: Int = .max, newMessageID: () -> String) throws(MessageError) -> [Result<IncomingMessage, MessageError>] {
         guard case .object(let object) = value else { throw MessageError(path: "", message: "expected a JSON object with a batch array") }
         guard let batch = object["batch"] else { throw MessageError(path: "batch", message: "required") }
         guard case .array(let items) = batch else { throw MessageError(path: "batch", message: "expected an array, found \(batch.briefDescription)") }
@@ -212,17 +231,16 @@ public enum MessageParser {
         }
         let context = try objectField(object, "context", "context")
         let sentAt = try instantField(object, "sentAt", "sentAt")
-        var messages: [IncomingMessage] = []
-        messages.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
+        return items.enumerated().map { index, item in
             if bodySize > maximumMessageBytes {
                 let size = item.compactByteCount
                 if size > maximumMessageBytes {
-                    throw MessageError(path: "batch[\(index)]", message: "is \(size / 1024) KB; a message may be at most 32 KB")
+                    return .failure(MessageError(path: "batch[\(index)]", message: "is \(size) bytes; a message may be at most \(maximumMessageBytes) bytes (32 KB)"))
                 }
             }
-            messages.append(try parse(item, type: nil, path: "batch[\(index)]", receivedAt: receivedAt, batchContext: context.isEmpty ? nil : context, batchSentAt: sentAt, newMessageID: newMessageID))
+            return Result { () throws(MessageError) in
+                try parse(item, type: nil, path: "batch[\(index)]", receivedAt: receivedAt, batchContext: context.isEmpty ? nil : context, batchSentAt: sentAt, newMessageID: newMessageID)
+            }
         }
-        return messages
     }
 }
