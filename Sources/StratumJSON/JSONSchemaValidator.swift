@@ -503,8 +503,34 @@ private final class RegexCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let cached = compiled[pattern] { return cached }
-        let regex = try? NSRegularExpression(pattern: pattern)
+        let regex = try? NSRegularExpression(pattern: Self.icuPattern(ecma: pattern))
         compiled[pattern] = regex
         return regex
+    }
+
+    /// An ECMA-262 pattern (what JSON Schema specifies) in ICU's dialect. They
+    /// differ where it matters most for a pattern like `^[a-z]+$`: ICU's `$`
+    /// also matches before a final line break, so `"vip\n"` would pass. ECMA's
+    /// `$` (no multiline flag) is the end of the input, ICU's `\z`.
+    static func icuPattern(ecma pattern: String) -> String {
+        var result = ""
+        var escaped = false
+        var inClass = false
+        for character in pattern {
+            if escaped {
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == "$" {
+                result += "\\z"
+                continue
+            }
+            result.append(character)
+        }
+        return result
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import StratumStore
 import StratumJSON
 
 /// An error a client sees: a status and a JSON body saying what is wrong and where.
@@ -84,8 +85,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch {
-            // Anything else (a store error in a segment run) is the server's fault, and still JSON.
-            throw APIError(status: .internalServerError, code: "internal_error", message: "the request failed on the server: \(error)")
+            // Anything else (a store error in a segment run) is the server's fault, and still JSON;
+            // the log has the whole error, the client its gist.
+            context.logger.error("A request failed on the server.", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError(status: .internalServerError, code: "internal_error", message: "the request failed on the server: \(clientDescription(of: error))")
         }
     }
 }

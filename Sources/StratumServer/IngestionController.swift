@@ -179,7 +179,9 @@ struct IngestionController: Sendable {
         } catch IngestionWriter.WriterError.shuttingDown {
             throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the daemon is shutting down; retry", headers: [.retryAfter: "5"])
         } catch {
-            throw APIError(status: .internalServerError, code: "store_error", message: "the events were not stored: \(error)")
+            state.logger.error("A request's events were not stored.", metadata: ["error": "\(error)", "source": "\(source.name)"])
+            let cause = if case IngestionWriter.WriterError.failed(let underlying) = error { underlying } else { error }
+            throw APIError(status: .internalServerError, code: "store_error", message: "the events were not stored: \(clientDescription(of: cause)); retry")
         }
     }
 

@@ -167,7 +167,7 @@ struct HotStatement {
     private func step() throws -> Int32 {
         guard refused == SQLITE_OK else {
             sqlite3_reset(handle)
-            throw StoreError("SQLite refused parameter values (\(String(cString: sqlite3_errstr(refused)))) in: \(String(cString: sqlite3_sql(handle)))")
+            throw StoreError("SQLite refused parameter values (\(String(cString: sqlite3_errstr(refused))))", statement: String(cString: sqlite3_sql(handle)))
         }
         return sqlite3_step(handle)
     }
@@ -198,6 +198,6 @@ struct HotStatement {
 
     private func failure(_ code: Int32) -> StoreError {
         let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "SQLite error \(code)"
-        return StoreError("\(message) (SQLite code \(code)) in: \(String(cString: sqlite3_sql(handle)))")
+        return StoreError("\(message) (SQLite code \(code))", statement: String(cString: sqlite3_sql(handle)))
     }
 }

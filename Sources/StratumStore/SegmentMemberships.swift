@@ -86,7 +86,7 @@ extension SQLiteStore {
             do {
                 return .success((CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments), segment))
             } catch {
-                return .failure(StoreError("\(error)"))
+                return .failure(StoreError.from(error))
             }
         }
         let ready = compiled.compactMap { try? $0.get() }
@@ -107,7 +107,7 @@ extension SQLiteStore {
                             }
                             return .success(result)
                         } catch {
-                            return .failure(StoreError("\(error)"))
+                            return .failure(StoreError.from(error))
                         }
                     }
                 }
@@ -149,7 +149,7 @@ extension SQLiteStore {
                         let result = Result {
                             try pool.read { db in try segments[index].members(in: db) }
                         }
-                        finished.withLock { $0.append((index, result.map { ($0, ContinuousClock.now - started) }.mapError { StoreError("\($0)") })) }
+                        finished.withLock { $0.append((index, result.map { ($0, ContinuousClock.now - started) }.mapError { StoreError.from($0) })) }
                         arrived.signal()
                     }
                 }
@@ -168,7 +168,7 @@ extension SQLiteStore {
         let started = ContinuousClock.now
         return Result { try segment.members(in: db) }
             .map { ($0, ContinuousClock.now - started) }
-            .mapError { StoreError("\($0)") }
+            .mapError { StoreError.from($0) }
     }
 
     /// One segment of an incremental refresh: its name, rules and run id.
@@ -193,7 +193,7 @@ extension SQLiteStore {
             do {
                 return .success(CompiledSegment(name: segment.name, runID: segment.runID, select: try query.select(segment.rules), arguments: query.arguments))
             } catch {
-                return .failure(StoreError("\(error)"))
+                return .failure(StoreError.from(error))
             }
         }
         return try await pool.write { db in
@@ -209,7 +209,7 @@ extension SQLiteStore {
                         }
                         return .success(result)
                     } catch {
-                        return .failure(StoreError("\(error)"))
+                        return .failure(StoreError.from(error))
                     }
                 }
             }

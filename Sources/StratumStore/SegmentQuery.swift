@@ -122,7 +122,23 @@ struct SegmentQuery {
         // stops at the first term that decides (parameters are numbered, so the
         // text can move).
         let ordered = parts.enumerated().sorted { ($0.element.cost, $0.offset) < ($1.element.cost, $1.offset) }
-        return ordered.map { "(\($0.element.sql))" }.joined(separator: rules.effectiveLogic == .and ? " AND " : " OR ")
+        return Self.balanced(ordered.map(\.element.sql), rules.effectiveLogic == .and ? "AND" : "OR")
+    }
+
+    /// `terms` joined by `connective` (AND, OR) as a balanced tree, in their
+    /// order. SQLite parses `a OR b OR c …` as a chain as deep as it is long
+    /// and refuses an expression deeper than 1,000: a segment with a thousand
+    /// `in` values or conditions would never evaluate. Balanced, the depth is
+    /// the logarithm, and evaluation still runs left to right and stops at
+    /// the first term that decides.
+    static func balanced(_ terms: [String], _ connective: String) -> String {
+        balanced(terms[...], connective)
+    }
+
+    private static func balanced(_ terms: ArraySlice<String>, _ connective: String) -> String {
+        guard terms.count > 1 else { return "(\(terms.first ?? (connective == "AND" ? "1" : "0")))" }
+        let middle = terms.startIndex + terms.count / 2
+        return "(\(balanced(terms[..<middle], connective)) \(connective) \(balanced(terms[middle...], connective)))"
     }
 
     /// How much a condition costs per profile, in classes: a column (0), a
@@ -265,7 +281,7 @@ struct SegmentQuery {
         case .notEquals: return "(\(expression) IS NULL OR NOT (\(equal(value))))"
         case .in, .notIn:
             let items = value?.arrayValue ?? []
-            let any = items.isEmpty ? "0" : items.map { "(\(equal($0)))" }.joined(separator: " OR ")
+            let any = items.isEmpty ? "0" : Self.balanced(items.map(equal), "OR")
             return op == .in ? any : "(\(expression) IS NULL OR NOT (\(any)))"
         case .contains:
             return "\(isText) AND instr(\(expression), \(bind(value?.stringValue ?? ""))) > 0"
@@ -344,7 +360,7 @@ struct SegmentQuery {
                 members.append("p.id IN \(table)")
             }
         }
-        let any = members.isEmpty ? "0" : members.map { "(\($0))" }.joined(separator: " OR ")
+        let any = members.isEmpty ? "0" : Self.balanced(members, "OR")
         switch condition.operator {
         case .equals, .in: return any
         case .notEquals, .notIn: return "NOT (\(any))"
@@ -375,7 +391,7 @@ struct SegmentQuery {
             let (expression, storage) = Self.jsonValue("e.properties", bind(Self.jsonPath(property.property)))
             filters.append(compare(expression, storage, property.operator, property.value, property.unit))
         }
-        let matching = "SELECT e.profile_id FROM \(events) WHERE " + filters.map { "(\($0))" }.joined(separator: " AND ") + " GROUP BY e.profile_id"
+        let matching = "SELECT e.profile_id FROM \(events) WHERE " + Self.balanced(filters, "AND") + " GROUP BY e.profile_id"
         if condition.operator == .notWithinLast {
             return "p.id NOT IN (\(matching))"
         }

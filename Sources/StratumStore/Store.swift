@@ -1,5 +1,6 @@
 import Foundation
 import StratumJSON
+import GRDB
 
 /// The store behind every part of Stratum: profiles, identifiers, events,
 /// merges, conflicts and consents, every row scoped to a tenant.
@@ -113,6 +114,29 @@ public protocol StoreTransaction: StoreReader {
 
 /// Why the store failed, said for an operator.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+    public var message: String
+    /// The SQL statement that failed, for the log (never shown to API clients).
+    public var statement: String?
+    public var description: String { statement.map { "\(message) in: \($0)" } ?? message }
+    public init(_ message: String, statement: String? = nil) {
+        self.message = message
+        self.statement = statement
+    }
+
+    /// Any error as a store error, its message and statement kept apart.
+    public static func from(_ error: any Error) -> StoreError {
+        if let store = error as? StoreError { return store }
+        if let database = error as? DatabaseError {
+            return StoreError("SQLite error \(database.resultCode.rawValue): \(database.message ?? "unknown")", statement: database.sql)
+        }
+        return StoreError("\(error)")
+    }
+}
+
+/// What an error says to an API client: SQLite's own message for a database
+/// error, without the statement it came from (the statement would show the
+/// store's tables and the query compiled from a definition). The whole error
+/// belongs in the daemon's log.
+public func clientDescription(of error: any Error) -> String {
+    StoreError.from(error).message
 }

@@ -442,7 +442,7 @@ extension SegmentQuery {
             layout.traits.append((trait, start == scanStart ? nil : start, column))
         }
         let sql = "SELECT " + columns.joined(separator: ", ") + " FROM events e INDEXED BY events_by_name WHERE "
-            + filters.map { "(\($0))" }.joined(separator: " AND ")
+            + SegmentQuery.balanced(filters, "AND")
         return (sql, arguments, layout)
     }
 }

@@ -185,6 +185,18 @@ struct SegmentQueryTests {
         #expect(try await Self.members(h, "conditions:\n  - {field: segment, operator: not_equals, value: big-12}", extra: extra) == ["bob", "cat", "dan"])
     }
 
+    /// SQLite refuses an expression deeper than 1,000: long `in` lists and
+    /// long condition lists compile to balanced trees, not chains.
+    @Test func thousandsOfValuesAndConditionsEvaluate() async throws {
+        let h = try await Self.harness()
+        let countries = (0..<3_000).map { "\"X\($0)\"" }.joined(separator: ", ")
+        #expect(try await Self.members(h, "conditions:\n  - {field: profile_data.country, operator: in, value: [\(countries), \"UK\"]}") == ["dan"])
+        #expect(try await Self.members(h, "conditions:\n  - {field: profile_data.country, operator: not_in, value: [\(countries), \"UK\"]}") == ["ann", "bob", "cat"])
+        let conditions = (0..<1_500).map { "  - {field: total_events, operator: greater_than, value: \($0 % 3 - 2)}" }.joined(separator: "\n")
+        #expect(try await Self.members(h, "conditions:\n" + conditions + "\n  - {field: profile_data.country, operator: equals, value: US}") == ["ann"])
+        #expect(try await Self.members(h, "logic: or\nconditions:\n" + conditions.replacingOccurrences(of: "greater_than", with: "less_than") + "\n  - {field: profile_data.country, operator: equals, value: CA}") == ["bob"])
+    }
+
     @Test func conditionsThatCanNeverMatchStillCompile() async throws {
         let h = try await Self.harness()
         let loaded = EngineHarness.load(Self.definitions)

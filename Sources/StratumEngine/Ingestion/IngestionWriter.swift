@@ -25,12 +25,12 @@ public final class IngestionWriter: Service, Sendable {
     /// Why a submission was not committed.
     public enum WriterError: Error, CustomStringConvertible {
         case shuttingDown
-        case failed(String)
+        case failed(any Error)
 
         public var description: String {
             switch self {
             case .shuttingDown: "the daemon is shutting down"
-            case .failed(let reason): "the store could not commit: \(reason)"
+            case .failed(let error): "the store could not commit: \(error)"
             }
         }
     }
@@ -154,7 +154,7 @@ public final class IngestionWriter: Service, Sendable {
             job.continuation.resume(returning: outcomes)
         case .failure(let error):
             logger.error("A request's messages could not be stored.", metadata: ["error": "\(error)", "source": "\(job.source.name)"])
-            job.continuation.resume(throwing: WriterError.failed("\(error)"))
+            job.continuation.resume(throwing: WriterError.failed(error))
         }
     }
 }

@@ -109,7 +109,7 @@ public struct DefinitionEvaluator: Sendable {
                 },
                 context: context, subscriptions: subscriptions(tenant: tenant))
         } catch {
-            results = evaluated.map { _ in .failure(StoreError("\(error)")) }
+            results = evaluated.map { _ in .failure(StoreError.from(error)) }
         }
         let duration = ContinuousClock.now - started
         var outcomes: [(segment: SegmentDefinition, result: Result<Run, any Error>)] = []
