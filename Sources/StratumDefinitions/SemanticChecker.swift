@@ -555,6 +555,12 @@ struct SemanticChecker {
                 _ = try NSRegularExpression(pattern: pattern)
             } catch {
                 report(place, JSONPointer(["blocked_patterns", String(index)]), "\"\(pattern)\" is not a valid regular expression")
+                continue
+            }
+            if let group = PatternSafety.nestedRepetition(in: pattern) {
+                report(place, JSONPointer(["blocked_patterns", String(index)]),
+                       "\"\(pattern)\" repeats a group that itself repeats or alternates (\(group)): matching it can take exponential time on some values, and it runs on every identifier",
+                       hint: "repeat only single characters or classes, e.g. ^(a+)+$ as ^a+$ and ^(a|aa)+$ as ^a+$")
             }
         }
     }
