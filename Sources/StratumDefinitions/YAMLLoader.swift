@@ -59,9 +59,18 @@ extension String {
 }
 
 private struct TreeBuilder {
-    enum Frame {
-        case mapping(object: JSONObject, pointer: JSONPointer, pendingKey: (String, SourceLocation)?, firstSeen: [String: SourceLocation])
-        case sequence(elements: [JSONValue], pointer: JSONPointer)
+    /// A mapping or sequence being built. It is changed in place on the stack
+    /// (`stack[stack.count - 1]`): taken off and put back, its members were
+    /// copied for every item, and a long list took quadratic time.
+    struct Frame {
+        var isMapping: Bool
+        var pointer: JSONPointer
+        var object = JSONObject()
+        var elements: [JSONValue] = []
+        var pendingKey: (String, SourceLocation)?
+        var firstSeen: [String: SourceLocation] = [:]
+
+        var value: JSONValue { isMapping ? .object(object) : .array(elements) }
     }
 
     let file: String
@@ -118,18 +127,15 @@ private struct TreeBuilder {
                 if let anchor = event.data.sequence_start.anchor { refuseAnchor(anchor, at: location) }
                 checkCollectionTag(event.data.sequence_start.tag, expected: "tag:yaml.org,2002:seq", at: location)
                 guard let pointer = beginNode(at: location) else { return }
-                stack.append(.sequence(elements: [], pointer: pointer))
+                stack.append(Frame(isMapping: false, pointer: pointer))
             case YAML_MAPPING_START_EVENT:
                 if let anchor = event.data.mapping_start.anchor { refuseAnchor(anchor, at: location) }
                 checkCollectionTag(event.data.mapping_start.tag, expected: "tag:yaml.org,2002:map", at: location)
                 guard let pointer = beginNode(at: location) else { return }
-                stack.append(.mapping(object: JSONObject(), pointer: pointer, pendingKey: nil, firstSeen: [:]))
+                stack.append(Frame(isMapping: true, pointer: pointer))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let frame = stack.popLast() else { return }
-                switch frame {
-                case .mapping(let object, _, _, _): finishNode(.object(object))
-                case .sequence(let elements, _): finishNode(.array(elements))
-                }
+                finishNode(frame.value)
             case YAML_ALIAS_EVENT:
                 let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
                 error(location, "aliases (*\(name)) are not supported in definitions", hint: "repeat the value instead")
@@ -214,38 +220,31 @@ private struct TreeBuilder {
             valueLocations[.root] = location
             return .root
         }
-        switch last {
-        case .mapping(_, let pointer, let pendingKey, _):
-            guard let (key, _) = pendingKey else {
+        let child: JSONPointer
+        if last.isMapping {
+            guard let (key, _) = last.pendingKey else {
                 error(location, "a mapping key must be a plain value, not a list or mapping")
                 return nil
             }
-            let child = pointer.appending(key)
-            valueLocations[child] = location
-            return child
-        case .sequence(let elements, let pointer):
-            let child = pointer.appending(elements.count)
-            valueLocations[child] = location
-            return child
+            child = last.pointer.appending(key)
+        } else {
+            child = last.pointer.appending(last.elements.count)
         }
+        valueLocations[child] = location
+        return child
     }
 
     /// A scalar: either a mapping key, or a complete value.
     mutating func addNode(_ value: JSONValue, text: String?, at location: SourceLocation) {
-        if case .mapping(let object, let pointer, let pendingKey, var firstSeen) = stack.last, pendingKey == nil {
-            let key: String
-            if let text {
-                key = text
-            } else {
-                key = ""
-            }
-            if let first = firstSeen[key] {
+        if let last = stack.indices.last, stack[last].isMapping, stack[last].pendingKey == nil {
+            let key = text ?? ""
+            if let first = stack[last].firstSeen[key] {
                 error(location, "duplicate key \"\(key)\" (first at \(first.line):\(first.column))", hint: "keep one of them")
             } else {
-                firstSeen[key] = location
+                stack[last].firstSeen[key] = location
             }
-            keyLocations[pointer.appending(key)] = location
-            stack[stack.count - 1] = .mapping(object: object, pointer: pointer, pendingKey: (key, location), firstSeen: firstSeen)
+            keyLocations[stack[last].pointer.appending(key)] = location
+            stack[last].pendingKey = (key, location)
             return
         }
         guard beginNode(at: location) != nil else { return }
@@ -253,17 +252,15 @@ private struct TreeBuilder {
     }
 
     mutating func finishNode(_ value: JSONValue) {
-        guard let last = stack.popLast() else {
+        guard let last = stack.indices.last else {
             root = value
             return
         }
-        switch last {
-        case .mapping(var object, let pointer, let pendingKey, let firstSeen):
-            if let (key, _) = pendingKey, object[key] == nil { object[key] = value }
-            stack.append(.mapping(object: object, pointer: pointer, pendingKey: nil, firstSeen: firstSeen))
-        case .sequence(var elements, let pointer):
-            elements.append(value)
-            stack.append(.sequence(elements: elements, pointer: pointer))
+        if stack[last].isMapping {
+            if let (key, _) = stack[last].pendingKey, stack[last].object[key] == nil { stack[last].object[key] = value }
+            stack[last].pendingKey = nil
+        } else {
+            stack[last].elements.append(value)
         }
     }
 

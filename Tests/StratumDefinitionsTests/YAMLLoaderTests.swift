@@ -46,6 +46,23 @@ struct YAMLLoaderTests {
         #expect(doc.location(of: JSONPointer(["rules", "conditions", "0", "missing"])) == SourceLocation(line: 4, column: 7))
     }
 
+    /// Long collections near the size limit load whole, each member where it
+    /// belongs (the frames are now changed in place on the builder's stack).
+    @Test
+    func longListsAndMappingsLoadWhole() throws {
+        let count = 35_000
+        let list = (0..<count).map { "  - v\($0)" }.joined(separator: "\n")
+        let mapping = (0..<count).map { "  k\($0): \($0)" }.joined(separator: "\n")
+        let (document, problems) = load("list:\n" + list + "\nmap:\n" + mapping + "\n")
+        #expect(problems.isEmpty)
+        let root = try #require(document?.root)
+        #expect(root["list"]?.arrayValue?.count == count)
+        #expect(root["list"]?.arrayValue?.last == .string("v\(count - 1)"))
+        #expect(root["map"]?.objectValue?.count == count)
+        #expect(root["map"]?["k\(count - 1)"] == .number(Double(count - 1)))
+        #expect(document?.location(of: JSONPointer(["map", "k\(count - 1)"])).line == 2 * count + 2)
+    }
+
     @Test func filesOverTheSizeLimitAreRefusedBeforeParsing() {
         let text = "a: " + String(repeating: "x", count: YAMLLoader.maximumFileSize)
         let (document, problems) = load(text)
