@@ -55,26 +55,46 @@ public enum DefinitionLoader {
         return Result(definitions: set, diagnostics: diagnostics.sortedForDisplay(), fileCount: files.count)
     }
 
-    /// Every definition file under `directory`, sorted; hidden entries are skipped.
+    /// Every definition file (`.yaml`, `.yml`, any case) under `directory`,
+    /// sorted; hidden entries are skipped and symbolic links to directories
+    /// are not followed (a loop cannot hang the walk). A directory that cannot
+    /// be read, or a link to a definition file that does not exist, is an
+    /// error: skipping it would call a set valid that was never read.
     public static func definitionFiles(in directory: String) throws(ReadError) -> [String] {
+        let manager = FileManager.default
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard manager.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw ReadError(description: "\(directory): no such directory")
         }
-        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
-            throw ReadError(description: "\(directory): cannot list the directory")
+        guard isDirectory.boolValue else {
+            throw ReadError(description: "\(directory) is a file; pass the directory that holds the definitions")
         }
         var files: [String] = []
-        while let relative = enumerator.nextObject() as? String {
-            let name = (relative as NSString).lastPathComponent
-            if name.hasPrefix(".") {
-                enumerator.skipDescendants()
-                continue
+        var pending = [directory.hasSuffix("/") ? String(directory.dropLast()) : directory]
+        while let current = pending.popLast() {
+            let names: [String]
+            do {
+                names = try manager.contentsOfDirectory(atPath: current)
+            } catch {
+                throw ReadError(description: "\(current): cannot read the directory (\((error as NSError).localizedDescription))")
             }
-            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
-                let path = directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
-                var isDir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files.append(path) }
+            for name in names where !name.hasPrefix(".") {
+                let path = current + "/" + name
+                let type = (try? manager.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
+                let isDefinition = [".yaml", ".yml"].contains { name.lowercased().hasSuffix($0) }
+                switch type {
+                case .typeDirectory?:
+                    pending.append(path)
+                case .typeSymbolicLink?:
+                    var target: ObjCBool = false
+                    if manager.fileExists(atPath: path, isDirectory: &target) {
+                        if !target.boolValue, isDefinition { files.append(path) }
+                    } else if isDefinition {
+                        throw ReadError(description: "\(path): a symbolic link to a file that does not exist")
+                    }
+                default:
+                    if isDefinition { files.append(path) }
+                }
             }
         }
         return files.sorted()

@@ -87,4 +87,28 @@ struct ValidateCommandTests {
         #expect(output.status == 1)
         #expect(output.stdout.contains("binary.yaml:"))
     }
+
+    /// What the walk finds: any-case extensions; links to files (a dangling one
+    /// is an I/O error, never skipped); links to directories are not followed.
+    @Test func theDirectoryWalkSkipsNothingSilently() throws {
+        let directory = try Self.directory(with: ["nested/SHOUTY.YAML": "kind: Segment\nname: shouty\nrules: {conditions: [{field: nope, operator: exists}]}\n"])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let shouty = try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment)
+        #expect(shouty.status == 1)
+        #expect(shouty.stdout.contains("nested/SHOUTY.YAML:"), "\(shouty.stdout)")
+        try FileManager.default.removeItem(at: directory.appending(path: "nested/SHOUTY.YAML"))
+        // A link to a directory (here its own parent, a loop) is not walked.
+        try FileManager.default.createSymbolicLink(atPath: directory.appending(path: "nested/loop").path, withDestinationPath: directory.path)
+        #expect(try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment).status == 0)
+        try FileManager.default.createSymbolicLink(atPath: directory.appending(path: "gone.yaml").path, withDestinationPath: directory.appending(path: "missing.yaml").path)
+        let dangling = try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment)
+        #expect(dangling.status == 2)
+        #expect(dangling.stderr.contains("gone.yaml: a symbolic link to a file that does not exist"), "\(dangling.stderr)")
+        let file = try StratumBinary.run(["validate", directory.appending(path: "gone.yaml").path + "x"])
+        #expect(file.status == 2)
+        let aFile = try Repository.files(in: Repository.root.appending(path: Self.base)).first!
+        let given = try StratumBinary.run(["validate", aFile.path])
+        #expect(given.status == 2)
+        #expect(given.stderr.contains("is a file; pass the directory that holds the definitions"), "\(given.stderr)")
+    }
 }
