@@ -538,8 +538,8 @@ struct SemanticChecker {
         }
         for (event, schema) in source.trackingPlan?.events ?? [:] {
             let pointer = JSONPointer(["tracking_plan", "events", event])
-            for violation in DefinitionSchemas.validator.validate(.object(JSONObject()), schema: schema) where violation.message.hasPrefix("schema error") {
-                report(place, pointer, "the tracking plan of \(event): \(violation.message)")
+            for problem in TrackingPlanSchemaCheck.problems(in: schema) {
+                report(place, JSONPointer(pointer.tokens + problem.pointer.tokens), "the tracking plan of \(event): \(problem.message)", hint: problem.hint)
             }
         }
     }

@@ -108,6 +108,11 @@ public struct JSONSchemaValidator: Sendable {
     }
 
     fileprivate func regex(_ pattern: String) -> NSRegularExpression? { regexes.regex(pattern) }
+
+    /// Whether `pattern` (ECMA-262, as JSON Schema's `pattern`) compiles.
+    public static func compiles(pattern: String) -> Bool {
+        (try? NSRegularExpression(pattern: RegexCache.icuPattern(ecma: pattern))) != nil
+    }
 }
 
 /// What a successful schema application evaluated, for `unevaluated*`.
