@@ -58,6 +58,18 @@ public struct WebhookEndpoint: Sendable {
         }
         return (endpoints, problems)
     }
+
+    /// The headers of a signed request with this body: the Standard Webhooks
+    /// headers, then the extra `headers` — never one of the protocol's
+    /// (`WebhookDefinition.protocolHeaders`), which would reach the receiver
+    /// twice, ahead of the real one.
+    public func requestHeaders(id: String, timestamp: Int64, body: [UInt8]) -> [(String, String)] {
+        [
+            ("webhook-id", id),
+            ("webhook-timestamp", String(timestamp)),
+            ("webhook-signature", WebhookSignature.sign(id: id, timestamp: timestamp, body: body, key: key)),
+        ] + headers.filter { !WebhookDefinition.protocolHeaders.contains($0.0.lowercased()) }
+    }
 }
 
 /// What to do after an attempt (Standard Webhooks / common practice).
@@ -183,11 +195,7 @@ public final class DeliveryWorker: Service, Sendable {
         }
         let timestamp = clock() / 1000
         let body = Array(delivery.payload.utf8)
-        let headers = endpoint.headers + [
-            ("webhook-id", delivery.id),
-            ("webhook-timestamp", String(timestamp)),
-            ("webhook-signature", WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: body, key: endpoint.key)),
-        ]
+        let headers = endpoint.requestHeaders(id: delivery.id, timestamp: timestamp, body: body)
         let started = ContinuousClock.now
         let result = await withCheckedContinuation { continuation in
             // libcurl blocks: run it on its own thread, not the cooperative pool.

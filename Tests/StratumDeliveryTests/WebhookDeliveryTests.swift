@@ -18,6 +18,8 @@ import Testing
 final class Receiver: Sendable {
     struct Request: Sendable {
         var headers: [String: String]
+        /// Every header field as it arrived, repeats included (lowercased names).
+        var fields: [(name: String, value: String)]
         var body: [UInt8]
     }
 
@@ -39,7 +41,8 @@ final class Receiver: Sendable {
             if self.delay > .zero { try await Task.sleep(for: self.delay) }
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
-            self.received.withLock { $0.append(Request(headers: headers, body: Array(bytes.readableBytesView))) }
+            let arrived = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
+            self.received.withLock { $0.append(Request(headers: headers, fields: arrived, body: Array(bytes.readableBytesView))) }
             let (status, extra) = self.answers.withLock { $0.isEmpty ? (204, [:]) : $0.removeFirst() }
             var fields = HTTPFields()
             for (name, value) in extra { fields[HTTPField.Name(name)!] = value }
@@ -164,6 +167,30 @@ struct WebhookDeliveryTests {
             #expect(profiles.allSatisfy { $0["canonical_identity"]?["type"] == "external_id" && $0["identifiers"]?.arrayValue?.isEmpty == false })
             #expect(try await harness.store.deliveries(tenant: "default").map(\.status) == ["delivered", "delivered"])
             #expect(try await worker.drainOnce() == 0)
+        }
+    }
+
+    @Test func extraHeadersNeverShadowTheProtocolHeaders() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, configured) = try await Self.setUp(url: url)
+            // Validation refuses these names; an endpoint built another way still never sends them.
+            var endpoints = configured
+            endpoints[0].headers += [("Webhook-Id", "fixed"), ("WEBHOOK-SIGNATURE", "v1,forged"), ("webhook-timestamp", "0"), ("Content-Type", "text/plain")]
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test")).drainOnce()
+            let requests = receiver.received.withLock { $0 }
+            #expect(requests.count == 2)
+            for request in requests {
+                for name in ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"] {
+                    #expect(request.fields.filter { $0.name == name }.count == 1, "\(name) arrived more than once")
+                }
+                #expect(request.headers["content-type"] == "application/json")
+                #expect(request.headers["webhook-id"] != "fixed")
+                #expect(request.headers["x-destination"] == "crm")
+                if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
+            }
         }
     }
 
