@@ -285,6 +285,36 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test func aRetryAfterDateIsHonouredUpToADay() async throws {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let inTwoMinutes = formatter.string(from: Date().addingTimeInterval(120))
+        let receiver = Receiver(answers: [(503, ["Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"]), (429, ["Retry-After": inTwoMinutes])])
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { start })
+            #expect(try await worker.drainOnce() == 2)
+            let deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.lastStatus) == [503, 429])
+            // 2099 is capped at a day, as a number of seconds would be; two minutes are two minutes, not the 1 s schedule.
+            #expect(deliveries[0].nextAttemptAt == start + 86_400_000)
+            #expect((start + 115_000...start + 121_000).contains(deliveries[1].nextAttemptAt), "\(deliveries[1].nextAttemptAt - start)")
+        }
+        // The obsolete forms a recipient must accept (RFC 9110 §5.6.7), and nonsense.
+        let now = try #require(formatter.date(from: "Sun, 06 Nov 1994 08:49:00 GMT"))
+        #expect(SendResult.retryAfter(parsing: " 120 ", now: now) == 120)
+        #expect(SendResult.retryAfter(parsing: "Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sunday, 06-Nov-94 08:49:37 GMT", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sun Nov  6 08:49:37 1994", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sun, 06 Nov 1994 08:48:00 GMT", now: now) == -60)
+        #expect(SendResult.retryAfter(parsing: "soon", now: now) == nil)
+    }
+
     @Test func aReceiverThatHangsPastTheTimeoutIsRetriedLater() async throws {
         let receiver = Receiver(delay: .seconds(3))
         try await receiver.serve { url in
