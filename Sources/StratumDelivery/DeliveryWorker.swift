@@ -136,8 +136,9 @@ public final class DeliveryWorker: Service, Sendable {
     /// how many attempts were made.
     ///
     /// A slot is refilled as soon as its request ends, from the due deliveries
-    /// of endpoints under their share: one slow receiver delays only its own
-    /// deliveries, not the next ones of every other webhook.
+    /// of endpoints under their share, and a free slot looks for newly due
+    /// deliveries every 100 ms while requests are in flight: one slow or hanging
+    /// receiver delays only its own deliveries, not the next ones of every other webhook.
     @discardableResult
     public func drainOnce() async throws -> Int {
         var queued = try await store.dueDeliveries(now: clock(), limit: 256)
@@ -147,31 +148,51 @@ public final class DeliveryWorker: Service, Sendable {
         // later delivery, or a replay, tries the endpoint again.
         let gone = GoneEndpoints()
         var attempts = 0
-        try await withThrowingTaskGroup(of: Delivery.self) { group in
+        enum Finished: Sendable {
+            case sent(Delivery)
+            /// Time to look for what fell due while requests are in flight.
+            case look
+        }
+        try await withThrowingTaskGroup(of: Finished.self) { group in
             var inFlight: [String: Int] = [:]
             var sending: Set<String> = []
+            var waitingToLook = false
             func fill() {
                 while sending.count < concurrency, let next = queued.firstIndex(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) {
                     let delivery = queued.remove(at: next)
                     inFlight[delivery.endpointKey, default: 0] += 1
                     sending.insert(delivery.id)
                     attempts += 1
-                    group.addTask { try await self.attempt(delivery, gone: gone); return delivery }
+                    group.addTask { try await self.attempt(delivery, gone: gone); return .sent(delivery) }
+                }
+                // A free slot with nothing to start looks again soon, while requests are in
+                // flight (none in flight: the drain ends). Not once shutting down.
+                if !waitingToLook, !sending.isEmpty, sending.count < concurrency, !Task.isCancelled {
+                    waitingToLook = true
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        return .look
+                    }
                 }
             }
+            // What fell due meanwhile, leaving out what is queued or being sent and
+            // the endpoints at their share.
+            func look() async throws {
+                let waiting = Set(queued.map(\.id))
+                let full = Set(inFlight.filter { $0.value >= perEndpoint }.keys)
+                queued += try await store.dueDeliveries(now: clock(), limit: 256, skipping: full).filter { !sending.contains($0.id) && !waiting.contains($0.id) }
+            }
             fill()
-            var lookedAt = ContinuousClock.now
-            while let done = try await group.next() {
-                inFlight[done.endpointKey, default: 1] -= 1
-                sending.remove(done.id)
-                // Nothing more to start: look for what fell due meanwhile (not what is being
-                // sent) — at once when the queue is empty, else at most every 100 ms.
-                if !queued.contains(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }),
-                   queued.isEmpty || ContinuousClock.now - lookedAt > .milliseconds(100) {
-                    lookedAt = ContinuousClock.now
-                    let waiting = Set(queued.map(\.id))
-                    let full = Set(inFlight.filter { $0.value >= perEndpoint }.keys)
-                    queued += try await store.dueDeliveries(now: clock(), limit: 256, skipping: full).filter { !sending.contains($0.id) && !waiting.contains($0.id) }
+            while let finished = try await group.next() {
+                switch finished {
+                case .sent(let done):
+                    inFlight[done.endpointKey, default: 1] -= 1
+                    sending.remove(done.id)
+                    // The queue is used up: look at once rather than wait for the next look.
+                    if queued.isEmpty { try await look() }
+                case .look:
+                    waitingToLook = false
+                    if sending.count < concurrency, !queued.contains(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) { try await look() }
                 }
                 fill()
             }

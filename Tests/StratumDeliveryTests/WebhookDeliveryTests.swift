@@ -315,6 +315,42 @@ struct WebhookDeliveryTests {
         #expect(SendResult.retryAfter(parsing: "soon", now: now) == nil)
     }
 
+    /// Deliveries that fall due while a receiver hangs go out in the free
+    /// slots, not after the hanging request ends.
+    @Test func aHangingReceiverDoesNotHoldBackWhatFallsDueMeanwhile() async throws {
+        let (slow, fast) = (Receiver(delay: .seconds(1.5)), Receiver())
+        try await slow.serve { slowURL in
+            try await fast.serve { fastURL in
+                let definitions = [
+                    "a-slow.yaml": "kind: Webhook\nname: slow\nurl: \(slowURL)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\n",
+                    "b-fast.yaml": "kind: Webhook\nname: fast\nurl: \(fastURL)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\n",
+                ]
+                let harness = try EngineHarness(definitions: definitions)
+                try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "messageId": "m1"]])
+                let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+                let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+                let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 2, clock: { EngineHarness.instant("2026-01-02T00:00:00Z") })
+                // Given the slow receiver holding one request and the fast one done with its first,
+                let drain = Task { try await worker.drainOnce() }
+                let started = ContinuousClock.now
+                while try await harness.store.deliveries(tenant: "default", webhook: "fast").first?.status != "delivered", ContinuousClock.now - started < .seconds(5) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                // (and the worker past its look for more, which found nothing),
+                try await Task.sleep(for: .milliseconds(200))
+                // when a second message falls due for both,
+                try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "messageId": "m2"]])
+                let queued = ContinuousClock.now
+                while fast.received.withLock({ $0.count }) < 2, ContinuousClock.now - queued < .seconds(5) { try await Task.sleep(for: .milliseconds(10)) }
+                // then the fast webhook gets it in the free slot at once.
+                #expect(ContinuousClock.now - queued < .milliseconds(700), "the fast webhook waited for the hanging one")
+                #expect(slow.received.withLock { $0.count } == 0, "the slow receiver was still holding its first request")
+                #expect(try await drain.value == 4)
+                #expect(slow.received.withLock { $0.count } == 2)
+            }
+        }
+    }
+
     @Test func aReceiverThatHangsPastTheTimeoutIsRetriedLater() async throws {
         let receiver = Receiver(delay: .seconds(3))
         try await receiver.serve { url in
