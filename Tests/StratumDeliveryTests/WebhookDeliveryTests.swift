@@ -212,6 +212,33 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// A grant stamped by a clock running ahead is not in force before its
+    /// time: a later revoke holds, for segment and profile webhooks alike.
+    @Test func aConsentStampedInTheFutureDoesNotOpenTheGate() async throws {
+        let definitions = [
+            "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
+            "segment-ads.yaml": "kind: Webhook\nname: segment-ads\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nrequires_consent: ads\n",
+            "event-ads.yaml": "kind: Webhook\nname: event-ads\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\nrequires_consent: ads\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        // u1 grants ads; u2's device, in 2099, grants it, and a message stamped now revokes it.
+        try await harness.ingest([
+            ["type": "track", "userId": "u1", "event": "Purchase", "context": ["consent": ["ads": true]], "messageId": "u1"],
+            ["type": "track", "userId": "u2", "event": "Purchase", "timestamp": "2099-01-01T00:00:00Z", "context": ["consent": ["ads": true]], "messageId": "ahead"],
+            ["type": "track", "userId": "u2", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"],
+            ["type": "track", "userId": "u2", "event": "Opened", "messageId": "after"],
+        ])
+        let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        _ = try await evaluator.refresh(segment: try #require(loaded.definitions.segments.first?.definition), asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+        let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+        let deliveries = try await harness.store.deliveries(tenant: "default")
+        let segmentProfiles = deliveries.filter { $0.webhook == "segment-ads" }.flatMap { (try? JSONParser.parse($0.payload))?["data"]?["profiles"]?.arrayValue ?? [] }
+        #expect(segmentProfiles.map { $0["profile_id"] } == [.string(u1)])
+        let eventProfiles = deliveries.filter { $0.webhook == "event-ads" }.map { (try? JSONParser.parse($0.payload))?["data"]?["profile_id"] }
+        #expect(eventProfiles == [.string(u1)])
+    }
+
     @Test func failuresAreRetriedWithTheSameIDThenDeadOrDisabled() async throws {
         // 500, then 429 with Retry-After: 7, then success.
         let receiver = Receiver(answers: [(500, [:]), (429, ["Retry-After": "7"]), (200, [:])])
