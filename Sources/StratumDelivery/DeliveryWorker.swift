@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import StratumDefinitions
 import StratumEngine
+import StratumJSON
 import StratumStore
 import Synchronization
 
@@ -13,17 +14,20 @@ public struct WebhookEndpoint: Sendable {
     public var url: String
     public var key: [UInt8]
     public var headers: [(String, String)]
+    /// A consent type every profile it carries must have in force when sent.
+    public var requiresConsent: String?
     public var connectTimeoutMilliseconds: Int
     public var totalTimeoutMilliseconds: Int
     /// Delays before each retry, after the first attempt.
     public var retrySchedule: [Int64]
 
-    public init(tenant: String, name: String, url: String, key: [UInt8], headers: [(String, String)], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, retrySchedule: [Int64]) {
+    public init(tenant: String, name: String, url: String, key: [UInt8], headers: [(String, String)], requiresConsent: String? = nil, connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, retrySchedule: [Int64]) {
         self.tenant = tenant
         self.name = name
         self.url = url
         self.key = key
         self.headers = headers
+        self.requiresConsent = requiresConsent
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
         self.retrySchedule = retrySchedule
@@ -51,7 +55,7 @@ public struct WebhookEndpoint: Sendable {
                 continue
             }
             endpoints.append(WebhookEndpoint(
-                tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers,
+                tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers, requiresConsent: webhook.requiresConsent,
                 connectTimeoutMilliseconds: webhook.timeout?.connect.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 5_000,
                 totalTimeoutMilliseconds: webhook.timeout?.total.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 30_000,
                 retrySchedule: (webhook.retry?.schedule ?? WebhookDefinition.defaultRetrySchedule).compactMap { TimeSpan(parsing: $0).map { Int64($0.milliseconds) } }))
@@ -214,8 +218,17 @@ public final class DeliveryWorker: Service, Sendable {
             try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: nil, error: "no enabled webhook \(delivery.webhook)", at: clock())
             return
         }
+        var payload = delivery.payload
+        if let consent = endpoint.requiresConsent {
+            guard let consenting = try await payloadOfConsenting(delivery, type: consent) else {
+                logger.info("A webhook delivery is withheld: its profiles no longer consent.", metadata: ["webhook": "\(delivery.webhook)", "delivery": "\(delivery.id)", "consent": "\(consent)"])
+                try await store.withholdDelivery(id: delivery.id, reason: "withheld: no profile it carries has \(consent) consent in force any more")
+                return
+            }
+            payload = consenting
+        }
         let timestamp = clock() / 1000
-        let body = Array(delivery.payload.utf8)
+        let body = Array(payload.utf8)
         let headers = endpoint.requestHeaders(id: delivery.id, timestamp: timestamp, body: body)
         let started = ContinuousClock.now
         let result = await withCheckedContinuation { continuation in
@@ -248,6 +261,36 @@ public final class DeliveryWorker: Service, Sendable {
             try await store.recordAttempt(id: delivery.id, status: "disabled", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
             try await store.disableDeliveries(tenant: delivery.tenant, webhook: delivery.webhook)
         }
+    }
+
+    /// The payload of `delivery` carrying only the profiles with `type` consent in
+    /// force now (an absorbed id as its survivor), stored when it shrank; nil
+    /// when none has it. Consent is checked when a delivery is queued, and
+    /// again here: it may have been revoked while the delivery waited or retried.
+    func payloadOfConsenting(_ delivery: Delivery, type: String) async throws -> String? {
+        guard let parsed = try? JSONParser.parse(Array(delivery.payload.utf8)), var root = parsed.objectValue, var data = root["data"]?.objectValue else {
+            return delivery.payload
+        }
+        let now = clock()
+        let tenant = delivery.tenant
+        @Sendable func consents(_ reader: any StoreReader, _ id: String) throws -> Bool {
+            guard let current = try reader.currentProfileID(tenant: tenant, id: id) else { return false }
+            return try reader.consentGranted(tenant: tenant, profileID: current, type: type, at: now)
+        }
+        if let id = data["profile_id"]?.stringValue {
+            return try await store.read { try consents($0, id) } ? delivery.payload : nil
+        }
+        guard let profiles = data["profiles"]?.arrayValue else { return delivery.payload }
+        let kept = try await store.read { reader in
+            try profiles.filter { profile in try profile["profile_id"]?.stringValue.map { try consents(reader, $0) } ?? false }
+        }
+        if kept.isEmpty { return nil }
+        if kept.count == profiles.count { return delivery.payload }
+        data["profiles"] = .array(kept)
+        root["data"] = .object(data)
+        let narrowed = JSONValue.object(root).jsonText()
+        try await store.narrowDelivery(id: delivery.id, payload: narrowed)
+        return narrowed
     }
 
     public func run() async throws {

@@ -137,6 +137,22 @@ extension SQLiteStore {
         }
     }
 
+    /// Narrows a delivery to the profiles still consenting: `payload` is what
+    /// its next attempt sends (and what the delivery API shows).
+    public func narrowDelivery(id: String, payload: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE webhook_deliveries SET payload = ? WHERE id = ?", arguments: [payload, id])
+        }
+    }
+
+    /// Withholds a delivery none of whose profiles has the consent its webhook
+    /// requires any more: `failed` without an attempt, `reason` as its error.
+    public func withholdDelivery(id: String, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE webhook_deliveries SET status = 'failed', last_status = NULL, last_error = ? WHERE id = ?", arguments: [reason, id])
+        }
+    }
+
     /// Stops every pending delivery of a webhook (the receiver answered 410 Gone).
     public func disableDeliveries(tenant: String, webhook: String) async throws {
         try await pool.write { db in

@@ -212,6 +212,76 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// Consent is checked again before every attempt: a profile that revoked
+    /// while its batch waited to be retried is dropped from it.
+    @Test func aProfileThatRevokesWhileItsDeliveryWaitsIsDroppedFromIt() async throws {
+        let receiver = Receiver(answers: [(500, [:])])
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let now = Locked(start)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { now.withLock { $0 } })
+            // Given u1 and u3 (who granted ads) in one batch that the receiver answered 500,
+            #expect(try await worker.drainOnce() == 1)
+            // when u3 revokes ads before the retry,
+            harness.setNow("2026-01-02T00:00:01Z")
+            try await harness.ingest([["type": "track", "userId": "u3", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"]])
+            now.withLock { $0 = start + 5_000 }
+            #expect(try await worker.drainOnce() == 1)
+            // then the retry carries u1 alone, and the delivery shows what was sent.
+            let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+            let bodies = receiver.received.withLock { $0 }.map { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } }
+            #expect(bodies.count == 2)
+            #expect(bodies.last == [.string(u1)])
+            let delivery = try #require(try await harness.store.deliveries(tenant: "default").first)
+            #expect(delivery.status == "delivered")
+            #expect((try JSONParser.parse(Array(delivery.payload.utf8)))["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } == [.string(u1)])
+            // Signed over the body it carries.
+            let last = try #require(receiver.received.withLock { $0.last })
+            let timestamp = try #require(last.headers["webhook-timestamp"].flatMap(Int64.init))
+            let key = try #require(WebhookSignature.key(fromSecret: Self.secret))
+            #expect(last.headers["webhook-signature"] == WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: last.body, key: key))
+        }
+    }
+
+    /// A delivery none of whose profiles consents any more is withheld, and a
+    /// replay checks again.
+    @Test func aDeliveryWhoseProfileRevokedIsWithheldAndAReplayChecksAgain() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let definitions = ["ads.yaml": "kind: Webhook\nname: ads\nurl: \(url)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\nrequires_consent: ads\n"]
+            let harness = try EngineHarness(definitions: definitions)
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "context": ["consent": ["ads": true]], "messageId": "m1"]])
+            harness.setNow("2026-01-01T00:01:00Z")
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"]])
+            let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+            let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+            let now = Locked(EngineHarness.instant("2026-01-01T00:02:00Z"))
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), clock: { now.withLock { $0 } })
+            try await worker.drainOnce()
+            #expect(receiver.received.withLock { $0.count } == 0, "sent after the profile revoked its consent")
+            var delivery = try #require(try await harness.store.deliveries(tenant: "default", webhook: "ads").first)
+            #expect(delivery.status == "failed")
+            #expect(delivery.attempts == 0)
+            #expect(delivery.lastError?.contains("ads consent") == true)
+            // Replayed while still revoked: withheld again.
+            #expect(try await harness.store.replayDeliveries(tenant: "default", webhook: "ads", id: delivery.id, statuses: ["failed"], at: now.withLock { $0 }) == 1)
+            try await worker.drainOnce()
+            #expect(receiver.received.withLock { $0.count } == 0)
+            // Granted again, a replay sends it.
+            harness.setNow("2026-01-01T00:03:00Z")
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": true]], "messageId": "grant"]])
+            now.withLock { $0 = EngineHarness.instant("2026-01-01T00:04:00Z") }
+            #expect(try await harness.store.replayDeliveries(tenant: "default", webhook: "ads", id: delivery.id, statuses: ["failed"], at: now.withLock { $0 }) == 1)
+            try await worker.drainOnce()
+            delivery = try #require(try await harness.store.deliveries(tenant: "default", webhook: "ads").first { $0.id == delivery.id })
+            #expect(delivery.status == "delivered")
+            #expect(receiver.received.withLock { $0 }.contains { $0.headers["webhook-id"] == delivery.id })
+        }
+    }
+
     /// A grant stamped by a clock running ahead is not in force before its
     /// time: a later revoke holds, for segment and profile webhooks alike.
     @Test func aConsentStampedInTheFutureDoesNotOpenTheGate() async throws {
