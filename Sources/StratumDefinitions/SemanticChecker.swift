@@ -678,7 +678,11 @@ struct SemanticChecker {
         let place = Place(loaded)
         let webhook = loaded.definition
         checkSecret(webhook.secret, place, JSONPointer(["secret"]))
-        for (header, value) in webhook.headers ?? [:] {
+        for (header, value) in (webhook.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if WebhookDefinition.protocolHeaders.contains(header.lowercased()) {
+                report(place, JSONPointer(["headers", header]), "header \(header) is set by the sender itself (Standard Webhooks signing and the JSON body)", hint: "remove it from headers", atKey: true)
+                continue
+            }
             checkSecret(value, place, JSONPointer(["headers", header]))
         }
         for (index, segment) in (webhook.segments ?? []).enumerated() where named(definitions.segments, segment, tenant: place.tenant) == nil {

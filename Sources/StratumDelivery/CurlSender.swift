@@ -5,7 +5,8 @@ import Foundation
 public struct SendResult: Sendable, Equatable {
     /// The HTTP status, or nil when no response arrived (connect error, timeout).
     public var status: Int?
-    /// `Retry-After` in seconds, when the receiver sent one.
+    /// `Retry-After` in seconds from the answer, when the receiver sent one
+    /// (a date is turned into seconds from then; see `retryAfter(parsing:now:)`).
     public var retryAfter: Int?
     /// The first bytes of the response body (at most `CurlSender.maximumBodyBytes`).
     public var body: String
@@ -17,6 +18,28 @@ public struct SendResult: Sendable, Equatable {
         self.retryAfter = retryAfter
         self.body = body
         self.error = error
+    }
+
+    /// The seconds a `Retry-After` value asks to wait from `now`: delay-seconds,
+    /// or an HTTP-date (RFC 9110 §10.2.3: IMF-fixdate, or the obsolete RFC 850
+    /// and asctime forms a recipient must accept); nil when it is neither.
+    /// A date already past gives a negative number.
+    public static func retryAfter(parsing value: String, now: Date) -> Int? {
+        // asctime pads the day with a space ("Nov  6").
+        let text = value.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        if let seconds = Int(text) { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss 'GMT'", "EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) {
+                // Rounded up: a receiver asking for a date is not tried before it. A
+                // four-digit year keeps it far inside Int.
+                return Int(date.timeIntervalSince(now).rounded(.up))
+            }
+        }
+        return nil
     }
 }
 
@@ -39,10 +62,10 @@ public final class CurlSender: @unchecked Sendable {
 
     deinit { curl_easy_cleanup(handle) }
 
-    /// Collects a response: body (bounded) and the Retry-After header.
+    /// Collects a response: body (bounded) and the Retry-After header's value.
     final class Response {
         var body: [UInt8] = []
-        var retryAfter: Int?
+        var retryAfter: String?
     }
 
     public func post(url: String, headers: [(String, String)], body: [UInt8], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int) -> SendResult {
@@ -84,7 +107,7 @@ public final class CurlSender: @unchecked Sendable {
             if let data {
                 let line = data.withMemoryRebound(to: UInt8.self, capacity: length) { String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self) }
                 if line.lowercased().hasPrefix("retry-after:") {
-                    response.retryAfter = Int(line.dropFirst(12).trimmingCharacters(in: .whitespacesAndNewlines))
+                    response.retryAfter = String(line.dropFirst(12))
                 }
             }
             return length
@@ -99,6 +122,7 @@ public final class CurlSender: @unchecked Sendable {
         }
         var status = 0
         _ = stratum_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return SendResult(status: status, retryAfter: response.retryAfter, body: String(decoding: response.body, as: UTF8.self), error: nil)
+        let retryAfter = response.retryAfter.flatMap { SendResult.retryAfter(parsing: $0, now: Date()) }
+        return SendResult(status: status, retryAfter: retryAfter, body: String(decoding: response.body, as: UTF8.self), error: nil)
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import StratumDefinitions
 import StratumEngine
+import StratumJSON
 import StratumStore
 import Synchronization
 
@@ -13,17 +14,20 @@ public struct WebhookEndpoint: Sendable {
     public var url: String
     public var key: [UInt8]
     public var headers: [(String, String)]
+    /// A consent type every profile it carries must have in force when sent.
+    public var requiresConsent: String?
     public var connectTimeoutMilliseconds: Int
     public var totalTimeoutMilliseconds: Int
     /// Delays before each retry, after the first attempt.
     public var retrySchedule: [Int64]
 
-    public init(tenant: String, name: String, url: String, key: [UInt8], headers: [(String, String)], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, retrySchedule: [Int64]) {
+    public init(tenant: String, name: String, url: String, key: [UInt8], headers: [(String, String)], requiresConsent: String? = nil, connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, retrySchedule: [Int64]) {
         self.tenant = tenant
         self.name = name
         self.url = url
         self.key = key
         self.headers = headers
+        self.requiresConsent = requiresConsent
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
         self.retrySchedule = retrySchedule
@@ -51,12 +55,24 @@ public struct WebhookEndpoint: Sendable {
                 continue
             }
             endpoints.append(WebhookEndpoint(
-                tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers,
+                tenant: webhook.tenantID, name: webhook.name, url: webhook.url, key: key, headers: headers, requiresConsent: webhook.requiresConsent,
                 connectTimeoutMilliseconds: webhook.timeout?.connect.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 5_000,
                 totalTimeoutMilliseconds: webhook.timeout?.total.flatMap(TimeSpan.init(parsing:))?.milliseconds ?? 30_000,
                 retrySchedule: (webhook.retry?.schedule ?? WebhookDefinition.defaultRetrySchedule).compactMap { TimeSpan(parsing: $0).map { Int64($0.milliseconds) } }))
         }
         return (endpoints, problems)
+    }
+
+    /// The headers of a signed request with this body: the Standard Webhooks
+    /// headers, then the extra `headers` — never one of the protocol's
+    /// (`WebhookDefinition.protocolHeaders`), which would reach the receiver
+    /// twice, ahead of the real one.
+    public func requestHeaders(id: String, timestamp: Int64, body: [UInt8]) -> [(String, String)] {
+        [
+            ("webhook-id", id),
+            ("webhook-timestamp", String(timestamp)),
+            ("webhook-signature", WebhookSignature.sign(id: id, timestamp: timestamp, body: body, key: key)),
+        ] + headers.filter { !WebhookDefinition.protocolHeaders.contains($0.0.lowercased()) }
     }
 }
 
@@ -124,8 +140,9 @@ public final class DeliveryWorker: Service, Sendable {
     /// how many attempts were made.
     ///
     /// A slot is refilled as soon as its request ends, from the due deliveries
-    /// of endpoints under their share: one slow receiver delays only its own
-    /// deliveries, not the next ones of every other webhook.
+    /// of endpoints under their share, and a free slot looks for newly due
+    /// deliveries every 100 ms while requests are in flight: one slow or hanging
+    /// receiver delays only its own deliveries, not the next ones of every other webhook.
     @discardableResult
     public func drainOnce() async throws -> Int {
         var queued = try await store.dueDeliveries(now: clock(), limit: 256)
@@ -135,31 +152,51 @@ public final class DeliveryWorker: Service, Sendable {
         // later delivery, or a replay, tries the endpoint again.
         let gone = GoneEndpoints()
         var attempts = 0
-        try await withThrowingTaskGroup(of: Delivery.self) { group in
+        enum Finished: Sendable {
+            case sent(Delivery)
+            /// Time to look for what fell due while requests are in flight.
+            case look
+        }
+        try await withThrowingTaskGroup(of: Finished.self) { group in
             var inFlight: [String: Int] = [:]
             var sending: Set<String> = []
+            var waitingToLook = false
             func fill() {
                 while sending.count < concurrency, let next = queued.firstIndex(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) {
                     let delivery = queued.remove(at: next)
                     inFlight[delivery.endpointKey, default: 0] += 1
                     sending.insert(delivery.id)
                     attempts += 1
-                    group.addTask { try await self.attempt(delivery, gone: gone); return delivery }
+                    group.addTask { try await self.attempt(delivery, gone: gone); return .sent(delivery) }
+                }
+                // A free slot with nothing to start looks again soon, while requests are in
+                // flight (none in flight: the drain ends). Not once shutting down.
+                if !waitingToLook, !sending.isEmpty, sending.count < concurrency, !Task.isCancelled {
+                    waitingToLook = true
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        return .look
+                    }
                 }
             }
+            // What fell due meanwhile, leaving out what is queued or being sent and
+            // the endpoints at their share.
+            func look() async throws {
+                let waiting = Set(queued.map(\.id))
+                let full = Set(inFlight.filter { $0.value >= perEndpoint }.keys)
+                queued += try await store.dueDeliveries(now: clock(), limit: 256, skipping: full).filter { !sending.contains($0.id) && !waiting.contains($0.id) }
+            }
             fill()
-            var lookedAt = ContinuousClock.now
-            while let done = try await group.next() {
-                inFlight[done.endpointKey, default: 1] -= 1
-                sending.remove(done.id)
-                // Nothing more to start: look for what fell due meanwhile (not what is being
-                // sent) — at once when the queue is empty, else at most every 100 ms.
-                if !queued.contains(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }),
-                   queued.isEmpty || ContinuousClock.now - lookedAt > .milliseconds(100) {
-                    lookedAt = ContinuousClock.now
-                    let waiting = Set(queued.map(\.id))
-                    let full = Set(inFlight.filter { $0.value >= perEndpoint }.keys)
-                    queued += try await store.dueDeliveries(now: clock(), limit: 256, skipping: full).filter { !sending.contains($0.id) && !waiting.contains($0.id) }
+            while let finished = try await group.next() {
+                switch finished {
+                case .sent(let done):
+                    inFlight[done.endpointKey, default: 1] -= 1
+                    sending.remove(done.id)
+                    // The queue is used up: look at once rather than wait for the next look.
+                    if queued.isEmpty { try await look() }
+                case .look:
+                    waitingToLook = false
+                    if sending.count < concurrency, !queued.contains(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) { try await look() }
                 }
                 fill()
             }
@@ -181,13 +218,18 @@ public final class DeliveryWorker: Service, Sendable {
             try await store.recordAttempt(id: delivery.id, status: "failed", nextAttemptAt: nil, httpStatus: nil, error: "no enabled webhook \(delivery.webhook)", at: clock())
             return
         }
+        var payload = delivery.payload
+        if let consent = endpoint.requiresConsent {
+            guard let consenting = try await payloadOfConsenting(delivery, type: consent) else {
+                logger.info("A webhook delivery is withheld: its profiles no longer consent.", metadata: ["webhook": "\(delivery.webhook)", "delivery": "\(delivery.id)", "consent": "\(consent)"])
+                try await store.withholdDelivery(id: delivery.id, reason: "withheld: no profile it carries has \(consent) consent in force any more")
+                return
+            }
+            payload = consenting
+        }
         let timestamp = clock() / 1000
-        let body = Array(delivery.payload.utf8)
-        let headers = endpoint.headers + [
-            ("webhook-id", delivery.id),
-            ("webhook-timestamp", String(timestamp)),
-            ("webhook-signature", WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: body, key: endpoint.key)),
-        ]
+        let body = Array(payload.utf8)
+        let headers = endpoint.requestHeaders(id: delivery.id, timestamp: timestamp, body: body)
         let started = ContinuousClock.now
         let result = await withCheckedContinuation { continuation in
             // libcurl blocks: run it on its own thread, not the cooperative pool.
@@ -219,6 +261,36 @@ public final class DeliveryWorker: Service, Sendable {
             try await store.recordAttempt(id: delivery.id, status: "disabled", nextAttemptAt: nil, httpStatus: result.status, error: error, at: now)
             try await store.disableDeliveries(tenant: delivery.tenant, webhook: delivery.webhook)
         }
+    }
+
+    /// The payload of `delivery` carrying only the profiles with `type` consent in
+    /// force now (an absorbed id as its survivor), stored when it shrank; nil
+    /// when none has it. Consent is checked when a delivery is queued, and
+    /// again here: it may have been revoked while the delivery waited or retried.
+    func payloadOfConsenting(_ delivery: Delivery, type: String) async throws -> String? {
+        guard let parsed = try? JSONParser.parse(Array(delivery.payload.utf8)), var root = parsed.objectValue, var data = root["data"]?.objectValue else {
+            return delivery.payload
+        }
+        let now = clock()
+        let tenant = delivery.tenant
+        @Sendable func consents(_ reader: any StoreReader, _ id: String) throws -> Bool {
+            guard let current = try reader.currentProfileID(tenant: tenant, id: id) else { return false }
+            return try reader.consentGranted(tenant: tenant, profileID: current, type: type, at: now)
+        }
+        if let id = data["profile_id"]?.stringValue {
+            return try await store.read { try consents($0, id) } ? delivery.payload : nil
+        }
+        guard let profiles = data["profiles"]?.arrayValue else { return delivery.payload }
+        let kept = try await store.read { reader in
+            try profiles.filter { profile in try profile["profile_id"]?.stringValue.map { try consents(reader, $0) } ?? false }
+        }
+        if kept.isEmpty { return nil }
+        if kept.count == profiles.count { return delivery.payload }
+        data["profiles"] = .array(kept)
+        root["data"] = .object(data)
+        let narrowed = JSONValue.object(root).jsonText()
+        try await store.narrowDelivery(id: delivery.id, payload: narrowed)
+        return narrowed
     }
 
     public func run() async throws {

@@ -136,8 +136,10 @@ struct ProfileController: Sendable {
 
     func render(_ profile: ProfileRecord, identifiers: [IdentifierRecord], consents: [ConsentRecord]) -> JSONValue {
         let churn = state.runtime().tenants[profile.tenantID]?.churnPeriodDays ?? 90
+        // The records in force now: one stamped later (a clock running ahead) is not yet.
+        let now = state.clock()
         var latest: [String: ConsentRecord] = [:]
-        for record in consents { latest[record.consentType] = record }
+        for record in consents where record.recordedAt <= now { latest[record.consentType] = record }
         let consent = JSONObject(latest.sorted { $0.key < $1.key }.map { ($0.key, .bool($0.value.granted)) })
         return [
             "id": .string(profile.id),

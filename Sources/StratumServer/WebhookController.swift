@@ -99,10 +99,7 @@ struct WebhookController: Sendable {
         let timestamp = state.clock() / 1000
         let payload: JSONValue = ["event_type": "webhook.test", "timestamp": .string(Instant.format(milliseconds: state.clock())), "data": ["webhook": .string(name)]]
         let body = Array(payload.jsonText().utf8)
-        let headers = endpoint.headers + [
-            ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
-            ("webhook-signature", WebhookSignature.sign(id: id, timestamp: timestamp, body: body, key: endpoint.key)),
-        ]
+        let headers = endpoint.requestHeaders(id: id, timestamp: timestamp, body: body)
         let result = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(returning: CurlSender().post(

@@ -11,7 +11,8 @@ public struct SegmentSubscription: Sendable {
     public var exited: Bool
     /// Only these segments (nil: all).
     public var segments: Set<String>?
-    /// A consent type the profile must have granted (latest record of the type or `all`).
+    /// A consent type the profile must have granted (the record of the type or
+    /// `all` in force: the latest at or before the instant).
     public var requiresConsent: String?
     public var batchSize: Int
 
@@ -55,12 +56,13 @@ extension SQLiteStore {
                     """
                 var arguments: [DatabaseValueConvertible?] = [tenant, runID, segment, change]
                 if let consent = subscription.requiresConsent {
-                    // A profile without the consent granted is never sent to this endpoint.
+                    // A profile without the consent in force at the run's instant is never sent
+                    // to this endpoint (a record stamped later is not in force yet).
                     sql += """
                          AND (SELECT k.granted FROM consents k WHERE k.tenant_id = c.tenant_id AND k.profile_id = c.profile_id
-                              AND k.consent_type IN (?5, 'all') ORDER BY k.recorded_at DESC, k.seq DESC LIMIT 1) = 1
+                              AND k.consent_type IN (?5, 'all') AND k.recorded_at <= ?6 ORDER BY k.recorded_at DESC, k.seq DESC LIMIT 1) = 1
                         """
-                    arguments.append(consent)
+                    arguments += [consent, asOf]
                 }
                 sql += " ORDER BY c.seq"
                 let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
@@ -132,6 +134,22 @@ extension SQLiteStore {
                   last_status = ?, last_error = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END
                 WHERE id = ?
                 """, arguments: [status, nextAttemptAt, httpStatus, error, status, instant, id])
+        }
+    }
+
+    /// Narrows a delivery to the profiles still consenting: `payload` is what
+    /// its next attempt sends (and what the delivery API shows).
+    public func narrowDelivery(id: String, payload: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE webhook_deliveries SET payload = ? WHERE id = ?", arguments: [payload, id])
+        }
+    }
+
+    /// Withholds a delivery none of whose profiles has the consent its webhook
+    /// requires any more: `failed` without an attempt, `reason` as its error.
+    public func withholdDelivery(id: String, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE webhook_deliveries SET status = 'failed', last_status = NULL, last_error = ? WHERE id = ?", arguments: [reason, id])
         }
     }
 

@@ -442,11 +442,11 @@ struct SQLiteTransaction: StoreTransaction {
             """).execute(arguments: [id, tenant, webhook, eventType, payload, instant, instant])
     }
 
-    func consentGranted(tenant: String, profileID: String, type: String) throws -> Bool {
+    func consentGranted(tenant: String, profileID: String, type: String, at instant: Milliseconds) throws -> Bool {
         try Bool.fetchOne(db.cachedStatement(sql: """
-            SELECT granted FROM consents WHERE tenant_id = ? AND profile_id = ? AND consent_type IN (?, 'all')
+            SELECT granted FROM consents WHERE tenant_id = ? AND profile_id = ? AND consent_type IN (?, 'all') AND recorded_at <= ?
             ORDER BY recorded_at DESC, seq DESC LIMIT 1
-            """), arguments: [tenant, profileID, type]) ?? false
+            """), arguments: [tenant, profileID, type, instant]) ?? false
     }
 
     func isMember(tenant: String, profileID: String, ofAny segments: Set<String>) throws -> Bool {

@@ -41,6 +41,10 @@ public protocol StoreReader {
     func eventExists(tenant: String, idempotencyKey: String) throws -> Bool
     /// Every consent record of a profile, oldest first.
     func consents(tenant: String, profileID: String) throws -> [ConsentRecord]
+    /// Whether the profile's consent of `type` in force at `instant` is granted:
+    /// the latest record of the type or of `all` at or before it (a record
+    /// stamped later, by a clock running ahead, is not in force yet).
+    func consentGranted(tenant: String, profileID: String, type: String, at instant: Milliseconds) throws -> Bool
     func merges(tenant: String, survivorID: String) throws -> [MergeRecord]
     func conflicts(tenant: String, profileID: String) throws -> [ConflictRecord]
     /// How many events the tenant has with these idempotency keys (for audits and tests).
@@ -101,8 +105,6 @@ public protocol StoreTransaction: StoreReader {
     func confirmConsent(tenant: String, id: String, at instant: Milliseconds) throws
     /// Puts a webhook delivery in the outbox (ignored if its id exists).
     func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at: Milliseconds) throws
-    /// Whether the profile's latest consent of `type` (or `all`) is granted.
-    func consentGranted(tenant: String, profileID: String, type: String) throws -> Bool
     /// Whether the profile is a member of any of `segments`.
     func isMember(tenant: String, profileID: String, ofAny segments: Set<String>) throws -> Bool
     /// Marks an identifier as its profile's primary (canonical) one, or not.

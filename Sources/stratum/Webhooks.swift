@@ -104,10 +104,7 @@ extension Stratum.Webhooks {
             let timestamp = IngestionPipeline.systemClock() / 1000
             let payload: JSONValue = ["event_type": "webhook.test", "timestamp": .string(ISO8601DateFormatter().string(from: Date())), "data": ["webhook": .string(name)]]
             let body = Array(payload.jsonText().utf8)
-            let headers = endpoint.headers + [
-                ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
-                ("webhook-signature", WebhookSignature.sign(id: id, timestamp: timestamp, body: body, key: endpoint.key)),
-            ]
+            let headers = endpoint.requestHeaders(id: id, timestamp: timestamp, body: body)
             let result = CurlSender().post(url: endpoint.url, headers: headers, body: body, connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
             if let status = result.status {
                 print("\(name): HTTP \(status)\(result.body.isEmpty ? "" : "  \(result.body.prefix(200))")")

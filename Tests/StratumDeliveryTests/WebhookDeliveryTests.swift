@@ -18,6 +18,8 @@ import Testing
 final class Receiver: Sendable {
     struct Request: Sendable {
         var headers: [String: String]
+        /// Every header field as it arrived, repeats included (lowercased names).
+        var fields: [(name: String, value: String)]
         var body: [UInt8]
     }
 
@@ -39,7 +41,8 @@ final class Receiver: Sendable {
             if self.delay > .zero { try await Task.sleep(for: self.delay) }
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
-            self.received.withLock { $0.append(Request(headers: headers, body: Array(bytes.readableBytesView))) }
+            let arrived = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
+            self.received.withLock { $0.append(Request(headers: headers, fields: arrived, body: Array(bytes.readableBytesView))) }
             let (status, extra) = self.answers.withLock { $0.isEmpty ? (204, [:]) : $0.removeFirst() }
             var fields = HTTPFields()
             for (name, value) in extra { fields[HTTPField.Name(name)!] = value }
@@ -167,6 +170,30 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test func extraHeadersNeverShadowTheProtocolHeaders() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, configured) = try await Self.setUp(url: url)
+            // Validation refuses these names; an endpoint built another way still never sends them.
+            var endpoints = configured
+            endpoints[0].headers += [("Webhook-Id", "fixed"), ("WEBHOOK-SIGNATURE", "v1,forged"), ("webhook-timestamp", "0"), ("Content-Type", "text/plain")]
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            try await DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test")).drainOnce()
+            let requests = receiver.received.withLock { $0 }
+            #expect(requests.count == 2)
+            for request in requests {
+                for name in ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"] {
+                    #expect(request.fields.filter { $0.name == name }.count == 1, "\(name) arrived more than once")
+                }
+                #expect(request.headers["content-type"] == "application/json")
+                #expect(request.headers["webhook-id"] != "fixed")
+                #expect(request.headers["x-destination"] == "crm")
+                if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
+            }
+        }
+    }
+
     @Test func aProfileWhoseConsentIsMissingDeniedOrRevokedIsNeverSent() async throws {
         let receiver = Receiver()
         try await receiver.serve { url in
@@ -183,6 +210,103 @@ struct WebhookDeliveryTests {
             let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
             #expect(sent.map { $0["profile_id"] } == [.string(u1)])
         }
+    }
+
+    /// Consent is checked again before every attempt: a profile that revoked
+    /// while its batch waited to be retried is dropped from it.
+    @Test func aProfileThatRevokesWhileItsDeliveryWaitsIsDroppedFromIt() async throws {
+        let receiver = Receiver(answers: [(500, [:])])
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let now = Locked(start)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { now.withLock { $0 } })
+            // Given u1 and u3 (who granted ads) in one batch that the receiver answered 500,
+            #expect(try await worker.drainOnce() == 1)
+            // when u3 revokes ads before the retry,
+            harness.setNow("2026-01-02T00:00:01Z")
+            try await harness.ingest([["type": "track", "userId": "u3", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"]])
+            now.withLock { $0 = start + 5_000 }
+            #expect(try await worker.drainOnce() == 1)
+            // then the retry carries u1 alone, and the delivery shows what was sent.
+            let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+            let bodies = receiver.received.withLock { $0 }.map { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } }
+            #expect(bodies.count == 2)
+            #expect(bodies.last == [.string(u1)])
+            let delivery = try #require(try await harness.store.deliveries(tenant: "default").first)
+            #expect(delivery.status == "delivered")
+            #expect((try JSONParser.parse(Array(delivery.payload.utf8)))["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } == [.string(u1)])
+            // Signed over the body it carries.
+            let last = try #require(receiver.received.withLock { $0.last })
+            let timestamp = try #require(last.headers["webhook-timestamp"].flatMap(Int64.init))
+            let key = try #require(WebhookSignature.key(fromSecret: Self.secret))
+            #expect(last.headers["webhook-signature"] == WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: last.body, key: key))
+        }
+    }
+
+    /// A delivery none of whose profiles consents any more is withheld, and a
+    /// replay checks again.
+    @Test func aDeliveryWhoseProfileRevokedIsWithheldAndAReplayChecksAgain() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let definitions = ["ads.yaml": "kind: Webhook\nname: ads\nurl: \(url)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\nrequires_consent: ads\n"]
+            let harness = try EngineHarness(definitions: definitions)
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "context": ["consent": ["ads": true]], "messageId": "m1"]])
+            harness.setNow("2026-01-01T00:01:00Z")
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"]])
+            let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+            let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+            let now = Locked(EngineHarness.instant("2026-01-01T00:02:00Z"))
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), clock: { now.withLock { $0 } })
+            try await worker.drainOnce()
+            #expect(receiver.received.withLock { $0.count } == 0, "sent after the profile revoked its consent")
+            var delivery = try #require(try await harness.store.deliveries(tenant: "default", webhook: "ads").first)
+            #expect(delivery.status == "failed")
+            #expect(delivery.attempts == 0)
+            #expect(delivery.lastError?.contains("ads consent") == true)
+            // Replayed while still revoked: withheld again.
+            #expect(try await harness.store.replayDeliveries(tenant: "default", webhook: "ads", id: delivery.id, statuses: ["failed"], at: now.withLock { $0 }) == 1)
+            try await worker.drainOnce()
+            #expect(receiver.received.withLock { $0.count } == 0)
+            // Granted again, a replay sends it.
+            harness.setNow("2026-01-01T00:03:00Z")
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": true]], "messageId": "grant"]])
+            now.withLock { $0 = EngineHarness.instant("2026-01-01T00:04:00Z") }
+            #expect(try await harness.store.replayDeliveries(tenant: "default", webhook: "ads", id: delivery.id, statuses: ["failed"], at: now.withLock { $0 }) == 1)
+            try await worker.drainOnce()
+            delivery = try #require(try await harness.store.deliveries(tenant: "default", webhook: "ads").first { $0.id == delivery.id })
+            #expect(delivery.status == "delivered")
+            #expect(receiver.received.withLock { $0 }.contains { $0.headers["webhook-id"] == delivery.id })
+        }
+    }
+
+    /// A grant stamped by a clock running ahead is not in force before its
+    /// time: a later revoke holds, for segment and profile webhooks alike.
+    @Test func aConsentStampedInTheFutureDoesNotOpenTheGate() async throws {
+        let definitions = [
+            "buyers.yaml": "kind: Segment\nname: buyers\nrules:\n  conditions:\n    - {field: total_purchases, operator: greater_than, value: 0}\n",
+            "segment-ads.yaml": "kind: Webhook\nname: segment-ads\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nrequires_consent: ads\n",
+            "event-ads.yaml": "kind: Webhook\nname: event-ads\nurl: http://127.0.0.1:9/closed\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\nrequires_consent: ads\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        // u1 grants ads; u2's device, in 2099, grants it, and a message stamped now revokes it.
+        try await harness.ingest([
+            ["type": "track", "userId": "u1", "event": "Purchase", "context": ["consent": ["ads": true]], "messageId": "u1"],
+            ["type": "track", "userId": "u2", "event": "Purchase", "timestamp": "2099-01-01T00:00:00Z", "context": ["consent": ["ads": true]], "messageId": "ahead"],
+            ["type": "track", "userId": "u2", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"],
+            ["type": "track", "userId": "u2", "event": "Opened", "messageId": "after"],
+        ])
+        let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        _ = try await evaluator.refresh(segment: try #require(loaded.definitions.segments.first?.definition), asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+        let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+        let deliveries = try await harness.store.deliveries(tenant: "default")
+        let segmentProfiles = deliveries.filter { $0.webhook == "segment-ads" }.flatMap { (try? JSONParser.parse($0.payload))?["data"]?["profiles"]?.arrayValue ?? [] }
+        #expect(segmentProfiles.map { $0["profile_id"] } == [.string(u1)])
+        let eventProfiles = deliveries.filter { $0.webhook == "event-ads" }.map { (try? JSONParser.parse($0.payload))?["data"]?["profile_id"] }
+        #expect(eventProfiles == [.string(u1)])
     }
 
     @Test func failuresAreRetriedWithTheSameIDThenDeadOrDisabled() async throws {
@@ -254,6 +378,72 @@ struct WebhookDeliveryTests {
                 #expect(ContinuousClock.now - started < .milliseconds(800), "the fast webhook waited for the slow one")
                 #expect(try await drain.value == 6)
                 #expect(slow.received.withLock { $0.count } == 3)
+            }
+        }
+    }
+
+    @Test func aRetryAfterDateIsHonouredUpToADay() async throws {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let inTwoMinutes = formatter.string(from: Date().addingTimeInterval(120))
+        let receiver = Receiver(answers: [(503, ["Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"]), (429, ["Retry-After": inTwoMinutes])])
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url)
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            let start = EngineHarness.instant("2026-01-02T00:00:00Z")
+            _ = try await evaluator.refresh(segment: buyers, asOf: start, nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1, clock: { start })
+            #expect(try await worker.drainOnce() == 2)
+            let deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.lastStatus) == [503, 429])
+            // 2099 is capped at a day, as a number of seconds would be; two minutes are two minutes, not the 1 s schedule.
+            #expect(deliveries[0].nextAttemptAt == start + 86_400_000)
+            #expect((start + 115_000...start + 121_000).contains(deliveries[1].nextAttemptAt), "\(deliveries[1].nextAttemptAt - start)")
+        }
+        // The obsolete forms a recipient must accept (RFC 9110 §5.6.7), and nonsense.
+        let now = try #require(formatter.date(from: "Sun, 06 Nov 1994 08:49:00 GMT"))
+        #expect(SendResult.retryAfter(parsing: " 120 ", now: now) == 120)
+        #expect(SendResult.retryAfter(parsing: "Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sunday, 06-Nov-94 08:49:37 GMT", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sun Nov  6 08:49:37 1994", now: now) == 37)
+        #expect(SendResult.retryAfter(parsing: "Sun, 06 Nov 1994 08:48:00 GMT", now: now) == -60)
+        #expect(SendResult.retryAfter(parsing: "soon", now: now) == nil)
+    }
+
+    /// Deliveries that fall due while a receiver hangs go out in the free
+    /// slots, not after the hanging request ends.
+    @Test func aHangingReceiverDoesNotHoldBackWhatFallsDueMeanwhile() async throws {
+        let (slow, fast) = (Receiver(delay: .seconds(1.5)), Receiver())
+        try await slow.serve { slowURL in
+            try await fast.serve { fastURL in
+                let definitions = [
+                    "a-slow.yaml": "kind: Webhook\nname: slow\nurl: \(slowURL)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\n",
+                    "b-fast.yaml": "kind: Webhook\nname: fast\nurl: \(fastURL)\nsecret: ${env:HOOK_SECRET}\nevents: [event.received]\n",
+                ]
+                let harness = try EngineHarness(definitions: definitions)
+                try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "messageId": "m1"]])
+                let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": Self.secret])
+                let (endpoints, _) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+                let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 2, clock: { EngineHarness.instant("2026-01-02T00:00:00Z") })
+                // Given the slow receiver holding one request and the fast one done with its first,
+                let drain = Task { try await worker.drainOnce() }
+                let started = ContinuousClock.now
+                while try await harness.store.deliveries(tenant: "default", webhook: "fast").first?.status != "delivered", ContinuousClock.now - started < .seconds(5) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                // (and the worker past its look for more, which found nothing),
+                try await Task.sleep(for: .milliseconds(200))
+                // when a second message falls due for both,
+                try await harness.ingest([["type": "track", "userId": "u1", "event": "Viewed", "messageId": "m2"]])
+                let queued = ContinuousClock.now
+                while fast.received.withLock({ $0.count }) < 2, ContinuousClock.now - queued < .seconds(5) { try await Task.sleep(for: .milliseconds(10)) }
+                // then the fast webhook gets it in the free slot at once.
+                #expect(ContinuousClock.now - queued < .milliseconds(700), "the fast webhook waited for the hanging one")
+                #expect(slow.received.withLock { $0.count } == 0, "the slow receiver was still holding its first request")
+                #expect(try await drain.value == 4)
+                #expect(slow.received.withLock { $0.count } == 2)
             }
         }
     }

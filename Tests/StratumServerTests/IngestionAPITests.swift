@@ -131,6 +131,16 @@ struct ProfileAPITests {
         }
     }
 
+    @Test func aConsentStampedInTheFutureIsNotInForceNow() async throws {
+        try await ServerHarness.run { server async throws in
+            // A device clock in 2099 grants ads; a later message, stamped now, revokes it.
+            _ = try await server.send("/v1/identify", #"{"userId":"early","timestamp":"2099-01-01T00:00:00Z","context":{"consent":{"ads":true}}}"#)
+            _ = try await server.send("/v1/identify", #"{"userId":"early","context":{"consent":{"ads":false}}}"#)
+            let profile = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:early").json)
+            #expect(profile["consent"] == ["ads": false])
+        }
+    }
+
     @Test func lookupHashesTheIdentifierAndReturnsTheProfile() async throws {
         try await ServerHarness.run { server async throws in
             _ = try await server.send("/v1/identify", #"{"userId":"jane","traits":{"email":"Jane.Doe@Example.com"},"context":{"consent":{"email":true,"ads":false}}}"#)

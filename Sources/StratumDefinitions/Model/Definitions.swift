@@ -319,4 +319,8 @@ public struct WebhookDefinition: Definition {
     /// Delays before each retry, after the first attempt.
     public static let defaultRetrySchedule = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
     public static let defaultBatchSize = 100
+
+    /// Headers the sender sets itself (lowercased): the Standard Webhooks
+    /// signature headers and the body's type. Extra `headers` may not name them.
+    public static let protocolHeaders: Set<String> = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"]
 }

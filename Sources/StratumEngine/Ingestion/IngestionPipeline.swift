@@ -38,7 +38,7 @@ public struct IngestionPipeline: Sendable {
     func enqueue(_ notices: [(WebhookEventType, JSONObject)], profile: ProfileRecord, eventID: String, tenant: TenantRuntime, now: Milliseconds, in transaction: any StoreTransaction) throws {
         let identifiers = try transaction.identifiers(tenant: tenant.tenant, profileID: profile.id)
         for subscription in tenant.profileSubscriptions {
-            if let consent = subscription.requiresConsent, !(try transaction.consentGranted(tenant: tenant.tenant, profileID: profile.id, type: consent)) { continue }
+            if let consent = subscription.requiresConsent, !(try transaction.consentGranted(tenant: tenant.tenant, profileID: profile.id, type: consent, at: now)) { continue }
             if let segments = subscription.segments, !(try transaction.isMember(tenant: tenant.tenant, profileID: profile.id, ofAny: segments)) { continue }
             for (type, extra) in notices where subscription.types.contains(type) {
                 var data: JSONObject = [
