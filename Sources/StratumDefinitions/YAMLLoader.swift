@@ -264,7 +264,24 @@ private struct TreeBuilder {
         }
     }
 
+    /// A scalar's value. JSON, and so a definition, holds only finite numbers,
+    /// and integers only up to 2^53 exactly: `.nan`, `.inf` and a longer
+    /// integer (`12345678901234567890`, read as a double, rounds) are errors.
     mutating func resolveScalar(_ text: String, tag: String?, plain: Bool, at location: SourceLocation) -> JSONValue {
+        let value = resolveTaggedScalar(text, tag: tag, plain: plain, at: location)
+        guard case .number(let number) = value else { return value }
+        if !number.isFinite {
+            error(location, "\(text) is not a finite number; definitions hold finite numbers only (JSON has no NaN or infinity)", hint: "write a finite number, or quote it for text")
+            return .string(text)
+        }
+        if number.magnitude >= 9_007_199_254_740_992, text.drop(while: { $0 == "-" || $0 == "+" }).allSatisfy({ $0.isASCII && $0.isNumber }) {
+            error(location, "\(text) is too large to keep exactly (2^53 or more)", hint: "quote it if it is an id or other text")
+            return .string(text)
+        }
+        return value
+    }
+
+    mutating func resolveTaggedScalar(_ text: String, tag: String?, plain: Bool, at location: SourceLocation) -> JSONValue {
         switch tag {
         case nil:
             return plain ? Self.coreSchemaValue(text) : .string(text)
