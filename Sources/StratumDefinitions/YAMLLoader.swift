@@ -35,7 +35,7 @@ public enum YAMLLoader {
 
     /// The diagnostic for a file over `maximumFileSize`.
     public static func tooLarge(size: Int, file: String) -> Diagnostic {
-        let message = "file is \(String(format1: Double(size) / 1_048_576)) MiB; definition files are limited to 1 MiB (split it into several definitions)"
+        let message = "file is \(size) bytes; definition files are limited to 1 MiB (1,048,576 bytes) (split it into several definitions)"
         return Diagnostic(file: file, location: .start, message: message)
     }
 
@@ -317,8 +317,10 @@ private struct TreeBuilder {
         guard let first = text.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
         else { return .string(text) }
-        if text.hasPrefix("0x"), let value = Int64(text.dropFirst(2), radix: 16) { return .number(Double(value)) }
-        if text.hasPrefix("0o"), let value = Int64(text.dropFirst(2), radix: 8) { return .number(Double(value)) }
+        // The core schema's 0x and 0o take digits only: Int64(radix:) would also take a sign (0x-1).
+        let digits = text.dropFirst(2)
+        if text.hasPrefix("0x"), digits.first?.isHexDigit == true, let value = Int64(digits, radix: 16) { return .number(Double(value)) }
+        if text.hasPrefix("0o"), digits.first?.isHexDigit == true, let value = Int64(digits, radix: 8) { return .number(Double(value)) }
         if isCoreNumber(text), let value = Double(text) { return .number(value) }
         return .string(text)
     }

@@ -493,7 +493,8 @@ private struct Run {
 
     static func found(_ value: JSONValue) -> String {
         switch value {
-        case .number, .string, .bool, .null: "\(typePhrase(value.typeName == "integer" ? "number" : value.typeName)) \(value.briefDescription)"
+        case .null: "null"
+        case .number, .string, .bool: "\(typePhrase(value.typeName == "integer" ? "number" : value.typeName)) \(value.briefDescription)"
         default: value.briefDescription
         }
     }

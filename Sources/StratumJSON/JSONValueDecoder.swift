@@ -158,9 +158,12 @@ private struct SingleContainer: SingleValueDecodingContainer {
 
     func decode(_ type: Float.Type) throws -> Float { Float(try decode(Double.self)) }
 
-    func decode<T: BinaryInteger & Decodable>(integer type: T.Type) throws -> T {
+    func decode<T: FixedWidthInteger & Decodable>(integer type: T.Type) throws -> T {
         let number = try decode(Double.self)
-        guard number.rounded() == number, let value = T(exactly: number) else { throw decoder.mismatch("a whole number") }
+        guard number.rounded() == number else { throw decoder.mismatch("a whole number") }
+        guard let value = T(exactly: number) else {
+            throw DecodingError.typeMismatch(Any.self, .init(codingPath: decoder.codingPath, debugDescription: "\(decoder.value.briefDescription) is out of range here (\(T.min)…\(T.max))"))
+        }
         return value
     }
 

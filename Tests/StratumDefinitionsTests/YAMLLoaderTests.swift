@@ -20,6 +20,8 @@ struct YAMLLoaderTests {
             i: "42"
             j: 1_000
             l: 007
+            m: 0x-1
+            n: 0o+7
             """)
         #expect(problems.isEmpty)
         let root = try #require(document?.root)
@@ -34,6 +36,8 @@ struct YAMLLoaderTests {
         #expect(root["i"] == "42")
         #expect(root["j"] == "1_000")
         #expect(root["l"] == 7)
+        #expect(root["m"] == "0x-1")
+        #expect(root["n"] == "0o+7")
     }
 
     /// JSON holds neither NaN nor infinity, nor integers past 2^53 exactly:
@@ -74,7 +78,7 @@ struct YAMLLoaderTests {
         let text = "a: " + String(repeating: "x", count: YAMLLoader.maximumFileSize)
         let (document, problems) = load(text)
         #expect(document == nil)
-        #expect(problems.map(\.message) == ["file is 1.0 MiB; definition files are limited to 1 MiB (split it into several definitions)"])
+        #expect(problems.map(\.message) == ["file is 1048579 bytes; definition files are limited to 1 MiB (1,048,576 bytes) (split it into several definitions)"])
     }
 
     @Test func deepNestingIsRefusedNotRecursedInto() {

@@ -98,7 +98,18 @@ public struct CronExpression: Sendable, Hashable {
                 start = try value(String(ends[0]), index: index)
                 end = ends.count == 2 ? try value(String(ends[1]), index: index) : (pieces.count == 2 ? high : start)
                 guard start <= end else {
-                    throw ParseError(message: "the range \(range) in the \(name) field is reversed; write \(ends.count == 2 ? "\(ends[1])-\(ends[0])" : range)")
+                    // 22-2 meant 22:00 to 02:00 (sat-sun: the weekend): cron ranges do not wrap, so it
+                    // is two ranges; swapping the ends would mean the opposite.
+                    let wrapped: String
+                    if ends.count != 2 {
+                        wrapped = String(range)
+                    } else if high == 7 {
+                        // Day of week: 7 is Sunday as 0 is.
+                        wrapped = end == 0 ? "\(ends[0])-7" : "\(ends[0])-7,1-\(ends[1])"
+                    } else {
+                        wrapped = "\(ends[0])-\(high),\(low)-\(ends[1])"
+                    }
+                    throw ParseError(message: "the range \(range) in the \(name) field runs backwards; cron ranges do not wrap around, so write it as two: \(wrapped)")
                 }
             }
             values.formUnion(stride(from: start, through: end, by: step))
