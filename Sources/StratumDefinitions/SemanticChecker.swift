@@ -683,7 +683,9 @@ struct SemanticChecker {
                 report(place, JSONPointer(["headers", header]), "header \(header) is set by the sender itself (Standard Webhooks signing and the JSON body)", hint: "remove it from headers", atKey: true)
                 continue
             }
-            checkSecret(value, place, JSONPointer(["headers", header]))
+            for name in WebhookDefinition.environmentNames(in: value) where environment[name] == nil {
+                report(place, JSONPointer(["headers", header]), "environment variable \(name) is not set; the daemon will refuse to start without it", hint: "export \(name)=...", severity: .warning)
+            }
         }
         for (index, segment) in (webhook.segments ?? []).enumerated() where named(definitions.segments, segment, tenant: place.tenant) == nil {
             reportUnknown("segment", segment, among: definitions.segments, place, JSONPointer(["segments", String(index)]))

@@ -48,7 +48,7 @@ public struct WebhookEndpoint: Sendable {
             // the daemon from starting: it is never sent without it.
             let declared = (webhook.headers ?? [:]).sorted { $0.key < $1.key }
             let headers = declared.compactMap { name, value in
-                (value.hasPrefix("${env:") ? Runtime.resolve(value, environment) : value).map { (name, $0) }
+                WebhookDefinition.headerValue(value, environment: environment).map { (name, $0) }
             }
             if let unset = declared.first(where: { name, _ in !headers.contains { $0.0 == name } }) {
                 problems.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(unset.key) \(unset.value) is not set")

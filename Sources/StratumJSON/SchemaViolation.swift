@@ -69,8 +69,9 @@ extension JSONValue {
         case .bool(let value): return value ? "true" : "false"
         case .number(let value): return JSONValue.numberText(value)
         case .string(let value):
+            // JSON-escaped, so a line break or a control character cannot split a one-line message.
             let clipped = value.count > 40 ? String(value.prefix(37)) + "..." : value
-            return "\"" + clipped + "\""
+            return JSONValue.string(clipped).jsonText()
         case .array, .object:
             let text = jsonText()
             if text.count <= 40 { return text }

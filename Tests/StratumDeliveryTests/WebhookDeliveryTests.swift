@@ -80,7 +80,7 @@ struct WebhookDeliveryTests {
             events: [segment.entered, segment.exited]
             batch_size: 2
             retry: {schedule: [1s, 1s]}
-            headers: {X-Destination: crm}
+            headers: {X-Destination: crm, Authorization: "Bearer ${env:CRM_TOKEN}"}
             \(consent.map { "requires_consent: \($0)" } ?? "")\(extra)
             """
         let definitions = [
@@ -92,9 +92,9 @@ struct WebhookDeliveryTests {
             ["type": "track", "userId": .string("u\(index)"), "event": "Purchase", "properties": ["total": 5],
              "context": ["consent": ["ads": .bool(index != 2)]], "messageId": .string("m\(index)")]
         })
-        let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret])
+        let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret, "CRM_TOKEN": "t0ken"])
         #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
-        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret])
+        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret, "CRM_TOKEN": "t0ken"])
         #expect(problems == [])
         return (harness, DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime), endpoints)
     }
@@ -155,6 +155,8 @@ struct WebhookDeliveryTests {
                 let key = try #require(WebhookSignature.key(fromSecret: Self.secret))
                 #expect(request.headers["webhook-signature"] == WebhookSignature.sign(id: id, timestamp: timestamp, body: request.body, key: key))
                 #expect(request.headers["x-destination"] == "crm")
+                // ${env:…} inside a value is replaced.
+                #expect(request.headers["authorization"] == "Bearer t0ken")
                 if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
                 let payload = try JSONParser.parse(request.body)
                 #expect(payload["event_type"] == "segment.entered")
@@ -189,9 +191,22 @@ struct WebhookDeliveryTests {
                 #expect(request.headers["content-type"] == "application/json")
                 #expect(request.headers["webhook-id"] != "fixed")
                 #expect(request.headers["x-destination"] == "crm")
+                // ${env:…} inside a value is replaced.
+                #expect(request.headers["authorization"] == "Bearer t0ken")
                 if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
             }
         }
+    }
+
+    /// A header naming an unset variable is never sent without it: the
+    /// endpoint is unusable, and validate warns where it is written.
+    @Test func aHeaderWhoseVariableIsUnsetMakesTheEndpointUnusable() throws {
+        let definitions = ["crm.yaml": "kind: Webhook\nname: crm\nurl: http://127.0.0.1:9/\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nheaders: {Authorization: \"Bearer ${env:CRM_TOKEN}\"}\n"]
+        let loaded = EngineHarness.load(definitions, environment: ["HOOK_SECRET": Self.secret, "WEB_KEY": "k"])
+        #expect(loaded.diagnostics.map(\.formatted) == ["crm.yaml:6:26: warning: environment variable CRM_TOKEN is not set; the daemon will refuse to start without it; export CRM_TOKEN=... (at /headers/Authorization)"])
+        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
+        #expect(endpoints.isEmpty)
+        #expect(problems == ["crm.yaml: Webhook \"crm\" header Authorization Bearer ${env:CRM_TOKEN} is not set"])
     }
 
     @Test func aProfileWhoseConsentIsMissingDeniedOrRevokedIsNeverSent() async throws {

@@ -323,4 +323,20 @@ public struct WebhookDefinition: Definition {
     /// Headers the sender sets itself (lowercased): the Standard Webhooks
     /// signature headers and the body's type. Extra `headers` may not name them.
     public static let protocolHeaders: Set<String> = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"]
+
+    /// The variables a header value names: `Bearer ${env:CRM_TOKEN}` names CRM_TOKEN.
+    public static func environmentNames(in value: String) -> [String] {
+        value.matches(of: /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/).map { String($0.1) }
+    }
+
+    /// `value` with each `${env:NAME}` replaced from `environment`, or nil
+    /// when one of them is not set (the header is never sent without it).
+    public static func headerValue(_ value: String, environment: [String: String]) -> String? {
+        var unset = false
+        let resolved = value.replacing(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/) { match in
+            guard let found = environment[String(match.1)] else { unset = true; return "" }
+            return found
+        }
+        return unset ? nil : resolved
+    }
 }
