@@ -148,6 +148,11 @@ struct SegmentController: Sendable {
             let listed = unknown.filter { $0.0 == first.0 }.map(\.1)
             throw APIError.badRequest("invalid_members", "no profile \(listed.prefix(3).joined(separator: ", "))\(listed.count > 3 ? ", ..." : "") in this tenant", path: first.0)
         }
+        // The same profile (by any of its ids) both added and removed says two things at once.
+        let both = Set(add).intersection(remove)
+        if !both.isEmpty {
+            throw APIError.badRequest("invalid_members", "profile \(both.sorted().prefix(3).joined(separator: ", "))\(both.count > 3 ? ", ..." : "") is both in add and in remove; send each profile in one of them", path: "remove")
+        }
         let run = try await evaluator().changeMembers(of: segment, add: add, remove: remove)
         // Dynamic segments that refer to this one re-evaluate these profiles now, not at their next schedule.
         state.writer.touch(tenant: tenant, profiles: add + remove)

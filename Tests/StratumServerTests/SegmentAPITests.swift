@@ -84,6 +84,9 @@ struct SegmentAPITests {
             #expect(try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["nobody"]}"#, token: "operator-token").status == .badRequest)
             #expect(try await server.post("/v1/segments/hand-picked/members", body: #"{"add":"x"}"#, token: "operator-token").json?["error"]?["path"] == "add")
             #expect(try await server.post("/v1/segments/buyers/members", body: #"{"add":[]}"#, token: "operator-token").status == .conflict)
+            let both = try await server.post("/v1/segments/hand-picked/members", body: #"{"add":["\#(id)"],"remove":["\#(id)"]}"#, token: "operator-token")
+            #expect(both.status == .badRequest)
+            #expect(both.json?["error"]?["message"]?.stringValue?.contains("is both in add and in remove") == true, "\(both.text)")
             let removed = try await server.post("/v1/segments/hand-picked/members", body: #"{"remove":["\#(id)"]}"#, token: "operator-token")
             #expect(removed.json == ["segment": "hand-picked", "profile_count": 0, "entered": 0, "exited": 1])
             // What is not a profile of this tenant, or not the documented shape, is refused.
