@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Synchronization
 
 /// The answer to one HTTP attempt, or why there was none.
 public struct SendResult: Sendable, Equatable {
@@ -12,12 +13,16 @@ public struct SendResult: Sendable, Equatable {
     public var body: String
     /// libcurl's error for attempts without a response.
     public var error: String?
+    /// The request was given up because the daemon is stopping (`AbortFlag`):
+    /// no answer, and no attempt to record.
+    public var aborted = false
 
-    public init(status: Int?, retryAfter: Int?, body: String, error: String?) {
+    public init(status: Int?, retryAfter: Int?, body: String, error: String?, aborted: Bool = false) {
         self.status = status
         self.retryAfter = retryAfter
         self.body = body
         self.error = error
+        self.aborted = aborted
     }
 
     /// The seconds a `Retry-After` value asks to wait from `now`: delay-seconds,
@@ -43,6 +48,16 @@ public struct SendResult: Sendable, Equatable {
     }
 }
 
+/// Set to give up a request in flight: libcurl checks it about once a second
+/// (its progress callback), so a shutdown does not wait for a hanging
+/// receiver's whole timeout.
+public final class AbortFlag: Sendable {
+    private let flag = Mutex(false)
+    public init() {}
+    public func set() { flag.withLock { $0 = true } }
+    public var isSet: Bool { flag.withLock { $0 } }
+}
+
 /// Sends webhook POSTs through one reused libcurl easy handle (so connections
 /// to a receiver are kept alive). Use one sender per thread.
 ///
@@ -66,11 +81,13 @@ public final class CurlSender: @unchecked Sendable {
     final class Response {
         var body: [UInt8] = []
         var retryAfter: String?
+        let abort: AbortFlag?
+        init(abort: AbortFlag?) { self.abort = abort }
     }
 
-    public func post(url: String, headers: [(String, String)], body: [UInt8], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int) -> SendResult {
+    public func post(url: String, headers: [(String, String)], body: [UInt8], connectTimeoutMilliseconds: Int, totalTimeoutMilliseconds: Int, abort: AbortFlag? = nil) -> SendResult {
         curl_easy_reset(handle)
-        let response = Response()
+        let response = Response(abort: abort)
         var list: UnsafeMutablePointer<curl_slist>?
         for (name, value) in headers + [("Content-Type", "application/json"), ("Expect", "")] {
             list = curl_slist_append(list, "\(name): \(value)")
@@ -90,6 +107,13 @@ public final class CurlSender: @unchecked Sendable {
         defer { unmanaged.release() }
         _ = stratum_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
         _ = stratum_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+        if abort != nil {
+            _ = stratum_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+            _ = stratum_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, unmanaged.toOpaque())
+            _ = stratum_curl_setopt_xferinfo_callback(handle) { context, _, _, _, _ in
+                Unmanaged<CurlSender.Response>.fromOpaque(context!).takeUnretainedValue().abort?.isSet == true ? 1 : 0
+            }
+        }
         _ = stratum_curl_setopt_write_callback(handle) { data, size, count, context in
             let response = Unmanaged<CurlSender.Response>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -118,7 +142,7 @@ public final class CurlSender: @unchecked Sendable {
             return curl_easy_perform(handle)
         }
         guard code == CURLE_OK else {
-            return SendResult(status: nil, retryAfter: nil, body: "", error: String(cString: curl_easy_strerror(code)))
+            return SendResult(status: nil, retryAfter: nil, body: "", error: String(cString: curl_easy_strerror(code)), aborted: code == CURLE_ABORTED_BY_CALLBACK)
         }
         var status = 0
         _ = stratum_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)

@@ -162,7 +162,8 @@ public final class DeliveryWorker: Service, Sendable {
             var sending: Set<String> = []
             var waitingToLook = false
             func fill() {
-                while sending.count < concurrency, let next = queued.firstIndex(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) {
+                // Shutting down: nothing new starts; what is in flight is given up.
+                while !Task.isCancelled, sending.count < concurrency, let next = queued.firstIndex(where: { inFlight[$0.endpointKey, default: 0] < perEndpoint }) {
                     let delivery = queued.remove(at: next)
                     inFlight[delivery.endpointKey, default: 0] += 1
                     sending.insert(delivery.id)
@@ -231,16 +232,25 @@ public final class DeliveryWorker: Service, Sendable {
         let body = Array(payload.utf8)
         let headers = endpoint.requestHeaders(id: delivery.id, timestamp: timestamp, body: body)
         let started = ContinuousClock.now
-        let result = await withCheckedContinuation { continuation in
-            // libcurl blocks: run it on its own thread, not the cooperative pool.
-            Thread.detachNewThread {
-                let sender = self.senders.withLock { $0.popLast() } ?? CurlSender()
-                let result = sender.post(url: endpoint.url, headers: headers, body: body,
-                                         connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
-                self.senders.withLock { $0.append(sender) }
-                continuation.resume(returning: result)
+        // A shutdown gives up the request rather than wait out a hanging receiver's timeout.
+        let abort = AbortFlag()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // libcurl blocks: run it on its own thread, not the cooperative pool.
+                Thread.detachNewThread {
+                    let sender = self.senders.withLock { $0.popLast() } ?? CurlSender()
+                    let result = sender.post(url: endpoint.url, headers: headers, body: body,
+                                             connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds, abort: abort)
+                    self.senders.withLock { $0.append(sender) }
+                    continuation.resume(returning: result)
+                }
             }
+        } onCancel: {
+            abort.set()
         }
+        // Given up at shutdown: no attempt is recorded; the delivery stays as it was and is
+        // sent again after the restart, with the same id (at least once).
+        if result.aborted { return }
         let now = clock()
         let outcome = AttemptOutcome.classify(result, attempt: delivery.attempts + 1, schedule: endpoint.retrySchedule, now: now, jitter: Double.random(in: -0.1...0.1))
         let error = result.error ?? result.status.map { "HTTP \($0)" }

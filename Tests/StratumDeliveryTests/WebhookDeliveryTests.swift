@@ -198,6 +198,29 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// A shutdown does not wait out a hanging receiver's timeout: the request
+    /// is given up (libcurl's progress callback) and the delivery stays
+    /// pending, with no attempt counted, to be sent again after the restart.
+    @Test func aShutdownGivesUpARequestInFlightAndLeavesItPending() async throws {
+        let hanging = Receiver(delay: .seconds(8))
+        try await hanging.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, extra: "timeout: {connect: 2s, total: 60s}")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1)
+            let started = ContinuousClock.now
+            let drain = Task { try await worker.drainOnce() }
+            try await Task.sleep(for: .milliseconds(500))
+            drain.cancel()
+            _ = try? await drain.value
+            // The receiver would answer after 8 s, curl give up after 60 s; the progress callback looks about once a second.
+            #expect(ContinuousClock.now - started < .seconds(5))
+            let deliveries = try await harness.store.deliveries(tenant: "default")
+            #expect(deliveries.map(\.status) == ["pending", "pending"])
+            #expect(deliveries.map(\.attempts) == [0, 0])
+        }
+    }
+
     /// A header naming an unset variable is never sent without it: the
     /// endpoint is unusable, and validate warns where it is written.
     @Test func aHeaderWhoseVariableIsUnsetMakesTheEndpointUnusable() throws {
