@@ -138,9 +138,17 @@ struct ProfileController: Sendable {
         let churn = state.runtime().tenants[profile.tenantID]?.churnPeriodDays ?? 90
         // The records in force now: one stamped later (a clock running ahead) is not yet.
         let now = state.clock()
-        var latest: [String: ConsentRecord] = [:]
-        for record in consents where record.recordedAt <= now { latest[record.consentType] = record }
-        let consent = JSONObject(latest.sorted { $0.key < $1.key }.map { ($0.key, .bool($0.value.granted)) })
+        // `consents` come in the order they were recorded; the position breaks ties.
+        var latest: [String: (position: Int, granted: Bool)] = [:]
+        for (position, record) in consents.enumerated() where record.recordedAt <= now { latest[record.consentType] = (position, record.granted) }
+        // A type's state is its latest record or the global `all` toggle's, whichever came
+        // later (as the webhook gate and consent.<type> rules read it): ads granted at 10:00
+        // and all revoked at 11:00 is ads revoked.
+        let global = latest["all"]
+        let consent = JSONObject(latest.sorted { $0.key < $1.key }.map { type, own in
+            guard type != "all", let global, global.position > own.position else { return (type, .bool(own.granted)) }
+            return (type, .bool(global.granted))
+        })
         return [
             "id": .string(profile.id),
             "tenant": .string(profile.tenantID),

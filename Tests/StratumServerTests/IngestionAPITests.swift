@@ -141,6 +141,17 @@ struct ProfileAPITests {
         }
     }
 
+    /// A later `all` revocation is every type's state, as the webhook gate reads it.
+    @Test func theGlobalToggleOverridesEarlierRecordsInTheConsentView() async throws {
+        try await ServerHarness.run { server async throws in
+            _ = try await server.send("/v1/identify", #"{"userId":"toggler","timestamp":"2026-01-01T10:00:00Z","context":{"consent":{"ads":true,"email":true}}}"#)
+            _ = try await server.send("/v1/identify", #"{"userId":"toggler","timestamp":"2026-01-01T11:00:00Z","context":{"consent":{"all":false}}}"#)
+            _ = try await server.send("/v1/identify", #"{"userId":"toggler","timestamp":"2026-01-01T12:00:00Z","context":{"consent":{"email":true}}}"#)
+            let profile = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:toggler").json)
+            #expect(profile["consent"] == ["ads": false, "all": false, "email": true], "\(profile["consent"] ?? .null)")
+        }
+    }
+
     @Test func lookupHashesTheIdentifierAndReturnsTheProfile() async throws {
         try await ServerHarness.run { server async throws in
             _ = try await server.send("/v1/identify", #"{"userId":"jane","traits":{"email":"Jane.Doe@Example.com"},"context":{"consent":{"email":true,"ads":false}}}"#)
