@@ -524,6 +524,21 @@ struct WebhookDeliveryTests {
 }
 
 struct ProfileWebhookTests {
+    /// consent.updated announces what changed in force now: a grant stamped
+    /// ahead (a clock running fast) is not in force yet, and a revoke sent
+    /// after it is a change.
+    @Test func consentNoticesFollowWhatIsInForceNow() async throws {
+        let definitions = ["consent.yaml": "kind: Webhook\nname: consent\nurl: http://127.0.0.1:9/\nsecret: ${env:HOOK_SECRET}\nevents: [consent.updated]\n"]
+        let harness = try EngineHarness(definitions: definitions)
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([
+            ["type": "identify", "userId": "f1", "timestamp": "2026-01-01T06:00:00Z", "context": ["consent": ["ads": true]], "messageId": "ahead"],
+            ["type": "identify", "userId": "f1", "timestamp": "2026-01-01T00:00:00Z", "context": ["consent": ["ads": false]], "messageId": "now"],
+        ])
+        let notices = try await harness.store.deliveries(tenant: "default").compactMap { try? JSONParser.parse(Array($0.payload.utf8)) }
+        #expect(notices.map { [$0["data"]?["consent_type"], $0["data"]?["granted"]] } == [["ads", false]])
+    }
+
     @Test func everyProfileAndEventTypeArrivesWithItsBody() async throws {
         let receiver = Receiver()
         try await receiver.serve { url in

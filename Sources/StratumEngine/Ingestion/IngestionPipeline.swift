@@ -131,7 +131,7 @@ public struct IngestionPipeline: Sendable {
         if var profile = outcome?.profile {
             try ProfileUpdater(tenant: tenant, now: now, transaction: transaction).apply(message, to: &profile)
             try transaction.updateProfile(profile)
-            let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID)
+            let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID, now: now)
                 .record(message, profileID: profile.id)
             // The survivor's segment entries from merges, now that its row (canonical
             // identity) and consents are the merged ones.

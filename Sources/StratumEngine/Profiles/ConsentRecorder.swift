@@ -14,6 +14,8 @@ struct ConsentRecorder {
     let source: String
     let transaction: any StoreTransaction
     let newID: () -> String
+    /// The current instant: what is "in force now" for the notices.
+    let now: Milliseconds
 
     /// Records changed consents; returns those (type, granted) that changed the
     /// consent in force now, for webhooks.
@@ -43,11 +45,14 @@ struct ConsentRecorder {
             history.insert(record, at: history.lastIndex { $0.recordedAt <= instant }.map { $0 + 1 } ?? 0)
         }
         // What is in force now, per type, before and after: only a change of that is
-        // announced (a late record placed before a later one changes history, not now).
-        func now() -> [String: Bool?] {
-            Dictionary(uniqueKeysWithValues: tenant.consentTypes.map { type in (type, history.last { $0.consentType == type || $0.consentType == "all" }?.granted) })
+        // announced (a late record placed before a later one changes history, not now;
+        // a record stamped ahead of now, by a clock running ahead, is not in force yet).
+        func inForceNow() -> [String: Bool?] {
+            Dictionary(uniqueKeysWithValues: tenant.consentTypes.map { type in
+                (type, history.last { ($0.consentType == type || $0.consentType == "all") && $0.recordedAt <= now }?.granted)
+            })
         }
-        let before = now()
+        let before = inForceNow()
         var recorded: [(String, Bool)] = []
         for (type, granted) in changes.sorted(by: { $0.0 < $1.0 }) {
             // `all` changes every type: it is new when some type's consent differs.
@@ -71,7 +76,7 @@ struct ConsentRecorder {
                 if let confirmed = record.confirmedAt, confirmed > time { try insert(record.consentType, record.granted, at: confirmed) }
             }
         }
-        let after = now()
+        let after = inForceNow()
         return recorded.filter { type, _ in
             (type == "all" ? Array(tenant.consentTypes) : [type]).contains { before[$0] != after[$0] }
         }
