@@ -281,6 +281,8 @@ public final class DeliveryWorker: Service, Sendable {
         guard let parsed = try? JSONParser.parse(Array(delivery.payload.utf8)), var root = parsed.objectValue, var data = root["data"]?.objectValue else {
             return delivery.payload
         }
+        // The notice that a profile revoked is how the receiver learns to drop it.
+        if data["reason"] == "consent_revoked" { return delivery.payload }
         let now = clock()
         let tenant = delivery.tenant
         @Sendable func consents(_ reader: any StoreReader, _ id: String) throws -> Bool {

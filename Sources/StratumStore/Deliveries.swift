@@ -66,23 +66,9 @@ extension SQLiteStore {
                 }
                 sql += " ORDER BY c.seq"
                 let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
-                let identifiers = try db.cachedStatement(sql: "SELECT identifier_type, identifier_hash FROM profile_identifiers INDEXED BY profile_identifiers_by_profile WHERE tenant_id = ? AND profile_id = ? ORDER BY identifier_type, identifier_hash")
                 let batches = stride(from: 0, to: rows.count, by: max(1, subscription.batchSize)).map { Array(rows[$0..<min($0 + max(1, subscription.batchSize), rows.count)]) }
                 for (index, batch) in batches.enumerated() {
-                    var profiles: [JSONValue] = []
-                    for row in batch {
-                        let profileID: String = row[0]
-                        let canonicalType: String? = row[1]
-                        let canonicalHash: String? = row[2]
-                        let hashes = try Row.fetchAll(identifiers, arguments: [tenant, profileID]).map { identifier -> JSONValue in
-                            ["type": .string(identifier[0]), "hash": .string(identifier[1])]
-                        }
-                        profiles.append([
-                            "profile_id": .string(profileID),
-                            "canonical_identity": canonicalType.map { ["type": .string($0), "hash": .string(canonicalHash ?? "")] } ?? .null,
-                            "identifiers": .array(hashes),
-                        ])
-                    }
+                    let profiles = try batch.map { row in try segmentProfile(db, tenant: tenant, profileID: row[0], canonicalType: row[1], canonicalHash: row[2]) }
                     let eventType = "segment." + change
                     let payload: JSONValue = [
                         "event_type": .string(eventType),
@@ -100,6 +86,52 @@ extension SQLiteStore {
         }
     }
 
+
+    /// A profile as a segment delivery carries it: id, canonical identity, hashed identifiers.
+    static func segmentProfile(_ db: Database, tenant: String, profileID: String, canonicalType: String?, canonicalHash: String?) throws -> JSONValue {
+        let identifiers = try db.cachedStatement(sql: "SELECT identifier_type, identifier_hash FROM profile_identifiers INDEXED BY profile_identifiers_by_profile WHERE tenant_id = ? AND profile_id = ? ORDER BY identifier_type, identifier_hash")
+        let hashes = try Row.fetchAll(identifiers, arguments: [tenant, profileID]).map { identifier -> JSONValue in
+            ["type": .string(identifier[0]), "hash": .string(identifier[1])]
+        }
+        return [
+            "profile_id": .string(profileID),
+            "canonical_identity": canonicalType.map { ["type": .string($0), "hash": .string(canonicalHash ?? "")] } ?? .null,
+            "identifiers": .array(hashes),
+        ]
+    }
+
+    /// When a profile's `consentType` consent in force changes, the segment
+    /// webhooks that require it hear about the segments it is in: revoked, a
+    /// `segment.exited` (`data.reason` "consent_revoked"), so an ad audience
+    /// drops the person — the one delivery about a profile without the
+    /// consent, and it is never withheld for that; granted, a
+    /// `segment.entered` ("consent_granted"). Written in the message's
+    /// transaction; ids derive from the event, so they are stable.
+    static func enqueueConsentSegmentNotices(_ db: Database, tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+        let change = granted ? "entered" : "exited"
+        let interested = subscriptions.filter { $0.requiresConsent == consentType && (granted ? $0.entered : $0.exited) }
+        guard !interested.isEmpty,
+              let row = try Row.fetchOne(db, sql: "SELECT canonical_type, canonical_hash FROM profiles WHERE tenant_id = ? AND id = ?", arguments: [tenant, profileID])
+        else { return }
+        let segments = try String.fetchAll(db, sql: "SELECT segment FROM segment_memberships INDEXED BY segment_memberships_by_profile WHERE tenant_id = ? AND profile_id = ? ORDER BY segment", arguments: [tenant, profileID])
+        guard !segments.isEmpty else { return }
+        let profile = try segmentProfile(db, tenant: tenant, profileID: profileID, canonicalType: row[0], canonicalHash: row[1])
+        for subscription in interested {
+            for segment in segments where subscription.segments?.contains(segment) ?? true {
+                let eventType = "segment." + change
+                let payload: JSONValue = [
+                    "event_type": .string(eventType),
+                    "timestamp": .string(Instant.format(milliseconds: instant)),
+                    "data": ["tenant": .string(tenant), "segment": .string(segment), "reason": .string(granted ? "consent_granted" : "consent_revoked"), "profiles": [profile]],
+                ]
+                let id = "msg_" + String(Digest.sha256Hex("\(eventID)|\(segment)|\(subscription.webhook)|\(change)|consent:\(consentType)").prefix(32))
+                try db.execute(sql: """
+                    INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING
+                    """, arguments: [id, tenant, subscription.webhook, eventType, payload.jsonText(), instant, instant])
+            }
+        }
+    }
 
     /// Pending deliveries due at `now`, oldest first, leaving out the webhooks
     /// in `skipping` (as "tenant/webhook"): a backlog of one does not hide the others'.

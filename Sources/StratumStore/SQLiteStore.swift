@@ -320,6 +320,10 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    func enqueueConsentSegmentNotices(tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+        try SQLiteStore.enqueueConsentSegmentNotices(db, tenant: tenant, profileID: profileID, consentType: consentType, granted: granted, eventID: eventID, at: instant, subscriptions: subscriptions)
+    }
+
     func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?, afterWithoutSessionID: Bool) {
         let before = try Int64.fetchOne(db.cachedStatement(sql: """
             SELECT max(event_time) FROM events INDEXED BY events_by_profile WHERE tenant_id = ? AND profile_id = ? AND event_time <= ?

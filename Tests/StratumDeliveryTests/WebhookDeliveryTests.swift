@@ -232,6 +232,38 @@ struct WebhookDeliveryTests {
         #expect(problems == ["crm.yaml: Webhook \"crm\" header Authorization Bearer ${env:CRM_TOKEN} is not set"])
     }
 
+    /// An ad audience learns when a member revokes the consent it requires
+    /// (so it drops the person), and when a member grants it.
+    @Test func aMemberRevokingOrGrantingConsentIsAnExitOrAnEntry() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1)
+            try await worker.drainOnce()
+            receiver.received.withLock { $0.removeAll() }
+            // u1 (a member, consenting) revokes; u2 (a member, never consenting) grants.
+            try await harness.ingest([
+                ["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u1-revokes"],
+                ["type": "track", "userId": "u2", "event": "Opened", "context": ["consent": ["ads": true]], "messageId": "u2-grants"],
+                // A repeat changes nothing: no second notice.
+                ["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u1-again"],
+            ])
+            try await worker.drainOnce()
+            let bodies = receiver.received.withLock { $0 }.compactMap { try? JSONParser.parse($0.body) }
+            let seen = bodies.map { [$0["event_type"], $0["data"]?["segment"], $0["data"]?["reason"], $0["data"]?["profiles"]?.arrayValue?.first?["profile_id"]] }
+            let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+            let u2 = try #require(try await harness.profileID(type: "external_id", value: "u2"))
+            #expect(seen == [
+                ["segment.exited", "buyers", "consent_revoked", .string(u1)],
+                ["segment.entered", "buyers", "consent_granted", .string(u2)],
+            ])
+            // The exit was sent although u1 no longer consents: it is how the audience drops u1.
+            #expect(try await harness.store.deliveries(tenant: "default").allSatisfy { $0.status == "delivered" })
+        }
+    }
+
     @Test func aProfileWhoseConsentIsMissingDeniedOrRevokedIsNeverSent() async throws {
         let receiver = Receiver()
         try await receiver.serve { url in
@@ -267,17 +299,22 @@ struct WebhookDeliveryTests {
             harness.setNow("2026-01-02T00:00:01Z")
             try await harness.ingest([["type": "track", "userId": "u3", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "revoke"]])
             now.withLock { $0 = start + 5_000 }
-            #expect(try await worker.drainOnce() == 1)
+            // (u3's revocation is also a segment.exited of its own, "consent_revoked".)
+            #expect(try await worker.drainOnce() == 2)
             // then the retry carries u1 alone, and the delivery shows what was sent.
             let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
-            let bodies = receiver.received.withLock { $0 }.map { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } }
+            let u3 = try #require(try await harness.profileID(type: "external_id", value: "u3"))
+            let requests = receiver.received.withLock { $0 }.filter { (try? JSONParser.parse($0.body))?["data"]?["reason"] == nil }
+            let bodies = requests.map { (try? JSONParser.parse($0.body))?["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } }
             #expect(bodies.count == 2)
             #expect(bodies.last == [.string(u1)])
+            let exits = receiver.received.withLock { $0 }.compactMap { try? JSONParser.parse($0.body) }.filter { $0["data"]?["reason"] == "consent_revoked" }
+            #expect(exits.map { $0["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } } == [[.string(u3)]])
             let delivery = try #require(try await harness.store.deliveries(tenant: "default").first)
             #expect(delivery.status == "delivered")
             #expect((try JSONParser.parse(Array(delivery.payload.utf8)))["data"]?["profiles"]?.arrayValue?.map { $0["profile_id"] } == [.string(u1)])
             // Signed over the body it carries.
-            let last = try #require(receiver.received.withLock { $0.last })
+            let last = try #require(requests.last)
             let timestamp = try #require(last.headers["webhook-timestamp"].flatMap(Int64.init))
             let key = try #require(WebhookSignature.key(fromSecret: Self.secret))
             #expect(last.headers["webhook-signature"] == WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: last.body, key: key))

@@ -133,6 +133,11 @@ public struct IngestionPipeline: Sendable {
             try transaction.updateProfile(profile)
             let consents = try ConsentRecorder(tenant: tenant, source: source.name, transaction: transaction, newID: newID, now: now)
                 .record(message, profileID: profile.id)
+            // Consent-gated segment webhooks hear of a change in force now for the segments
+            // the profile is in (an ad audience drops a person who revoked).
+            for (type, granted) in consents.inForce {
+                try transaction.enqueueConsentSegmentNotices(tenant: tenant.tenant, profileID: profile.id, consentType: type, granted: granted, eventID: eventID, at: now, subscriptions: tenant.segmentSubscriptions)
+            }
             // The survivor's segment entries from merges, now that its row (canonical
             // identity) and consents are the merged ones.
             for entries in outcome?.segmentEntries ?? [] {
@@ -143,7 +148,7 @@ public struct IngestionPipeline: Sendable {
                 if outcome?.created == true { notices.append((.profileCreated, [:])) }
                 for absorbed in outcome?.merged ?? [] { notices.append((.profileMerged, ["absorbed_profile_id": .string(absorbed)])) }
                 if message.type == .identify && !message.traits.isEmpty && outcome?.created != true { notices.append((.profileUpdated, [:])) }
-                for (type, granted) in consents { notices.append((.consentUpdated, ["consent_type": .string(type), "granted": .bool(granted)])) }
+                for (type, granted) in consents.recorded { notices.append((.consentUpdated, ["consent_type": .string(type), "granted": .bool(granted)])) }
                 notices.append((.eventReceived, ["event": [
                     "event_id": .string(eventID), "type": .string(message.type.rawValue), "event_name": .string(message.eventName),
                     "message_id": .string(message.messageID), "event_time": .string(Instant.format(milliseconds: message.eventTime)),

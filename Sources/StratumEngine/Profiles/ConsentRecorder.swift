@@ -17,17 +17,25 @@ struct ConsentRecorder {
     /// The current instant: what is "in force now" for the notices.
     let now: Milliseconds
 
-    /// Records changed consents; returns those (type, granted) that changed the
-    /// consent in force now, for webhooks.
+    /// What a message changed in the consent in force now.
+    struct Changes {
+        /// The records (type, granted) that changed it: the consent.updated notices.
+        var recorded: [(String, Bool)] = []
+        /// Each consent type whose state in force now changed, and its new state
+        /// (`all` expanded to the types it changed).
+        var inForce: [(String, Bool)] = []
+    }
+
+    /// Records changed consents; returns what changed in force now, for webhooks.
     @discardableResult
-    func record(_ message: IncomingMessage, profileID: String) throws -> [(String, Bool)] {
-        guard let consent = message.context["consent"]?.objectValue else { return [] }
+    func record(_ message: IncomingMessage, profileID: String) throws -> Changes {
+        guard let consent = message.context["consent"]?.objectValue else { return Changes() }
         let preferences = consent["categoryPreferences"]?.objectValue ?? consent
         let changes = preferences.compactMap { key, value -> (String, Bool)? in
             guard let granted = value.boolValue, tenant.consentTypes.contains(key) else { return nil }
             return (key, granted)
         }
-        guard !changes.isEmpty else { return [] }
+        guard !changes.isEmpty else { return Changes() }
         // Oldest first, as readers order them (recorded_at, then seq).
         var history = try transaction.consents(tenant: tenant.tenant, profileID: profileID)
         let time = message.eventTime
@@ -77,8 +85,13 @@ struct ConsentRecorder {
             }
         }
         let after = inForceNow()
-        return recorded.filter { type, _ in
-            (type == "all" ? Array(tenant.consentTypes) : [type]).contains { before[$0] != after[$0] }
-        }
+        return Changes(
+            recorded: recorded.filter { type, _ in
+                (type == "all" ? Array(tenant.consentTypes) : [type]).contains { before[$0] != after[$0] }
+            },
+            inForce: tenant.consentTypes.sorted().compactMap { type in
+                guard before[type] != after[type], let granted = after[type] ?? nil else { return nil }
+                return (type, granted)
+            })
     }
 }
