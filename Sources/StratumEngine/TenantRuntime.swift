@@ -106,9 +106,13 @@ public struct Runtime: Sendable {
                 csvMapping: source.csv, enabled: source.enabled ?? true, trackingPlan: TrackingPlan(source: source))
         }
         for loaded in definitions.webhooks {
-            let references = [("secret", loaded.definition.secret)] + (loaded.definition.headers ?? [:]).sorted { $0.key < $1.key }.map { ("header \($0.key)", $0.value) }
-            for (what, reference) in references where reference.hasPrefix("${env:") && Self.resolve(reference, environment) == nil {
-                missing.append("\(loaded.file): Webhook \"\(loaded.definition.name)\" \(what) \(reference) is not set")
+            let webhook = loaded.definition
+            if webhook.secret.hasPrefix("${env:"), Self.resolve(webhook.secret, environment) == nil {
+                missing.append("\(loaded.file): Webhook \"\(webhook.name)\" secret \(webhook.secret) is not set")
+            }
+            // A header value may name several variables, anywhere in it.
+            for (name, value) in (webhook.headers ?? [:]).sorted(by: { $0.key < $1.key }) where WebhookDefinition.headerValue(value, environment: environment) == nil {
+                missing.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(name) \(value) is not set")
             }
         }
         // Keys are compared once resolved: two ${env:...} references may hold the same value.

@@ -80,7 +80,7 @@ struct WebhookDeliveryTests {
             events: [segment.entered, segment.exited]
             batch_size: 2
             retry: {schedule: [1s, 1s]}
-            headers: {X-Destination: crm, Authorization: "Bearer ${env:CRM_TOKEN}"}
+            headers: {X-Destination: crm, Authorization: "Bearer ${env:CRM_TOKEN}", X-Route: "${env:CRM_TOKEN}/${env:WEB_KEY}"}
             \(consent.map { "requires_consent: \($0)" } ?? "")\(extra)
             """
         let definitions = [
@@ -94,7 +94,9 @@ struct WebhookDeliveryTests {
         })
         let loaded = EngineHarness.load(definitions, environment: ["WEB_KEY": "k", "HOOK_SECRET": secret, "CRM_TOKEN": "t0ken"])
         #expect(loaded.diagnostics.filter { $0.severity == .error }.map(\.formatted) == [])
-        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret, "CRM_TOKEN": "t0ken"])
+        let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret, "CRM_TOKEN": "t0ken", "WEB_KEY": "k"])
+        // The daemon's own check of the same definitions (it refused two references in one value).
+        #expect(Runtime(definitions: loaded.definitions, environment: ["HOOK_SECRET": secret, "CRM_TOKEN": "t0ken", "WEB_KEY": "k"]).configurationProblems == [])
         #expect(problems == [])
         return (harness, DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime), endpoints)
     }
@@ -157,6 +159,7 @@ struct WebhookDeliveryTests {
                 #expect(request.headers["x-destination"] == "crm")
                 // ${env:…} inside a value is replaced.
                 #expect(request.headers["authorization"] == "Bearer t0ken")
+                #expect(request.headers["x-route"] == "t0ken/k")
                 if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
                 let payload = try JSONParser.parse(request.body)
                 #expect(payload["event_type"] == "segment.entered")
@@ -193,6 +196,7 @@ struct WebhookDeliveryTests {
                 #expect(request.headers["x-destination"] == "crm")
                 // ${env:…} inside a value is replaced.
                 #expect(request.headers["authorization"] == "Bearer t0ken")
+                #expect(request.headers["x-route"] == "t0ken/k")
                 if let verified = try Self.verifyWithStandardWebhooks(request) { #expect(verified, "standardwebhooks rejected the signature") }
             }
         }
