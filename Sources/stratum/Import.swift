@@ -49,7 +49,7 @@ extension Stratum {
             let importer = Importer(store: store, pipeline: IngestionPipeline(runtime: runtime), source: sourceRuntime)
             let bar = ProgressBar(total: data.count, enabled: isatty(STDERR_FILENO) == 1)
             let started = ContinuousClock.now
-            let summary = try await importer.run(Array(data), format: importFormat) { consumed in bar.update(consumed) }
+            let summary = try await importer.run(Array(data), format: importFormat, fileName: URL(fileURLWithPath: file).lastPathComponent) { consumed in bar.update(consumed) }
             bar.finish()
             for problem in summary.problems {
                 printError("\(file):\(problem.line):\(problem.column): error: \(problem.message)")

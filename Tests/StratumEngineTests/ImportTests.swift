@@ -35,14 +35,18 @@ struct CSVReaderTests {
     }
 
     @Test(arguments: [
-        ("a,\"b\nc\n", "1:3: unterminated quoted field"),
+        ("a,\"b\nc\n", "1:3: unterminated quoted field: the quote opened here runs to the end of the file (3 lines); close it, or double a quote meant as text (\"\")"),
+        ("a,\"b\nc,d\ne,\"f\"\n", "3:4: unexpected character after a closing quote; double a quote inside a quoted field (\"\"); the quoted field began at 1:3, 2 lines up: a stray quote there?"),
+        ("a,Jos\u{E9}\n", "1:3: not UTF-8 text (a Latin-1 or Windows export?); save the file as CSV in UTF-8"),
         ("a,\"b\"c\n", "1:6: unexpected character after a closing quote; double a quote inside a quoted field (\"\")"),
         ("a,b\"c\n", "1:4: a quote inside an unquoted field; quote the whole field and double the quote"),
     ])
     func malformedCSVIsReportedWithItsPosition(_ text: String, _ message: String) {
-        var reader = CSVReader(Array(text.utf8))
+        // é as Latin-1 (one byte 0xE9), not UTF-8.
+        let bytes = text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+        var reader = CSVReader(bytes)
         #expect(throws: CSVReader.SyntaxError.self) { while try reader.next() != nil {} }
-        var again = CSVReader(Array(text.utf8))
+        var again = CSVReader(bytes)
         do {
             while try again.next() != nil {}
         } catch {
@@ -141,5 +145,48 @@ struct ImportTests {
         let summary = try await importer.run(Array("id,email\nc-1,x@example.com\n".utf8), format: .csv)
         #expect(summary.stored == 0)
         #expect(summary.problems.first?.message.contains("no column \"card\"") == true)
+    }
+
+    /// What exporters write around the JSON: a byte order mark, CRLF line ends
+    /// (the same messages, and the same derived ids, as LF), a batch object.
+    @Test func jsonlFromOtherToolsImportsAsTheSameMessages() async throws {
+        let harness = try EngineHarness()
+        let lf = "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"A\"}\n{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"B\"}\n"
+        let importer = Importer(store: harness.store, pipeline: harness.pipeline, source: harness.source)
+        #expect(try await importer.run(Array(lf.utf8), format: .jsonl).stored == 2)
+        let crlf = Array("\u{FEFF}".utf8) + Array(lf.replacingOccurrences(of: "\n", with: "\r\n").utf8)
+        let again = try await importer.run(crlf, format: .jsonl)
+        #expect(again.problems.isEmpty, "\(again.problems)")
+        #expect((again.stored, again.duplicates) == (0, 2))
+        let batch = try await importer.run(Array(#"{"batch":[{"type":"track","userId":"u1","event":"C"}]}"#.utf8), format: .jsonl)
+        #expect(batch.problems.map(\.message) == ["batch: a line holds one message, not a batch; write each message of the batch on its own line"])
+        let big = try await importer.run(Array((#"{"type":"track","userId":"u1","event":"D","properties":{"x":""# + String(repeating: "y", count: 33_000) + #""}}"#).utf8), format: .jsonl)
+        #expect(big.problems.first?.message.hasSuffix("a message may be at most 32768 bytes (32 KB), as over HTTP") == true)
+    }
+
+    /// A CRM export: dotted targets nest as JSON identify traits do; an empty
+    /// file, a repeated column and a stray quote are each reported; a later
+    /// export repeating an earlier row (a value changed and changed back) is
+    /// new data, while the same file again is not.
+    @Test func csvExportsAreReadAsTheyMeant() async throws {
+        let harness = try EngineHarness(definitions: [
+            "crm.yaml": "kind: Source\nname: crm\ntype: crm_import\ncsv:\n  columns: {id: userId, city: traits.address.city, points: traits.points}\n",
+        ])
+        let importer = Importer(store: harness.store, pipeline: harness.pipeline, source: try #require(harness.runtime.source(named: "crm")))
+        #expect(try await importer.run(Array("id,city,points\nc-1,Paris,150\n".utf8), format: .csv, fileName: "day1.csv").stored == 1)
+        let id = try #require(try await harness.profileID(type: "external_id", value: "c-1"))
+        #expect(try await harness.profile(id)?.profileData["address"] == ["city": "Paris"])
+        #expect(try await importer.run(Array("id,city,points\nc-1,Paris,200\n".utf8), format: .csv, fileName: "day2.csv").stored == 1)
+        #expect(try await importer.run(Array("id,city,points\nc-1,Paris,150\n".utf8), format: .csv, fileName: "day3.csv").stored == 1)
+        #expect(try await harness.profile(id)?.profileData["points"] == "150")
+        #expect(try await importer.run(Array("id,city,points\nc-1,Paris,150\n".utf8), format: .csv, fileName: "day3.csv").duplicates == 1)
+
+        #expect(try await importer.run([], format: .csv).problems.map(\.message) == ["the file is empty; expected a header row naming the columns"])
+        let twice = try await importer.run(Array("id,city,id,points\nc-2,Rome,c-3,1\n".utf8), format: .csv)
+        #expect(twice.problems.map { "\($0.line):\($0.column): \($0.message)" } == ["1:9: column \"id\" appears twice (first at column 1); rename or remove one"])
+        #expect(twice.stored == 0)
+        let stray = try await importer.run(Array("id,city,points\nc-4,\"Oslo,1\nc-5,Bern,2\nc-6,\"Lima, Peru\",3\nc-7,Kyiv,4\n".utf8), format: .csv)
+        #expect(stray.problems.map(\.message) == ["unexpected character after a closing quote; double a quote inside a quoted field (\"\"); the quoted field began at 2:5, 2 lines up: a stray quote there?; lines 2–4 are skipped"])
+        #expect(stray.stored == 1)
     }
 }

@@ -11,28 +11,45 @@ public struct CSVReader {
         public var message: String
         public var line: Int
         public var column: Int
+        /// The line the record began on (a quoted field may run across lines).
+        public var recordLine = 0
         public var description: String { "\(line):\(column): \(message)" }
     }
 
     private let bytes: [UInt8]
     private let delimiter: UInt8
+    private let utf16: Bool
     private var index = 0
-    private var line = 1
+    /// The line reading is at (after `skipLine`, the next line to read).
+    public private(set) var line = 1
     private var column = 1
 
     public init(_ bytes: [UInt8], delimiter: UInt8 = UInt8(ascii: ",")) {
         // A UTF-8 byte order mark is not part of the first header.
         self.bytes = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
         self.delimiter = delimiter
+        utf16 = bytes.starts(with: [0xFF, 0xFE]) || bytes.starts(with: [0xFE, 0xFF])
     }
+
+    /// How far reading has got, in bytes.
+    public var offset: Int { index }
 
     /// The next record, or nil at the end. Empty lines are skipped.
     public mutating func next() throws(SyntaxError) -> [Field]? {
+        // Spreadsheets often save "Unicode text" as UTF-16: every field would be garbled.
+        guard !utf16 else { throw SyntaxError(message: "the file is UTF-16 text; save it as CSV in UTF-8", line: 1, column: 1) }
         while index < bytes.count, bytes[index] == UInt8(ascii: "\n") || bytes[index] == UInt8(ascii: "\r") { advanceNewline() }
         guard index < bytes.count else { return nil }
         var fields: [Field] = []
+        let recordLine = line
         while true {
-            fields.append(try field())
+            do {
+                fields.append(try field())
+            } catch {
+                var located = error
+                located.recordLine = recordLine
+                throw located
+            }
             guard index < bytes.count else { return fields }
             if bytes[index] == delimiter {
                 advance()
@@ -69,7 +86,10 @@ public struct CSVReader {
         if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
             advance()
             while true {
-                guard index < bytes.count else { throw SyntaxError(message: "unterminated quoted field", line: startLine, column: startColumn) }
+                guard index < bytes.count else {
+                    let lines = line - startLine + 1
+                    throw SyntaxError(message: "unterminated quoted field: the quote opened here runs to the end of the file\(lines > 1 ? " (\(lines) lines)" : ""); close it, or double a quote meant as text (\"\")", line: startLine, column: startColumn)
+                }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     advance()
@@ -79,7 +99,9 @@ public struct CSVReader {
                         continue
                     }
                     guard index >= bytes.count || bytes[index] == delimiter || bytes[index] == UInt8(ascii: "\n") || bytes[index] == UInt8(ascii: "\r") else {
-                        throw SyntaxError(message: "unexpected character after a closing quote; double a quote inside a quoted field (\"\")", line: line, column: column)
+                        // A quoted field that ran across lines here most likely began with a stray quote.
+                        let stray = line > startLine ? "; the quoted field began at \(startLine):\(startColumn), \(line - startLine) lines up: a stray quote there?" : ""
+                        throw SyntaxError(message: "unexpected character after a closing quote; double a quote inside a quoted field (\"\")" + stray, line: line, column: column)
                     }
                     break
                 }
@@ -104,6 +126,10 @@ public struct CSVReader {
                 advance()
             }
         }
-        return Field(text: String(decoding: text, as: UTF8.self), line: startLine, column: startColumn)
+        // Refused, never replaced: a Latin-1 export would be stored garbled.
+        guard let string = String(validating: text, as: UTF8.self) else {
+            throw SyntaxError(message: "not UTF-8 text (a Latin-1 or Windows export?); save the file as CSV in UTF-8", line: startLine, column: startColumn)
+        }
+        return Field(text: string, line: startLine, column: startColumn)
     }
 }

@@ -37,7 +37,12 @@ public struct Importer: Sendable {
     }
 
     /// Imports `bytes`; `progress` is called after each committed group with the bytes consumed.
-    public func run(_ bytes: [UInt8], format: Format, progress: (Int) -> Void = { _ in }) async throws -> Summary {
+    ///
+    /// `fileName` (the file's base name) is part of the ids a CSV row gets:
+    /// the same file imported twice stores nothing new, while a later export
+    /// (another name) repeating an earlier row is new data — a value that
+    /// changed and changed back is not dropped as a duplicate.
+    public func run(_ bytes: [UInt8], format: Format, fileName: String = "", progress: (Int) -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
         var pending: [IncomingMessage] = []
         func flush(consumed: Int) async throws {
@@ -56,15 +61,25 @@ public struct Importer: Sendable {
         switch format {
         case .jsonl:
             var lineNumber = 0
-            var start = 0
+            // A UTF-8 byte order mark is no part of the first line.
+            var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
             while start < bytes.count {
                 let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
                 lineNumber += 1
-                let line = bytes[start..<end]
+                var line = bytes[start..<end]
                 start = end + 1
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                // A CRLF file's lines are the same messages (and the same derived ids) as an LF file's.
+                if line.last == 0x0D { line = line.dropLast() }
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                guard line.count <= MessageParser.maximumMessageBytes else {
+                    summary.problems.append(Problem(line: lineNumber, column: 1, message: "is \(line.count) bytes; a message may be at most \(MessageParser.maximumMessageBytes) bytes (32 KB), as over HTTP"))
+                    continue
+                }
                 do {
                     let value = try JSONParser.parse(Array(line))
+                    if let object = value.objectValue, object["batch"] != nil, object["type"] == nil {
+                        throw MessageError(path: "batch", message: "a line holds one message, not a batch; write each message of the batch on its own line")
+                    }
                     // A line exported from Segment says when it was received (or at least
                     // sent): history keeps its dates instead of taking the import's.
                     let object = value.objectValue ?? [:]
@@ -94,13 +109,21 @@ public struct Importer: Sendable {
             var reader = CSVReader(bytes, delimiter: mapping.delimiter?.utf8.first ?? UInt8(ascii: ","))
             let header: [CSVReader.Field]
             do {
-                guard let first = try reader.next() else { return summary }
+                guard let first = try reader.next() else {
+                    summary.problems.append(Problem(line: 1, column: 1, message: "the file is empty; expected a header row naming the columns"))
+                    return summary
+                }
                 header = first
             } catch {
                 summary.problems.append(Problem(line: error.line, column: error.column, message: error.message))
                 return summary
             }
             let names = header.map { $0.text.trimmingWhitespace() }
+            for (index, name) in names.enumerated() {
+                if let first = names.firstIndex(of: name), first < index {
+                    summary.problems.append(Problem(line: header[index].line, column: header[index].column, message: "column \"\(name)\" appears twice (first at column \(header[first].column)); rename or remove one"))
+                }
+            }
             for column in mapping.columns.keys.sorted() where !names.contains(column) {
                 summary.problems.append(Problem(line: 1, column: 1, message: "the header has no column \"\(column)\" that Source \(source.name) maps; columns: \(names.joined(separator: ", "))"))
             }
@@ -111,8 +134,11 @@ public struct Importer: Sendable {
                     guard let next = try reader.next() else { break }
                     row = next
                 } catch {
-                    summary.problems.append(Problem(line: error.line, column: error.column, message: error.message + "; the row is skipped"))
                     reader.skipLine()
+                    // A quote gone wrong can take many lines with it: say which.
+                    let last = reader.line - 1
+                    let skipped = last > error.recordLine ? "; lines \(error.recordLine)–\(last) are skipped" : "; the row is skipped"
+                    summary.problems.append(Problem(line: error.line, column: error.column, message: error.message + skipped))
                     continue
                 }
                 let line = row.first?.line ?? 0
@@ -121,12 +147,12 @@ public struct Importer: Sendable {
                     continue
                 }
                 do {
-                    pending.append(try message(row: row, names: names, mapping: mapping.columns, receivedAt: receivedAt))
+                    pending.append(try message(row: row, names: names, mapping: mapping.columns, receivedAt: receivedAt, fileName: fileName))
                 } catch let error as MessageError {
                     let column = names.firstIndex { mapping.columns[$0] == error.path }.map { row[$0].column } ?? 1
                     summary.problems.append(Problem(line: line, column: column, message: error.description))
                 }
-                if pending.count >= groupSize { try await flush(consumed: 0) }
+                if pending.count >= groupSize { try await flush(consumed: reader.offset) }
             }
             try await flush(consumed: bytes.count)
         }
@@ -134,7 +160,7 @@ public struct Importer: Sendable {
     }
 
     /// One CSV row as an identify message.
-    func message(row: [CSVReader.Field], names: [String], mapping: [String: String], receivedAt: Milliseconds) throws -> IncomingMessage {
+    func message(row: [CSVReader.Field], names: [String], mapping: [String: String], receivedAt: Milliseconds, fileName: String) throws -> IncomingMessage {
         var message: JSONObject = ["type": "identify"]
         var traits = JSONObject()
         var externalIDs: [JSONValue] = []
@@ -143,7 +169,9 @@ public struct Importer: Sendable {
             let value = row[index].text.trimmingWhitespace()
             guard !value.isEmpty else { continue }
             if target.hasPrefix("traits.") {
-                traits[String(target.dropFirst(7))] = .string(value)
+                // traits.address.city is {"address": {"city": ...}}, as a JSON identify sends it
+                // and as rules read profile_data.address.city.
+                Self.set(.string(value), at: target.dropFirst(7).split(separator: ".").map(String.init), in: &traits)
             } else if target.hasPrefix("context.externalIds.") {
                 externalIDs.append(["id": .string(value), "type": .string(String(target.dropFirst(20))), "collection": "users", "encoding": "none"])
             } else {
@@ -153,7 +181,16 @@ public struct Importer: Sendable {
         message["traits"] = .object(traits)
         if !externalIDs.isEmpty { message["context"] = ["externalIds": .array(externalIDs)] }
         let rowText = row.map(\.text).joined(separator: "\u{1F}")
-        let messageID = "import:" + Digest.sha256Hex(source.name + "\n" + rowText)
+        let messageID = "import:" + Digest.sha256Hex(source.name + "\n" + fileName + "\n" + rowText)
         return try MessageParser.parse(.object(message), type: .identify, path: "", receivedAt: receivedAt, newMessageID: { messageID })
+    }
+
+    /// Sets `value` at the nested `path` of `object`, making the objects on the way.
+    static func set(_ value: JSONValue, at path: [String], in object: inout JSONObject) {
+        guard let key = path.first else { return }
+        guard path.count > 1 else { return object[key] = value }
+        var inner = object[key]?.objectValue ?? JSONObject()
+        set(value, at: Array(path.dropFirst()), in: &inner)
+        object[key] = .object(inner)
     }
 }
