@@ -133,14 +133,13 @@ struct IngestionController: Sendable {
                 rejected.append((index, .badRequest("invalid_message", error.message, path: error.path.isEmpty ? nil : error.path)))
             }
         }
-        if let first = rejected.first {
-            state.rejectedMessages.increment(by: Int64(rejected.count))
-            guard !accepted.isEmpty else {
-                let more = rejected.count > 1 ? " (and the other \(rejected.count - 1) messages)" : ""
-                throw APIError.badRequest(first.error.code == "invalid_message" ? "invalid_batch" : first.error.code, first.error.message + more, path: first.error.path)
-            }
+        if let first = rejected.first, accepted.isEmpty {
+            let more = rejected.count > 1 ? " (and the other \(rejected.count - 1) messages)" : ""
+            throw APIError.badRequest(first.error.code == "invalid_message" ? "invalid_batch" : first.error.code, first.error.message + more, path: first.error.path)
         }
         try await commit(accepted, source: source)
+        // Counted once the others are stored (a batch refused whole counts as a rejected request).
+        if !rejected.isEmpty { state.rejectedMessages.increment(by: Int64(rejected.count)) }
         var answer: JSONObject = ["success": true]
         if !rejected.isEmpty {
             answer["rejected"] = .array(rejected.map { index, error in

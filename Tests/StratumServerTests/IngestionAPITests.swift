@@ -417,8 +417,11 @@ struct BatchPartialAcceptanceTests {
             #expect(rejected.map { $0["path"] } == ["batch[1].userId", "batch[2].event"])
             #expect(rejected.map { $0["code"] } == ["invalid_message", "invalid_message"])
             #expect(try await server.countEvents(["kept-1", "kept-2", "lost-1", "lost-2"]) == ["kept-1": 1, "kept-2": 1, "lost-1": 0, "lost-2": 0])
+            // A batch refused whole is a rejected request, not rejected messages.
+            #expect(try await server.send("/v1/batch", #"{"batch":[{"type":"track","event":"E"}]}"#).status == .badRequest)
             let metrics = try await server.get("/metrics", token: nil).text
             #expect(metrics.contains("stratum_rejected_messages_total 2"))
+            #expect(metrics.contains("stratum_rejected_requests_total 1"))
             // A batch with nothing wrong says nothing more.
             let clean = try await server.send("/v1/batch", #"{"batch":[{"type":"track","userId":"u","event":"E"}]}"#)
             #expect(clean.json == ["success": true])
