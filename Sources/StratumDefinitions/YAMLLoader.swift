@@ -42,6 +42,8 @@ public enum YAMLLoader {
     /// Parses `bytes`; on any problem returns nil and the problems.
     public static func load(_ bytes: [UInt8], file: String) -> (YAMLDocument?, [Diagnostic]) {
         guard bytes.count <= maximumFileSize else { return (nil, [tooLarge(size: bytes.count, file: file)]) }
+        let breaks = yaml11LineBreaks(in: bytes, file: file)
+        guard breaks.isEmpty else { return (nil, breaks) }
         var builder = TreeBuilder(file: file)
         bytes.withUnsafeBufferPointer { buffer in builder.run(buffer) }
         if builder.diagnostics.isEmpty, let root = builder.root {
@@ -51,12 +53,38 @@ public enum YAMLLoader {
     }
 }
 
-extension String {
-    init(format1 value: Double) {
-        let tenths = (value * 10).rounded() / 10
-        self = tenths == tenths.rounded() ? String(Int(tenths)) + ".0" : String(tenths)
+/// libyaml reads YAML 1.1, where U+0085, U+2028 and U+2029 break lines: text
+/// pasted with one of them (a document editor's line separator) would not
+/// parse, or every location after it would be off by a line. Each is reported
+/// where it stands.
+func yaml11LineBreaks(in bytes: [UInt8], file: String) -> [Diagnostic] {
+    var diagnostics: [Diagnostic] = []
+    var line = 1
+    var column = 1
+    var index = 0
+    while index < bytes.count {
+        let byte = bytes[index]
+        let name: String? = switch (byte, index + 1 < bytes.count ? bytes[index + 1] : 0, index + 2 < bytes.count ? bytes[index + 2] : 0) {
+        case (0xC2, 0x85, _): "U+0085 (next line)"
+        case (0xE2, 0x80, 0xA8): "U+2028 (line separator)"
+        case (0xE2, 0x80, 0xA9): "U+2029 (paragraph separator)"
+        default: nil
+        }
+        if let name {
+            diagnostics.append(Diagnostic(file: file, location: SourceLocation(line: line, column: column),
+                                          message: "\(name) is a line break to the YAML parser", hint: "remove it, or write it as an escape (\\u2028) in a double-quoted string"))
+        }
+        if byte == UInt8(ascii: "\n") {
+            line += 1
+            column = 1
+        } else if byte & 0xC0 != 0x80 {
+            column += 1
+        }
+        index += 1
     }
+    return diagnostics
 }
+
 
 private struct TreeBuilder {
     /// A mapping or sequence being built. It is changed in place on the stack

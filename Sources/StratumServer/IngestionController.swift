@@ -179,8 +179,13 @@ struct IngestionController: Sendable {
             throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the daemon is shutting down; retry", headers: [.retryAfter: "5"])
         } catch {
             state.logger.error("A request's events were not stored.", metadata: ["error": "\(error)", "source": "\(source.name)"])
-            let cause = if case IngestionWriter.WriterError.failed(let underlying) = error { underlying } else { error }
-            throw APIError(status: .internalServerError, code: "store_error", message: "the events were not stored: \(clientDescription(of: cause)); retry")
+            let underlying = if case IngestionWriter.WriterError.failed(let stored) = error { stored } else { error }
+            let cause = StoreError.from(underlying)
+            // Another process (an import, a backup) holding the store is no fault of the request.
+            if cause.isBusy {
+                throw APIError(status: .serviceUnavailable, code: "store_busy", message: "the store is busy (\(cause.message)); the events were not stored; retry", headers: [.retryAfter: "1"])
+            }
+            throw APIError(status: .internalServerError, code: "store_error", message: "the events were not stored: \(cause.message); retry")
         }
     }
 

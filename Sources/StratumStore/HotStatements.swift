@@ -198,6 +198,6 @@ struct HotStatement {
 
     private func failure(_ code: Int32) -> StoreError {
         let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "SQLite error \(code)"
-        return StoreError("\(message) (SQLite code \(code))", statement: String(cString: sqlite3_sql(handle)))
+        return StoreError("\(message) (SQLite code \(code))", statement: String(cString: sqlite3_sql(handle)), sqliteCode: code)
     }
 }

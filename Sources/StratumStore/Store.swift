@@ -121,17 +121,24 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// The SQL statement that failed, for the log (never shown to API clients).
     public var statement: String?
+    /// SQLite's result code, when SQLite raised it.
+    public var sqliteCode: Int32?
     public var description: String { statement.map { "\(message) in: \($0)" } ?? message }
-    public init(_ message: String, statement: String? = nil) {
+    public init(_ message: String, statement: String? = nil, sqliteCode: Int32? = nil) {
         self.message = message
         self.statement = statement
+        self.sqliteCode = sqliteCode
     }
+
+    /// Another connection holds the store (SQLITE_BUSY or SQLITE_LOCKED, any
+    /// extended code): worth retrying shortly, nothing is wrong with the request.
+    public var isBusy: Bool { sqliteCode.map { [5, 6].contains($0 & 0xFF) } ?? false }
 
     /// Any error as a store error, its message and statement kept apart.
     public static func from(_ error: any Error) -> StoreError {
         if let store = error as? StoreError { return store }
         if let database = error as? DatabaseError {
-            return StoreError("SQLite error \(database.resultCode.rawValue): \(database.message ?? "unknown")", statement: database.sql)
+            return StoreError("SQLite error \(database.resultCode.rawValue): \(database.message ?? "unknown")", statement: database.sql, sqliteCode: database.extendedResultCode.rawValue)
         }
         return StoreError("\(error)")
     }

@@ -32,6 +32,12 @@ extension Stratum {
                 result = try DefinitionLoader.load(directory: directory)
             } catch {
                 printError("error: \(error.description)")
+                // A machine reading stdout learns of it too.
+                switch format {
+                case .json: print(JSONValue.object(["directory": .string(directory), "valid": false, "error": .string(error.description)]).jsonText(pretty: true))
+                case .github: print("::error title=stratum validate::\(DiagnosticReport.escapeData(error.description))")
+                case .text: break
+                }
                 throw ExitCode(2)
             }
             print(DiagnosticReport(result: result, directory: directory).render(format))

@@ -75,6 +75,14 @@ struct ValidateCommandTests {
 
     @Test func usageAndIOErrorsExitTwo() throws {
         #expect(try StratumBinary.run(["validate", "/nonexistent/definitions"]).status == 2)
+        // Machine formats say so on stdout as well.
+        let json = try StratumBinary.run(["validate", "--format", "json", "/nonexistent/definitions"])
+        #expect(json.status == 2)
+        let report = try JSONParser.parse(Array(json.stdout.utf8))
+        #expect(report["valid"] == false)
+        #expect(report["error"] == "/nonexistent/definitions: no such directory")
+        let github = try StratumBinary.run(["validate", "--format", "github", "/nonexistent/definitions"])
+        #expect(github.stdout == "::error title=stratum validate::/nonexistent/definitions: no such directory\n")
         #expect(try StratumBinary.run(["validate", "--format", "xml"]).status == 2)
         #expect(try StratumBinary.run(["validate", "--no-such-flag"]).status == 2)
         #expect(try StratumBinary.run(["bench", "validate", "--files", "3"]).status == 2)

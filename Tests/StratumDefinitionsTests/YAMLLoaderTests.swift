@@ -49,6 +49,17 @@ struct YAMLLoaderTests {
         #expect(problems.last?.message == "12345678901234567890 is too large to keep exactly (2^53 or more)")
     }
 
+    /// libyaml (YAML 1.1) breaks lines at NEL, LS and PS: each is reported where
+    /// it stands, not as a parse error lines away.
+    @Test func yaml11LineBreaksAreReportedWhereTheyStand() {
+        let (document, problems) = load("kind: Segment\ndescription: a\u{2028}b and c\u{85}d\nname: x\n")
+        #expect(document == nil)
+        #expect(problems.map { "\($0.location.line):\($0.location.column) \($0.message)" } == [
+            "2:15 U+2028 (line separator) is a line break to the YAML parser",
+            "2:23 U+0085 (next line) is a line break to the YAML parser",
+        ])
+    }
+
     @Test func everyValueAndKeyHasItsLineAndColumn() throws {
         let (document, _) = load("kind: Segment\nrules:\n  conditions:\n    - {field: x, value: [1, 2]}\n")
         let doc = try #require(document)

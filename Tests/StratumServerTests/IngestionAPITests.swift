@@ -1,8 +1,10 @@
 import CompressNIO
 import Foundation
+import GRDB
 import HTTPTypes
 import NIOCore
 import StratumJSON
+import StratumTestSupport
 import Testing
 
 struct IngestionAPITests {
@@ -138,6 +140,33 @@ struct ProfileAPITests {
             _ = try await server.send("/v1/identify", #"{"userId":"early","context":{"consent":{"ads":false}}}"#)
             let profile = try #require(try await server.get("/v1/profiles/lookup?identifier=external_id:early").json)
             #expect(profile["consent"] == ["ads": false])
+        }
+    }
+
+    /// Another process holding the store (an import, a backup) is a 503 the
+    /// SDK retries after `Retry-After`, not a 500; nothing is stored.
+    @Test func aStoreHeldByAnotherProcessIsA503() async throws {
+        try await ServerHarness.run { server async throws in
+            let other = try DatabaseQueue(path: server.store.path)
+            let (holding, release) = (Locked(false), Locked(false))
+            let holder = Task.detached {
+                try await other.writeWithoutTransaction { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    holding.withLock { $0 = true }
+                    while !release.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.05) }
+                    try db.execute(sql: "ROLLBACK")
+                }
+            }
+            while !holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+            // The writer waits out SQLite's busy timeout (10 s), then gives up.
+            let response = try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"while-locked"}"#)
+            release.withLock { $0 = true }
+            try await holder.value
+            #expect(response.status == .serviceUnavailable, "\(response.text)")
+            #expect(response.json?["error"]?["code"] == "store_busy")
+            #expect(response.headers[.retryAfter] == "1")
+            #expect(try await server.countEvents(["while-locked"]) == ["while-locked": 0])
+            #expect(try await server.send("/v1/track", #"{"userId":"u","event":"E","messageId":"after"}"#).status == .ok)
         }
     }
 
