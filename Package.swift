@@ -95,6 +95,7 @@ let package = Package(
             name: "StratumDeliveryTests",
             dependencies: [
                 "StratumDelivery", "StratumEngine", "StratumStore", "StratumDefinitions", "StratumCrypto", "StratumJSON", "StratumTestSupport", "stratum",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

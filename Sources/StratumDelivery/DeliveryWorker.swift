@@ -168,7 +168,18 @@ public final class DeliveryWorker: Service, Sendable {
                     inFlight[delivery.endpointKey, default: 0] += 1
                     sending.insert(delivery.id)
                     attempts += 1
-                    group.addTask { try await self.attempt(delivery, gone: gone); return .sent(delivery) }
+                    group.addTask {
+                        // One delivery's store error must not cancel (and so abort) the others in
+                        // flight: it is logged, and the delivery, still pending, is tried again.
+                        do {
+                            try await self.attempt(delivery, gone: gone)
+                        } catch is CancellationError {
+                            throw CancellationError()
+                        } catch {
+                            self.logger.error("A webhook attempt could not be recorded; the delivery stays pending.", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+                        }
+                        return .sent(delivery)
+                    }
                 }
                 // A free slot with nothing to start looks again soon, while requests are in
                 // flight (none in flight: the drain ends). Not once shutting down.
@@ -281,8 +292,9 @@ public final class DeliveryWorker: Service, Sendable {
         guard let parsed = try? JSONParser.parse(Array(delivery.payload.utf8)), var root = parsed.objectValue, var data = root["data"]?.objectValue else {
             return delivery.payload
         }
-        // The notice that a profile revoked is how the receiver learns to drop it.
-        if data["reason"] == "consent_revoked" { return delivery.payload }
+        // An exit is never held back: it is how the receiver learns to drop a profile it
+        // was sent (a consent_revoked notice, or a member leaving who revoked meanwhile).
+        if root["event_type"] == "segment.exited" { return delivery.payload }
         let now = clock()
         let tenant = delivery.tenant
         @Sendable func consents(_ reader: any StoreReader, _ id: String) throws -> Bool {

@@ -107,7 +107,7 @@ extension SQLiteStore {
     /// consent, and it is never withheld for that; granted, a
     /// `segment.entered` ("consent_granted"). Written in the message's
     /// transaction; ids derive from the event, so they are stable.
-    static func enqueueConsentSegmentNotices(_ db: Database, tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
+    static func enqueueConsentSegmentNotices(_ db: Database, tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription], excluding: Set<String> = []) throws {
         let change = granted ? "entered" : "exited"
         let interested = subscriptions.filter { $0.requiresConsent == consentType && (granted ? $0.entered : $0.exited) }
         guard !interested.isEmpty,
@@ -117,7 +117,7 @@ extension SQLiteStore {
         guard !segments.isEmpty else { return }
         let profile = try segmentProfile(db, tenant: tenant, profileID: profileID, canonicalType: row[0], canonicalHash: row[1])
         for subscription in interested {
-            for segment in segments where subscription.segments?.contains(segment) ?? true {
+            for segment in segments where subscription.segments?.contains(segment) ?? true && !excluding.contains(segment) {
                 let eventType = "segment." + change
                 let payload: JSONValue = [
                     "event_type": .string(eventType),

@@ -320,8 +320,8 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
-    func enqueueConsentSegmentNotices(tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws {
-        try SQLiteStore.enqueueConsentSegmentNotices(db, tenant: tenant, profileID: profileID, consentType: consentType, granted: granted, eventID: eventID, at: instant, subscriptions: subscriptions)
+    func enqueueConsentSegmentNotices(tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription], excluding: Set<String>) throws {
+        try SQLiteStore.enqueueConsentSegmentNotices(db, tenant: tenant, profileID: profileID, consentType: consentType, granted: granted, eventID: eventID, at: instant, subscriptions: subscriptions, excluding: excluding)
     }
 
     func eventTimes(tenant: String, profileID: String, around time: Milliseconds) throws -> (before: Milliseconds?, after: Milliseconds?, afterWithoutSessionID: Bool) {

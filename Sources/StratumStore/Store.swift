@@ -92,7 +92,7 @@ public protocol StoreTransaction: StoreReader {
     /// The segment.entered deliveries of `runID` in `segments`.
     func enqueueSegmentEntries(tenant: String, segments: [String], runID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws
     /// The segment notices of a consent change in force now (see `SQLiteStore.enqueueConsentSegmentNotices`).
-    func enqueueConsentSegmentNotices(tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription]) throws
+    func enqueueConsentSegmentNotices(tenant: String, profileID: String, consentType: String, granted: Bool, eventID: String, at instant: Milliseconds, subscriptions: [SegmentSubscription], excluding: Set<String>) throws
     /// Gives `to` the computed traits of `from` that it has none of (values kept
     /// as written: exact decimals stay exact).
     func carryComputedTraits(tenant: String, from: String, to: String) throws

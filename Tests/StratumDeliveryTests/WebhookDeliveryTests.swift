@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -242,17 +243,21 @@ struct WebhookDeliveryTests {
         let receiver = Receiver()
         try await receiver.serve { url in
             let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            // u5, a member with no consent record at all.
+            try await harness.ingest([["type": "track", "userId": "u5", "event": "Purchase", "messageId": "u5-buys"]])
             let buyers = try #require(evaluator.definitions.segments.first?.definition)
             _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
             let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1)
             try await worker.drainOnce()
             receiver.received.withLock { $0.removeAll() }
-            // u1 (a member, consenting) revokes; u2 (a member, never consenting) grants.
+            // u1 (a member, consenting) revokes; u2 (a member, denied so far) grants.
             try await harness.ingest([
                 ["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u1-revokes"],
                 ["type": "track", "userId": "u2", "event": "Opened", "context": ["consent": ["ads": true]], "messageId": "u2-grants"],
                 // A repeat changes nothing: no second notice.
                 ["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u1-again"],
+                // A first denial is no revocation: u5 was never sent, and is not now.
+                ["type": "track", "userId": "u5", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u5-denies"],
             ])
             try await worker.drainOnce()
             let bodies = receiver.received.withLock { $0 }.compactMap { try? JSONParser.parse($0.body) }
@@ -264,6 +269,31 @@ struct WebhookDeliveryTests {
                 ["segment.entered", "buyers", "consent_granted", .string(u2)],
             ])
             // The exit was sent although u1 no longer consents: it is how the audience drops u1.
+            #expect(try await harness.store.deliveries(tenant: "default").allSatisfy { $0.status == "delivered" })
+        }
+    }
+
+    /// An exit queued while the profile consented still goes out after it
+    /// revokes: the receiver holds the person, and the exit is how it drops them.
+    @Test func anExitIsNeverWithheldForConsent() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { url in
+            let (harness, evaluator, endpoints) = try await Self.setUp(url: url, consent: "ads")
+            let buyers = try #require(evaluator.definitions.segments.first?.definition)
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-02T00:00:00Z"), nextRefreshAt: nil)
+            let worker = DeliveryWorker(store: harness.store, endpoints: endpoints, logger: Logger(label: "test"), concurrency: 1)
+            try await worker.drainOnce()
+            receiver.received.withLock { $0.removeAll() }
+            // u1 stops being a buyer (its counter reset by hand), and the run queues its exit;
+            let database = try DatabaseQueue(path: harness.store.path)
+            try await database.write { try $0.execute(sql: "UPDATE profiles SET total_purchases = 0 WHERE external_id = 'u1'") }
+            _ = try await evaluator.refresh(segment: buyers, asOf: EngineHarness.instant("2026-01-03T00:00:00Z"), nextRefreshAt: nil)
+            // then u1 revokes before the exit is sent.
+            try await harness.ingest([["type": "track", "userId": "u1", "event": "Opened", "context": ["consent": ["ads": false]], "messageId": "u1-revokes"]])
+            try await worker.drainOnce()
+            let u1 = try #require(try await harness.profileID(type: "external_id", value: "u1"))
+            let bodies = receiver.received.withLock { $0 }.compactMap { try? JSONParser.parse($0.body) }
+            #expect(bodies.map { [$0["event_type"], $0["data"]?["profiles"]?.arrayValue?.first?["profile_id"]] } == [["segment.exited", .string(u1)]])
             #expect(try await harness.store.deliveries(tenant: "default").allSatisfy { $0.status == "delivered" })
         }
     }

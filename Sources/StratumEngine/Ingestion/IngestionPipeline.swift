@@ -135,8 +135,10 @@ public struct IngestionPipeline: Sendable {
                 .record(message, profileID: profile.id)
             // Consent-gated segment webhooks hear of a change in force now for the segments
             // the profile is in (an ad audience drops a person who revoked).
+            // A merge's own entries (below) already announce the segments it moved.
+            let merged = Set((outcome?.segmentEntries ?? []).flatMap(\.segments))
             for (type, granted) in consents.inForce {
-                try transaction.enqueueConsentSegmentNotices(tenant: tenant.tenant, profileID: profile.id, consentType: type, granted: granted, eventID: eventID, at: now, subscriptions: tenant.segmentSubscriptions)
+                try transaction.enqueueConsentSegmentNotices(tenant: tenant.tenant, profileID: profile.id, consentType: type, granted: granted, eventID: eventID, at: now, subscriptions: tenant.segmentSubscriptions, excluding: merged)
             }
             // The survivor's segment entries from merges, now that its row (canonical
             // identity) and consents are the merged ones.

@@ -89,9 +89,10 @@ struct ConsentRecorder {
             recorded: recorded.filter { type, _ in
                 (type == "all" ? Array(tenant.consentTypes) : [type]).contains { before[$0] != after[$0] }
             },
+            // No record is not granted: a first denial changes nothing a receiver was told.
             inForce: tenant.consentTypes.sorted().compactMap { type in
-                guard before[type] != after[type], let granted = after[type] ?? nil else { return nil }
-                return (type, granted)
+                let (was, now) = ((before[type] ?? nil) ?? false, (after[type] ?? nil) ?? false)
+                return was != now ? (type, now) : nil
             })
     }
 }
