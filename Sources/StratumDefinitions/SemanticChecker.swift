@@ -539,7 +539,7 @@ struct SemanticChecker {
         for (event, schema) in source.trackingPlan?.events ?? [:] {
             let pointer = JSONPointer(["tracking_plan", "events", event])
             for problem in TrackingPlanSchemaCheck.problems(in: schema) {
-                report(place, JSONPointer(pointer.tokens + problem.pointer.tokens), "the tracking plan of \(event): \(problem.message)", hint: problem.hint)
+                report(place, JSONPointer(pointer.tokens + problem.pointer.tokens), "the tracking plan of \(event): \(problem.message)", hint: problem.hint, severity: problem.isWarning ? .warning : .error)
             }
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import StratumJSON
 
 /// Checks a tracking plan's event schema as a JSON Schema (draft 2020-12)
@@ -10,6 +11,9 @@ struct TrackingPlanSchemaCheck {
         var pointer: JSONPointer
         var message: String
         var hint: String?
+        /// A keyword the validator does not know: JSON Schema allows them (annotations
+        /// like `x-owner`), but a typo of a known one would be silently ignored.
+        var isWarning = false
     }
 
     static let types = ["null", "boolean", "object", "array", "number", "string", "integer"]
@@ -18,7 +22,8 @@ struct TrackingPlanSchemaCheck {
         "float": "number", "double": "number", "decimal": "number", "int": "integer", "long": "integer",
         "bool": "boolean", "str": "string", "text": "string", "dict": "object", "map": "object", "list": "array",
     ]
-    static let schemaMaps: Set<String> = ["properties", "patternProperties", "$defs", "dependentSchemas"]
+    /// (`definitions` is draft-07's `$defs`; a `$ref` into it resolves as any pointer does.)
+    static let schemaMaps: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
     static let schemas: Set<String> = [
         "items", "additionalProperties", "propertyNames", "contains", "not", "if", "then", "else",
         "unevaluatedItems", "unevaluatedProperties", "contentSchema",
@@ -45,8 +50,8 @@ struct TrackingPlanSchemaCheck {
         return check.problems
     }
 
-    mutating func fail(_ pointer: JSONPointer, _ message: String, hint: String? = nil) {
-        problems.append(Problem(pointer: pointer, message: message, hint: hint))
+    mutating func fail(_ pointer: JSONPointer, _ message: String, hint: String? = nil, isWarning: Bool = false) {
+        problems.append(Problem(pointer: pointer, message: message, hint: hint, isWarning: isWarning))
     }
 
     mutating func schema(_ value: JSONValue, at pointer: JSONPointer) {
@@ -96,20 +101,38 @@ struct TrackingPlanSchemaCheck {
             case _ where Self.anything.contains(key):
                 if key == "enum", member.arrayValue == nil { fail(at, "enum must be a list of values") }
             default:
-                let hint = Suggestion.closest(to: key, in: Self.keywords.sorted()).map { "did you mean \"\($0)\"?" } ?? "remove it, or use a JSON Schema keyword"
-                fail(at, "unknown JSON Schema keyword \"\(key)\" (the validator would ignore it)", hint: hint)
+                let hint = Suggestion.closest(to: key, in: Self.keywords.sorted()).map { "did you mean \"\($0)\"?" } ?? "an annotation is fine; a misspelt keyword is ignored"
+                fail(at, "unknown JSON Schema keyword \"\(key)\": the validator ignores it", hint: hint, isWarning: true)
             }
         }
     }
 
-    /// Only references inside the event's schema (`#`, `#/$defs/...`) that resolve.
+    /// Only references inside the event's schema that resolve: a JSON pointer
+    /// (`#/$defs/item`, percent-encoded as in a URI) or an `$anchor` (`#money`).
     mutating func reference(_ value: JSONValue, at pointer: JSONPointer) {
         guard let text = value.stringValue, text.hasPrefix("#") else {
             return fail(pointer, "$ref must point inside this schema, like \"#/$defs/item\"")
         }
-        let fragment = String(text.dropFirst())
-        guard let target = JSONPointer(parsing: fragment), root.value(at: target) != nil else {
-            return fail(pointer, "$ref \"\(text)\" does not resolve inside this schema", hint: "add the schema it names under $defs, or point at one that exists")
+        let fragment = String(text.dropFirst()).removingPercentEncoding ?? String(text.dropFirst())
+        let resolves = if fragment.isEmpty || fragment.hasPrefix("/") {
+            JSONPointer(parsing: fragment).map { root.value(at: $0) != nil } ?? false
+        } else {
+            Self.anchors(in: root).contains(fragment)
+        }
+        if !resolves {
+            fail(pointer, "$ref \"\(text)\" does not resolve inside this schema", hint: "add the schema it names under $defs, or point at one that exists")
+        }
+    }
+
+    /// Every `$anchor` in `schema`.
+    static func anchors(in schema: JSONValue) -> Set<String> {
+        switch schema {
+        case .object(let object):
+            var found = Set(object["$anchor"]?.stringValue.map { [$0] } ?? [])
+            for key in object.keys { found.formUnion(anchors(in: object[key]!)) }
+            return found
+        case .array(let items): return items.reduce(into: Set<String>()) { $0.formUnion(anchors(in: $1)) }
+        default: return []
         }
     }
 }
