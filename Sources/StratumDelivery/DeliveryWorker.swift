@@ -44,14 +44,18 @@ public struct WebhookEndpoint: Sendable {
                 problems.append("\(loaded.file): Webhook \"\(webhook.name)\" secret \(webhook.secret) is not set to whsec_<base64>")
                 continue
             }
-            // A header whose variable is unset makes the endpoint unusable, as it keeps
-            // the daemon from starting: it is never sent without it.
-            let declared = (webhook.headers ?? [:]).sorted { $0.key < $1.key }
-            let headers = declared.compactMap { name, value in
-                WebhookDefinition.headerValue(value, environment: environment).map { (name, $0) }
+            // A header whose variable is unset (or holds a line break) makes the endpoint
+            // unusable, as it keeps the daemon from starting: it is never sent without it.
+            var headers: [(String, String)] = []
+            var unusable: String?
+            for (name, value) in (webhook.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                switch WebhookDefinition.headerValue(value, environment: environment) {
+                case .success(let resolved): headers.append((name, resolved))
+                case .failure(let problem): unusable = unusable ?? "\(loaded.file): Webhook \"\(webhook.name)\" header \(name) \(problem)"
+                }
             }
-            if let unset = declared.first(where: { name, _ in !headers.contains { $0.0 == name } }) {
-                problems.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(unset.key) \(unset.value) is not set")
+            if let unusable {
+                problems.append(unusable)
                 continue
             }
             endpoints.append(WebhookEndpoint(

@@ -111,8 +111,10 @@ public struct Runtime: Sendable {
                 missing.append("\(loaded.file): Webhook \"\(webhook.name)\" secret \(webhook.secret) is not set")
             }
             // A header value may name several variables, anywhere in it.
-            for (name, value) in (webhook.headers ?? [:]).sorted(by: { $0.key < $1.key }) where WebhookDefinition.headerValue(value, environment: environment) == nil {
-                missing.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(name) \(value) is not set")
+            for (name, value) in (webhook.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if case .failure(let problem) = WebhookDefinition.headerValue(value, environment: environment) {
+                    missing.append("\(loaded.file): Webhook \"\(webhook.name)\" header \(name) \(problem)")
+                }
             }
         }
         // Keys are compared once resolved: two ${env:...} references may hold the same value.

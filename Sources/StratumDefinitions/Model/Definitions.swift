@@ -326,17 +326,28 @@ public struct WebhookDefinition: Definition {
 
     /// The variables a header value names: `Bearer ${env:CRM_TOKEN}` names CRM_TOKEN.
     public static func environmentNames(in value: String) -> [String] {
-        value.matches(of: /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/).map { String($0.1) }
+        value.matches(of: /\$\{env:([^}]*)\}/).map { String($0.1) }
     }
 
-    /// `value` with each `${env:NAME}` replaced from `environment`, or nil
-    /// when one of them is not set (the header is never sent without it).
-    public static func headerValue(_ value: String, environment: [String: String]) -> String? {
-        var unset = false
-        let resolved = value.replacing(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/) { match in
-            guard let found = environment[String(match.1)] else { unset = true; return "" }
+    /// `value` with each `${env:NAME}` replaced from `environment`, or why it
+    /// cannot be sent: a variable not set (the header is never sent without
+    /// it), or a line break taken from the environment (a secret read from a
+    /// file often ends in one), which would start another header on the wire.
+    public static func headerValue(_ value: String, environment: [String: String]) -> Result<String, HeaderValueProblem> {
+        var unset: String?
+        let resolved = value.replacing(/\$\{env:([^}]*)\}/) { match in
+            guard let found = environment[String(match.1)] else { unset = unset ?? String(match.1); return "" }
             return found
         }
-        return unset ? nil : resolved
+        if let unset { return .failure(HeaderValueProblem(description: "\(value) is not set (\(unset))")) }
+        if resolved.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+            return .failure(HeaderValueProblem(description: "\(value) takes a line break from the environment; remove it (a file's trailing newline?)"))
+        }
+        return .success(resolved)
+    }
+
+    /// Why a header value cannot be sent.
+    public struct HeaderValueProblem: Error, CustomStringConvertible, Sendable {
+        public var description: String
     }
 }
