@@ -35,7 +35,8 @@ struct CSVReaderTests {
     }
 
     @Test(arguments: [
-        ("a,\"b\nc\n", "1:3: unterminated quoted field: the quote opened here runs to the end of the file (3 lines); close it, or double a quote meant as text (\"\")"),
+        ("a,\"b\nc\n", "1:3: unterminated quoted field: the quote opened here runs to the end of the file (2 lines); close it, or double a quote meant as text (\"\")"),
+        ("a,\"b\nc", "1:3: unterminated quoted field: the quote opened here runs to the end of the file (2 lines); close it, or double a quote meant as text (\"\")"),
         ("a,\"b\nc,d\ne,\"f\"\n", "3:4: unexpected character after a closing quote; double a quote inside a quoted field (\"\"); the quoted field began at 1:3, 2 lines up: a stray quote there?"),
         ("a,Jos\u{E9}\n", "1:3: not UTF-8 text (a Latin-1 or Windows export?); save the file as CSV in UTF-8"),
         ("a,\"b\"c\n", "1:6: unexpected character after a closing quote; double a quote inside a quoted field (\"\")"),
@@ -182,11 +183,16 @@ struct ImportTests {
         #expect(try await importer.run(Array("id,city,points\nc-1,Paris,150\n".utf8), format: .csv, fileName: "day3.csv").duplicates == 1)
 
         #expect(try await importer.run([], format: .csv).problems.map(\.message) == ["the file is empty; expected a header row naming the columns"])
+        // Repeated unmapped columns (empty trailing ones) are fine; a mapped one twice is not.
+        #expect(try await importer.run(Array("id,city,points,,\nc-9,Rome,1,,\n".utf8), format: .csv).stored == 1)
         let twice = try await importer.run(Array("id,city,id,points\nc-2,Rome,c-3,1\n".utf8), format: .csv)
         #expect(twice.problems.map { "\($0.line):\($0.column): \($0.message)" } == ["1:9: column \"id\" appears twice (first at column 1); rename or remove one"])
         #expect(twice.stored == 0)
         let stray = try await importer.run(Array("id,city,points\nc-4,\"Oslo,1\nc-5,Bern,2\nc-6,\"Lima, Peru\",3\nc-7,Kyiv,4\n".utf8), format: .csv)
         #expect(stray.problems.map(\.message) == ["unexpected character after a closing quote; double a quote inside a quoted field (\"\"); the quoted field began at 2:5, 2 lines up: a stray quote there?; lines 2–4 are skipped"])
         #expect(stray.stored == 1)
+        // Without a final line break, the lines a runaway quote took are counted alike.
+        let unterminated = try await importer.run(Array("id,city,points\nc-8,\"Oslo,1\nc-10,Bern,2".utf8), format: .csv)
+        #expect(unterminated.problems.map(\.message) == ["unterminated quoted field: the quote opened here runs to the end of the file (2 lines); close it, or double a quote meant as text (\"\"); lines 2–3 are skipped"])
     }
 }

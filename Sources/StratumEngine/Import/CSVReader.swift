@@ -34,6 +34,9 @@ public struct CSVReader {
     /// How far reading has got, in bytes.
     public var offset: Int { index }
 
+    /// The line of the last byte read (`line` is already the next one after a line break).
+    public var lastLine: Int { index > 0 && bytes[index - 1] == UInt8(ascii: "\n") ? line - 1 : line }
+
     /// The next record, or nil at the end. Empty lines are skipped.
     public mutating func next() throws(SyntaxError) -> [Field]? {
         // Spreadsheets often save "Unicode text" as UTF-16: every field would be garbled.
@@ -87,7 +90,7 @@ public struct CSVReader {
             advance()
             while true {
                 guard index < bytes.count else {
-                    let lines = line - startLine + 1
+                    let lines = lastLine - startLine + 1
                     throw SyntaxError(message: "unterminated quoted field: the quote opened here runs to the end of the file\(lines > 1 ? " (\(lines) lines)" : ""); close it, or double a quote meant as text (\"\")", line: startLine, column: startColumn)
                 }
                 let byte = bytes[index]

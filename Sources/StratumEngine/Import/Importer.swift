@@ -119,7 +119,9 @@ public struct Importer: Sendable {
                 return summary
             }
             let names = header.map { $0.text.trimmingWhitespace() }
-            for (index, name) in names.enumerated() {
+            // A mapped column named twice is ambiguous; repeated unmapped ones (a spreadsheet's
+            // empty trailing columns) are not read at all.
+            for (index, name) in names.enumerated() where mapping.columns[name] != nil {
                 if let first = names.firstIndex(of: name), first < index {
                     summary.problems.append(Problem(line: header[index].line, column: header[index].column, message: "column \"\(name)\" appears twice (first at column \(header[first].column)); rename or remove one"))
                 }
@@ -136,7 +138,7 @@ public struct Importer: Sendable {
                 } catch {
                     reader.skipLine()
                     // A quote gone wrong can take many lines with it: say which.
-                    let last = reader.line - 1
+                    let last = reader.lastLine
                     let skipped = last > error.recordLine ? "; lines \(error.recordLine)–\(last) are skipped" : "; the row is skipped"
                     summary.problems.append(Problem(line: error.line, column: error.column, message: error.message + skipped))
                     continue
