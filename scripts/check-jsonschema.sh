@@ -121,7 +121,7 @@ while IFS= read -r -d '' file; do
         errors=$(printf '%s\n' "$output" | grep -v -E '^[[:space:]]*$|^Schema validation errors|^Several files failed' | head -n 1 | sed -E 's/^[[:space:]]*//')
     fi
     echo "FAIL $file ($schema_name.schema.json): $errors"
-done < <(find "$@" -mindepth 1 -name '.*' -prune -o \( -type f -o -xtype f \) \( -iname '*.yaml' -o -iname '*.yml' \) -print0 | sort -z)
+done < <(find -L "$@" -mindepth 1 -name '.*' -prune -o -type f \( -iname '*.yaml' -o -iname '*.yml' \) -print0 2>/dev/null | sort -z)
 
 echo "check-jsonschema: $checked checked, $failed failed, $skipped skipped" >&2
 if [ "$failed" -gt 0 ]; then

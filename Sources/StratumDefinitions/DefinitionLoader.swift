@@ -56,10 +56,11 @@ public enum DefinitionLoader {
     }
 
     /// Every definition file (`.yaml`, `.yml`, any case) under `directory`,
-    /// sorted; hidden entries are skipped and symbolic links to directories
-    /// are not followed (a loop cannot hang the walk). A directory that cannot
-    /// be read, or a link to a definition file that does not exist, is an
-    /// error: skipping it would call a set valid that was never read.
+    /// sorted; hidden entries are skipped. Symbolic links are followed (a
+    /// shared `segments -> ../shared/segments`), each real directory walked
+    /// once, so a loop cannot hang the walk. A directory that cannot be read,
+    /// or a link to a definition file that does not exist, is an error:
+    /// skipping it would call a set valid that was never read.
     public static func definitionFiles(in directory: String) throws(ReadError) -> [String] {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
@@ -71,7 +72,9 @@ public enum DefinitionLoader {
         }
         var files: [String] = []
         var pending = [directory.hasSuffix("/") ? String(directory.dropLast()) : directory]
+        var walked: Set<String> = []
         while let current = pending.popLast() {
+            guard walked.insert(URL(fileURLWithPath: current).resolvingSymlinksInPath().path).inserted else { continue }
             let names: [String]
             do {
                 names = try manager.contentsOfDirectory(atPath: current)
@@ -88,7 +91,11 @@ public enum DefinitionLoader {
                 case .typeSymbolicLink?:
                     var target: ObjCBool = false
                     if manager.fileExists(atPath: path, isDirectory: &target) {
-                        if !target.boolValue, isDefinition { files.append(path) }
+                        if target.boolValue {
+                            pending.append(path)
+                        } else if isDefinition {
+                            files.append(path)
+                        }
                     } else if isDefinition {
                         throw ReadError(description: "\(path): a symbolic link to a file that does not exist")
                     }

@@ -105,9 +105,19 @@ struct ValidateCommandTests {
         #expect(shouty.status == 1)
         #expect(shouty.stdout.contains("nested/SHOUTY.YAML:"), "\(shouty.stdout)")
         try FileManager.default.removeItem(at: directory.appending(path: "nested/SHOUTY.YAML"))
-        // A link to a directory (here its own parent, a loop) is not walked.
+        // A link to a directory is walked, once: here its own parent (a loop) adds nothing,
+        // and a shared directory of segments is read.
         try FileManager.default.createSymbolicLink(atPath: directory.appending(path: "nested/loop").path, withDestinationPath: directory.path)
         #expect(try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment).status == 0)
+        let shared = FileManager.default.temporaryDirectory.appending(path: "stratum-shared-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: shared) }
+        try Data("kind: Segment\nname: shared-one\nrules: {conditions: [{field: nope, operator: exists}]}\n".utf8).write(to: shared.appending(path: "shared.yaml"))
+        try FileManager.default.createSymbolicLink(atPath: directory.appending(path: "segments-shared").path, withDestinationPath: shared.path)
+        let linked = try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment)
+        #expect(linked.status == 1)
+        #expect(linked.stdout.contains("segments-shared/shared.yaml:"), "\(linked.stdout)")
+        try FileManager.default.removeItem(at: directory.appending(path: "segments-shared"))
         try FileManager.default.createSymbolicLink(atPath: directory.appending(path: "gone.yaml").path, withDestinationPath: directory.appending(path: "missing.yaml").path)
         let dangling = try StratumBinary.run(["validate", directory.path], environment: Repository.fixtureEnvironment)
         #expect(dangling.status == 2)
