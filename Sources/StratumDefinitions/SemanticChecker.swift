@@ -476,8 +476,8 @@ struct SemanticChecker {
     /// `${env:NAME}` references whose variable is unset: a warning here, an error at daemon start.
     private mutating func checkSecret(_ value: String?, _ place: Place, _ pointer: JSONPointer) {
         guard let value, let name = Self.environmentReference(value) else { return }
-        if environment[name] == nil {
-            report(place, pointer, "environment variable \(name) is not set; the daemon will refuse to start without it", hint: "export \(name)=...", severity: .warning)
+        if environment[name]?.isEmpty ?? true {
+            report(place, pointer, "environment variable \(name) is not set (or empty); the daemon will refuse to start without it", hint: "export \(name)=...", severity: .warning)
         }
     }
 
@@ -683,8 +683,8 @@ struct SemanticChecker {
                 report(place, JSONPointer(["headers", header]), "header \(header) is set by the sender itself (Standard Webhooks signing and the JSON body)", hint: "remove it from headers", atKey: true)
                 continue
             }
-            for name in WebhookDefinition.environmentNames(in: value) where environment[name] == nil {
-                report(place, JSONPointer(["headers", header]), "environment variable \(name) is not set; the daemon will refuse to start without it", hint: "export \(name)=...", severity: .warning)
+            for name in WebhookDefinition.environmentNames(in: value) where environment[name]?.isEmpty ?? true {
+                report(place, JSONPointer(["headers", header]), "environment variable \(name) is not set (or empty); the daemon will refuse to start without it", hint: "export \(name)=...", severity: .warning)
             }
         }
         for (index, segment) in (webhook.segments ?? []).enumerated() where named(definitions.segments, segment, tenant: place.tenant) == nil {

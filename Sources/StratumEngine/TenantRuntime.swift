@@ -130,7 +130,8 @@ public struct Runtime: Sendable {
     /// The value of `${env:NAME}` in `environment`, or nil when unset.
     public static func resolve(_ reference: String, _ environment: [String: String]) -> String? {
         guard reference.hasPrefix("${env:"), reference.hasSuffix("}") else { return nil }
-        return environment[String(reference.dropFirst(6).dropLast())]
+        // Set but empty (a CI or Kubernetes secret that is missing) is not set: no key is empty.
+        return environment[String(reference.dropFirst(6).dropLast())].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The enabled source whose write key is `key`, compared in constant time.

@@ -34,7 +34,7 @@ extension Stratum {
         func run() async throws {
             let instant = try asOfInstant(asOf)
             let loaded = try location.loadDefinitions()
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             let runtime = Runtime(definitions: loaded.definitions, environment: ProcessInfo.processInfo.environment)
             let runs = try await DefinitionEvaluator(definitions: loaded.definitions, store: store, runtime: runtime).refresh(asOf: instant)
             for run in runs {

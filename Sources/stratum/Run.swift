@@ -35,11 +35,26 @@ extension Stratum {
 
         func run() async throws {
             var logger = Logger(label: "stratum")
-            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            let level = ProcessInfo.processInfo.environment["LOG_LEVEL"]
+            logger.logLevel = level.flatMap(Self.logLevel) ?? .info
+            if let level, Self.logLevel(level) == nil {
+                logger.warning("LOG_LEVEL is not a level; logging at info.", metadata: ["LOG_LEVEL": "\(level)", "levels": "trace, debug, info, notice, warning, error, critical"])
+            }
             let loaded = try location.loadDefinitions()
             let settings = loaded.definitions.settings(for: Tenant.defaultID)
             let (host, port) = try Self.address(listen ?? settings?.listen ?? SettingsDefinition.defaultListen)
             let store = try location.openStore(settings: settings)
+            // One daemon per store: two would each send every webhook and run every schedule.
+            // (CLI commands beside it are fine.) The lock goes with the process.
+            let lock = try DaemonLock(store: store.path)
+            defer { lock.release() }
+            // Definitions do not reload yet: a SIGHUP (systemctl reload, a closed terminal)
+            // must not end the daemon, which is its default action.
+            signal(SIGHUP, SIG_IGN)
+            let hangups = DispatchSource.makeSignalSource(signal: SIGHUP)
+            hangups.setEventHandler { logger.warning("SIGHUP ignored: definitions do not reload yet; restart the daemon to apply changes.") }
+            hangups.resume()
+            defer { hangups.cancel() }
             let environment = ProcessInfo.processInfo.environment
             let state: ServerState
             let registry = PrometheusCollectorRegistry()
@@ -71,7 +86,8 @@ extension Stratum {
                 idleTimeout: .seconds(idleTimeout), logger: logger
             ) { port in
                 // Tools and tests read this line to find the port.
-                FileHandle.standardOutput.write(Data("stratum: listening on http://\(host):\(port)\n".utf8))
+                let authority = host.contains(":") ? "[\(host)]" : host
+                FileHandle.standardOutput.write(Data("stratum: listening on http://\(authority):\(port)\n".utf8))
                 listening.open()
             }
             logger.info("Starting.", metadata: ["definitions": "\(loaded.definitions.count)", "store": "\(store.path)"])
@@ -88,6 +104,12 @@ extension Stratum {
                 throw ExitCode(2)
             }
             logger.info("Stopped.")
+        }
+
+        /// `LOG_LEVEL` in any case; `warn` is `warning`.
+        static func logLevel(_ text: String) -> Logger.Level? {
+            let name = text.lowercased()
+            return Logger.Level(rawValue: name == "warn" ? "warning" : name)
         }
 
         static func address(_ text: String) throws -> (String, Int) {
@@ -138,9 +160,34 @@ struct StoreOptions: ParsableArguments {
         do {
             return try SQLiteStore(path: path)
         } catch {
-            printError("error: \(error)")
+            // SQLite's message; the statement (a whole migration) is no help here.
+            printError("error: cannot open the store \(path): \(clientDescription(of: error))")
             throw ExitCode(2)
         }
+    }
+}
+
+/// An exclusive lock on `<store>.daemon.lock`, held while `stratum run` lives.
+final class DaemonLock: Sendable {
+    let descriptor: Int32
+
+    init(store: String) throws {
+        let path = store + ".daemon.lock"
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            printError("error: cannot create the lock file \(path): \(String(cString: strerror(errno)))")
+            throw ExitCode(2)
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            printError("error: another `stratum run` serves the store \(store); one daemon per store (two would send every webhook twice). CLI commands may run beside it.")
+            throw ExitCode(2)
+        }
+    }
+
+    func release() {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
     }
 }
 

@@ -76,7 +76,7 @@ extension Stratum.Segment {
                 printError("\(file):\(error.line):\(error.column): error: \(error.message)")
                 throw ExitCode(2)
             }
-            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID))
+            let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
             let tenantID = tenant
             let (ids, problems) = try await store.read { reader in try list.resolve(tenant: tenantID, in: reader) }
             for problem in problems { printError("\(file):\(problem.line): warning: \(problem.message); row skipped") }

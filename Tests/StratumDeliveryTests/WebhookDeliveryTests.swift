@@ -231,7 +231,7 @@ struct WebhookDeliveryTests {
     @Test func aHeaderWhoseVariableIsUnsetMakesTheEndpointUnusable() throws {
         let definitions = ["crm.yaml": "kind: Webhook\nname: crm\nurl: http://127.0.0.1:9/\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered]\nheaders: {Authorization: \"Bearer ${env:CRM_TOKEN}\"}\n"]
         let loaded = EngineHarness.load(definitions, environment: ["HOOK_SECRET": Self.secret, "WEB_KEY": "k"])
-        #expect(loaded.diagnostics.map(\.formatted) == ["crm.yaml:6:26: warning: environment variable CRM_TOKEN is not set; the daemon will refuse to start without it; export CRM_TOKEN=... (at /headers/Authorization)"])
+        #expect(loaded.diagnostics.map(\.formatted) == ["crm.yaml:6:26: warning: environment variable CRM_TOKEN is not set (or empty); the daemon will refuse to start without it; export CRM_TOKEN=... (at /headers/Authorization)"])
         let (endpoints, problems) = WebhookEndpoint.endpoints(definitions: loaded.definitions, environment: ["HOOK_SECRET": Self.secret])
         #expect(endpoints.isEmpty)
         #expect(problems == ["crm.yaml: Webhook \"crm\" header Authorization Bearer ${env:CRM_TOKEN} is not set (CRM_TOKEN)"])

@@ -74,6 +74,32 @@ struct CommandTests {
         #expect(try await store.evaluationRuns(tenant: "default").isEmpty)
     }
 
+    /// What operators do to a daemon: a SIGHUP (systemctl reload) leaves it
+    /// running; a second daemon on its store is refused (both would send
+    /// every webhook); an empty secret is no secret; a mistyped store for
+    /// refresh is an error, not a new empty store.
+    @Test func theDaemonSurvivesOperators() throws {
+        let directory = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appending(path: "s.sqlite").path
+        let definitions = directory.appending(path: "definitions").path
+        let daemon = try DaemonProcess(arguments: ["--definitions", definitions, "--store", store], environment: ["WEB_KEY": "k", "LOG_LEVEL": "error"])
+        kill(daemon.process.processIdentifier, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(daemon.process.isRunning, "a SIGHUP ended the daemon")
+        let second = try StratumBinary.run(["run", "--listen", "127.0.0.1:0", "--definitions", definitions, "--store", store], environment: ["WEB_KEY": "k", "LOG_LEVEL": "error"])
+        #expect(second.status == 2)
+        #expect(second.stderr.contains("another `stratum run` serves the store"), "\(second.stderr)")
+        #expect(daemon.stop() == 0)
+
+        let empty = try StratumBinary.run(["run", "--listen", "127.0.0.1:0", "--definitions", definitions, "--store", store], environment: ["WEB_KEY": ""])
+        #expect(empty.status == 1)
+        #expect(empty.stderr.contains("write_key ${env:WEB_KEY} is not set"), "\(empty.stderr)")
+        let mistyped = try StratumBinary.run(["refresh", "--definitions", definitions, "--store", store + "x"])
+        #expect(mistyped.status == 2)
+        #expect(!FileManager.default.fileExists(atPath: store + "x"))
+    }
+
     @Test func segmentPreviewPrintsCountAndSampleWithoutSaving() throws {
         let directory = try Self.workspace()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -336,7 +336,7 @@ public struct WebhookDefinition: Definition {
     public static func headerValue(_ value: String, environment: [String: String]) -> Result<String, HeaderValueProblem> {
         var unset: String?
         let resolved = value.replacing(/\$\{env:([^}]*)\}/) { match in
-            guard let found = environment[String(match.1)] else { unset = unset ?? String(match.1); return "" }
+            guard let found = environment[String(match.1)], !found.isEmpty else { unset = unset ?? String(match.1); return "" }
             return found
         }
         if let unset { return .failure(HeaderValueProblem(description: "\(value) is not set (\(unset))")) }
