@@ -297,6 +297,8 @@ private struct TreeBuilder {
     /// integer (`12345678901234567890`, read as a double, rounds) are errors.
     mutating func resolveScalar(_ text: String, tag: String?, plain: Bool, at location: SourceLocation) -> JSONValue {
         let value = resolveTaggedScalar(text, tag: tag, plain: plain, at: location)
+        // A mapping key is text whatever it looks like (`.inf:`, a long number).
+        if let last = stack.last, last.isMapping, last.pendingKey == nil { return value }
         guard case .number(let number) = value else { return value }
         if !number.isFinite {
             error(location, "\(text) is not a finite number; definitions hold finite numbers only (JSON has no NaN or infinity)", hint: "write a finite number, or quote it for text")

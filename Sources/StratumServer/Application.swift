@@ -86,8 +86,8 @@ public func buildRouter(state: ServerState) -> Router<StratumRequestContext> {
     // HEAD answers for every GET route.
     let router = Router(context: StratumRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Added before the routes, so it wraps them and the router's miss alike.
-    router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: IngestionCORSMiddleware())
+    router.add(middleware: JSONErrorMiddleware())
     router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
     router.get("/metrics") { _, _ in
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.emitToBuffer())))

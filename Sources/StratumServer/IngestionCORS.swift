@@ -10,7 +10,9 @@ struct IngestionCORSMiddleware<Context: RequestContext>: RouterMiddleware {
     let paths = Self.ingestionPaths
 
     func isIngestion(_ path: String) -> Bool {
-        paths.contains(path) || path.hasPrefix("/v1/pixel/")
+        // The router serves /v1/track/ as /v1/track.
+        let path = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        return paths.contains(path) || path.hasPrefix("/v1/pixel/")
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -24,13 +26,16 @@ struct IngestionCORSMiddleware<Context: RequestContext>: RouterMiddleware {
             headers[.accessControlAllowHeaders] = request.headers[.accessControlRequestHeaders] ?? "Content-Type, Authorization"
             return Response(status: .noContent, headers: headers)
         }
+        // Added outside JSONErrorMiddleware, so every error reaches here as an APIError.
         do {
             var response = try await next(request, context)
             response.headers[.accessControlAllowOrigin] = "*"
+            response.headers[.accessControlExposeHeaders] = "Retry-After"
             return response
         } catch var error as APIError {
-            // A refused event is readable too: analytics.js logs the reason.
+            // A refused event is readable too (analytics.js logs the reason), and so is a 429's Retry-After.
             error.headers[.accessControlAllowOrigin] = "*"
+            error.headers[.accessControlExposeHeaders] = "Retry-After"
             throw error
         }
     }

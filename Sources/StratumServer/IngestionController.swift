@@ -50,12 +50,12 @@ struct IngestionController: Sendable {
     /// `GET /v1/pixel/{track|page|identify}?data=<base64 JSON>`, Segment's pixel
     /// API, for `website_pixel` sources only (their key is public in the page).
     func pixel(_ request: Request, type name: String) async throws -> Response {
+        guard let type = MessageType(rawValue: name), [.track, .page, .identify, .screen].contains(type) else {
+            throw APIError.notFound("no pixel endpoint /v1/pixel/\(name); use track, page, screen or identify")
+        }
         // A HEAD (a link checker, a prefetch) learns the answer's headers; it records nothing.
         guard request.method != .head else {
             return Response(status: .ok, headers: [.contentType: "image/gif", .cacheControl: "no-store", .contentLength: "\(Self.pixelGIF.count)"])
-        }
-        guard let type = MessageType(rawValue: name), [.track, .page, .identify, .screen].contains(type) else {
-            throw APIError.notFound("no pixel endpoint /v1/pixel/\(name); use track, page, screen or identify")
         }
         guard let encoded = request.uri.queryParameters["data"].map(String.init) else {
             throw APIError.badRequest("invalid_message", "the data query parameter is required: base64 of the message JSON", path: "data")
@@ -134,7 +134,8 @@ struct IngestionController: Sendable {
             }
         }
         if let first = rejected.first, accepted.isEmpty {
-            let more = rejected.count > 1 ? " (and the other \(rejected.count - 1) messages)" : ""
+            let others = rejected.count - 1
+            let more = others > 0 ? " (and \(others) other message\(others == 1 ? "" : "s"); each is listed when a batch stores some)" : ""
             throw APIError.badRequest(first.error.code == "invalid_message" ? "invalid_batch" : first.error.code, first.error.message + more, path: first.error.path)
         }
         try await commit(accepted, source: source)

@@ -47,6 +47,10 @@ struct YAMLLoaderTests {
         #expect(problems.map { "\($0.location.line):\($0.location.column)" } == ["1:4", "2:4", "3:4", "4:4"])
         #expect(problems.first?.message == ".nan is not a finite number; definitions hold finite numbers only (JSON has no NaN or infinity)")
         #expect(problems.last?.message == "12345678901234567890 is too large to keep exactly (2^53 or more)")
+        // Keys are text, whatever they look like.
+        let (keys, none) = load(".inf: 1\n12345678901234567890: 2\n")
+        #expect(none.isEmpty)
+        #expect(keys?.root["12345678901234567890"] == 2)
     }
 
     /// libyaml (YAML 1.1) breaks lines at NEL, LS and PS: each is reported where
