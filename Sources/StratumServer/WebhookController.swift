@@ -57,8 +57,7 @@ struct WebhookController: Sendable {
         if let status, !["pending", "delivered", "failed", "dead", "disabled"].contains(status) {
             throw APIError.badRequest("invalid_query", "status must be pending, delivered, failed, dead or disabled", path: "status")
         }
-        let all = try await store().deliveries(tenant: tenant, webhook: name, limit: 100_000)
-        let selected = all.filter { status == nil || $0.status == status }.prefix(1_000)
+        let selected = try await store().deliveries(tenant: tenant, webhook: name, status: status, limit: 1_000)
         return jsonResponse(["deliveries": .array(selected.map { delivery in
             [
                 "id": .string(delivery.id), "event_type": .string(delivery.eventType), "status": .string(delivery.status),

@@ -145,9 +145,11 @@ extension SQLiteStore {
     }
 
     /// Every delivery of a tenant (optionally of one webhook), oldest first.
-    public func deliveries(tenant: String, webhook: String? = nil, limit: Int = 1_000) async throws -> [Delivery] {
+    /// (`status` filters in SQL, so a few dead letters are found among any number of deliveries.)
+    public func deliveries(tenant: String, webhook: String? = nil, status: String? = nil, limit: Int = 1_000) async throws -> [Delivery] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE tenant_id = ? AND (?2 IS NULL OR webhook = ?2) ORDER BY seq LIMIT ?3", arguments: [tenant, webhook, limit]).map(Self.delivery)
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR webhook = ?2) AND (?3 IS NULL OR status = ?3) ORDER BY seq LIMIT ?4",
+                             arguments: [tenant, webhook, status, limit]).map(Self.delivery)
         }
     }
 

@@ -414,14 +414,19 @@ extension SQLiteStore {
     /// Sets a segment's status — `computing` while a full run is under way,
     /// `stale` after one failed — keeping its metrics and members, and its
     /// next scheduled refresh when given (a failed run is tried again then).
+    /// Written even from a task being cancelled (a shutdown ending a run): a
+    /// segment left `computing` would stay so until the next start.
     public func setSegmentStatus(tenant: String, segment: String, status: String, nextRefreshAt: Milliseconds? = nil) async throws {
-        try await pool.write { db in
+        let pool = self.pool
+        try await Task {
+            try await pool.write { db in
             try db.execute(sql: """
                 INSERT INTO segment_state (tenant_id, segment, status, next_refresh_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (tenant_id, segment) DO UPDATE SET status = excluded.status,
                   next_refresh_at = COALESCE(excluded.next_refresh_at, segment_state.next_refresh_at)
                 """, arguments: [tenant, segment, status, nextRefreshAt])
-        }
+            }
+        }.value
     }
 
     /// Marks what a process that stopped mid-run left behind: its runs still
@@ -447,11 +452,17 @@ extension SQLiteStore {
     }
 
     /// Records how an evaluation run ended.
+    /// Recorded even from a task being cancelled (a shutdown ending a run, in an
+    /// unstructured task that does not inherit it): a run left `running` would
+    /// wait for the next start to be marked.
     public func finishRun(id: String, at finishedAt: Milliseconds, profiles: Int?, entered: Int?, exited: Int?, error: String?) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE evaluation_runs SET finished_at = ?, status = ?, profiles = ?, entered = ?, exited = ?, error = ? WHERE id = ?",
-                           arguments: [finishedAt, error == nil ? "succeeded" : "failed", profiles, entered, exited, error, id])
-        }
+        let pool = self.pool
+        try await Task {
+            try await pool.write { db in
+                try db.execute(sql: "UPDATE evaluation_runs SET finished_at = ?, status = ?, profiles = ?, entered = ?, exited = ?, error = ? WHERE id = ?",
+                               arguments: [finishedAt, error == nil ? "succeeded" : "failed", profiles, entered, exited, error, id])
+            }
+        }.value
     }
 }
 

@@ -89,7 +89,8 @@ extension Stratum.Segment {
             let elapsed = ContinuousClock.now - started
             let profiles = try await store.read { reader in try members.compactMap { try reader.profile(tenant: segment.tenantID, id: $0) } }
             let churn = runtime.tenants[segment.tenantID]?.churnPeriodDays ?? SettingsDefinition.defaultChurnPeriodDays
-            let asOfText = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(instant) / 1000))
+            // The proleptic Gregorian calendar, as --as-of was read (Foundation's formatter goes Julian before 1582).
+            let asOfText = Instant.format(milliseconds: instant)
             switch format {
             case .json:
                 let report: JSONValue = [

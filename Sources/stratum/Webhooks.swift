@@ -59,10 +59,13 @@ extension Stratum.Webhooks {
                 throw ExitCode(2)
             }
             let store = try location.openStore(settings: loaded.definitions.settings(for: Tenant.defaultID), existing: true)
-            for delivery in try await store.deliveries(tenant: tenant, webhook: name, limit: 100_000) where status == nil || delivery.status == status {
+            let limit = 100_000
+            let deliveries = try await store.deliveries(tenant: tenant, webhook: name, status: status, limit: limit)
+            for delivery in deliveries {
                 let last = delivery.lastStatus.map { "HTTP \($0)" } ?? delivery.lastError ?? "-"
                 print("\(delivery.id)  \(delivery.eventType)  \(delivery.status)  attempts \(delivery.attempts)  last \(last)")
             }
+            if deliveries.count == limit { printError("(the oldest \(limit) shown; filter with --status)") }
         }
     }
 

@@ -107,7 +107,7 @@ struct CommandTests {
         let common = ["--definitions", "definitions", "--store", "s.sqlite", "--as-of", "2026-02-01"]
         let buyers = try StratumBinary.run(["segment", "preview", "definitions/buyers.yaml"] + common, directory: directory)
         #expect(buyers.status == 0, "\(buyers.stderr)")
-        #expect(buyers.stdout.hasPrefix("buyers: 1 profile as of 2026-02-01T00:00:00Z"))
+        #expect(buyers.stdout.hasPrefix("buyers: 1 profile as of 2026-02-01T00:00:00.000Z"))
         // A new file replaces nothing and may refer to the directory's segments.
         try Data("kind: Segment\nname: not-buyers\nrules:\n  conditions:\n    - {field: segment, operator: not_equals, value: buyers}\n".utf8)
             .write(to: directory.appending(path: "not-buyers.yaml"))

@@ -103,7 +103,8 @@ public final class Scheduler: Service, Sendable {
             evaluator.definitions.rfmModels.first { entry.kind == .rfm && $0.definition.tenantID == entry.tenant && $0.definition.name == entry.name }?.definition
         }
         for outcome in await evaluator.refreshValues(traits: traits, rfmModels: models, asOf: now) {
-            if case .failure(let error) = outcome.result {
+            // A run cut short by a shutdown is no failure to report.
+            if case .failure(let error) = outcome.result, !Task.isCancelled {
                 logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(outcome.kind.rawValue)/\(outcome.tenant)/\(outcome.name)", "error": "\(error)"])
             }
         }
@@ -128,6 +129,8 @@ public final class Scheduler: Service, Sendable {
                 switch result {
                 case .success(let run):
                     logger.debug("Refreshed a segment.", metadata: ["segment": "\(segment.name)", "members": "\(run.profiles)", "entered": "\(run.entered)", "exited": "\(run.exited)"])
+                case .failure where Task.isCancelled:
+                    logger.info("A scheduled run was cut short by the shutdown.", metadata: ["definition": "\(DefinitionKind.segment.rawValue)/\(segment.tenantID)/\(segment.name)"])
                 case .failure(let error):
                     logger.error("A scheduled run failed; it runs again at its next time.", metadata: ["definition": "\(DefinitionKind.segment.rawValue)/\(segment.tenantID)/\(segment.name)", "error": "\(error)"])
                 }
