@@ -599,6 +599,28 @@ struct WebhookDeliveryTests {
 }
 
 struct ProfileWebhookTests {
+    /// One message that merges two profiles and grants consent announces each
+    /// moved segment once (the merge's entry), not again as a consent notice.
+    @Test func aMergeThatGrantsConsentAnnouncesEachSegmentOnce() async throws {
+        let definitions = [
+            "vips.yaml": "kind: Segment\nname: vips\nsegment_type: static\n",
+            "ads.yaml": "kind: Webhook\nname: ads\nurl: http://127.0.0.1:9/\nsecret: ${env:HOOK_SECRET}\nevents: [segment.entered, segment.exited]\nrequires_consent: ads\n",
+        ]
+        let harness = try EngineHarness(definitions: definitions)
+        harness.setNow("2026-01-01T00:00:00Z")
+        try await harness.ingest([["type": "page", "anonymousId": "a8", "messageId": "first-visit"]])
+        harness.setNow("2026-01-02T00:00:00Z")
+        try await harness.ingest([["type": "identify", "userId": "u8", "messageId": "signup"]])
+        let loaded = EngineHarness.load(definitions, environment: ["HOOK_SECRET": WebhookDeliveryTests.secret, "WEB_KEY": "k"])
+        let evaluator = DefinitionEvaluator(definitions: loaded.definitions, store: harness.store, runtime: harness.runtime)
+        let u8 = try #require(try await harness.profileID(type: "external_id", value: "u8"))
+        _ = try await evaluator.changeMembers(of: try #require(loaded.definitions.segments.first?.definition), add: [u8], remove: [])
+        harness.setNow("2026-01-03T00:00:00Z")
+        try await harness.ingest([["type": "identify", "userId": "u8", "anonymousId": "a8", "context": ["consent": ["ads": true]], "messageId": "joins"]])
+        let entries = try await harness.store.deliveries(tenant: "default", webhook: "ads").filter { $0.eventType == "segment.entered" }
+        #expect(entries.count == 1, "\(entries.map(\.payload))")
+    }
+
     /// consent.updated announces what changed in force now: a grant stamped
     /// ahead (a clock running fast) is not in force yet, and a revoke sent
     /// after it is a change.
