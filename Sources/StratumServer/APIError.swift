@@ -88,7 +88,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // Anything else (a store error in a segment run) is the server's fault, and still JSON;
             // the log has the whole error, the client its gist.
             context.logger.error("A request failed on the server.", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
-            throw APIError(status: .internalServerError, code: "internal_error", message: "the request failed on the server: \(clientDescription(of: error))")
+            throw APIError(status: .internalServerError, code: "internal_error", message: "the request failed on the server: \(StoreError.from(error).message)")
         }
     }
 }

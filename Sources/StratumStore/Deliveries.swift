@@ -77,15 +77,21 @@ extension SQLiteStore {
                     ]
                     // The segment too: a merge's run moves memberships of several segments.
                     let id = "msg_" + String(Digest.sha256Hex("\(runID)|\(segment)|\(subscription.webhook)|\(change)|\(index)").prefix(32))
-                    try db.execute(sql: """
-                        INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
-                        """, arguments: [id, tenant, subscription.webhook, eventType, payload.jsonText(), asOf, asOf])
+                    try insertDelivery(db, id: id, tenant: tenant, webhook: subscription.webhook, eventType: eventType, payload: payload.jsonText(), at: asOf)
                 }
             }
         }
     }
 
+
+    /// Queues one delivery, due now, into the outbox. Ids derive from what the
+    /// delivery announces, so the same one queued again (a retried message) is one row.
+    static func insertDelivery(_ db: Database, id: String, tenant: String, webhook: String, eventType: String, payload: String, at instant: Milliseconds) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING
+            """).execute(arguments: [id, tenant, webhook, eventType, payload, instant, instant])
+    }
 
     /// A profile as a segment delivery carries it: id, canonical identity, hashed identifiers.
     static func segmentProfile(_ db: Database, tenant: String, profileID: String, canonicalType: String?, canonicalHash: String?) throws -> JSONValue {
@@ -125,10 +131,7 @@ extension SQLiteStore {
                     "data": ["tenant": .string(tenant), "segment": .string(segment), "reason": .string(granted ? "consent_granted" : "consent_revoked"), "profiles": [profile]],
                 ]
                 let id = "msg_" + String(Digest.sha256Hex("\(eventID)|\(segment)|\(subscription.webhook)|\(change)|consent:\(consentType)").prefix(32))
-                try db.execute(sql: """
-                    INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING
-                    """, arguments: [id, tenant, subscription.webhook, eventType, payload.jsonText(), instant, instant])
+                try insertDelivery(db, id: id, tenant: tenant, webhook: subscription.webhook, eventType: eventType, payload: payload.jsonText(), at: instant)
             }
         }
     }

@@ -440,10 +440,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func enqueueDelivery(id: String, tenant: String, webhook: String, eventType: String, payload: String, at instant: Milliseconds) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO webhook_deliveries (id, tenant_id, webhook, event_type, payload, created_at, next_attempt_at, status)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING
-            """).execute(arguments: [id, tenant, webhook, eventType, payload, instant, instant])
+        try SQLiteStore.insertDelivery(db, id: id, tenant: tenant, webhook: webhook, eventType: eventType, payload: payload, at: instant)
     }
 
     func consentGranted(tenant: String, profileID: String, type: String, at instant: Milliseconds) throws -> Bool {

@@ -134,7 +134,10 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// extended code): worth retrying shortly, nothing is wrong with the request.
     public var isBusy: Bool { sqliteCode.map { [5, 6].contains($0 & 0xFF) } ?? false }
 
-    /// Any error as a store error, its message and statement kept apart.
+    /// Any error as a store error, its message and statement kept apart: the
+    /// `message` is what an API client or a command line is told (the
+    /// statement would show the store's tables and the SQL compiled from a
+    /// definition); the whole error belongs in the daemon's log.
     public static func from(_ error: any Error) -> StoreError {
         if let store = error as? StoreError { return store }
         if let database = error as? DatabaseError {
@@ -142,12 +145,4 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         }
         return StoreError("\(error)")
     }
-}
-
-/// What an error says to an API client: SQLite's own message for a database
-/// error, without the statement it came from (the statement would show the
-/// store's tables and the query compiled from a definition). The whole error
-/// belongs in the daemon's log.
-public func clientDescription(of error: any Error) -> String {
-    StoreError.from(error).message
 }

@@ -161,7 +161,7 @@ struct StoreOptions: ParsableArguments {
             return try SQLiteStore(path: path)
         } catch {
             // SQLite's message; the statement (a whole migration) is no help here.
-            printError("error: cannot open the store \(path): \(clientDescription(of: error))")
+            printError("error: cannot open the store \(path): \(StoreError.from(error).message)")
             throw ExitCode(2)
         }
     }
